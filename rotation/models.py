@@ -1,0 +1,141 @@
+"""Rotation settings per PAM User, and each attempt to rotate one (a Rotation).
+
+The state machine lives in rotation/services.py; this module only holds the data and the
+database constraint that allows one active rotation per record.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from vault.models import PamConfiguration, PamUser, SecretsMixin, UidModel
+
+AWS_SYMBOLS = "!@#$%^&*()_+-=[]{}|'"
+
+
+class RotationSettings(models.Model):
+    METHODS = [("iam_user", "IAM User")]
+
+    pam_user = models.OneToOneField(
+        PamUser, on_delete=models.CASCADE, related_name="rotation_settings"
+    )
+    method = models.CharField(max_length=20, choices=METHODS, default="iam_user")
+    configuration = models.ForeignKey(
+        PamConfiguration, on_delete=models.PROTECT, related_name="rotation_settings"
+    )
+    # Keeper-style schedule JSON, normalised by rotation/schedules.py; ignored when
+    # use_configuration_schedule is on.
+    schedule = models.JSONField(default=dict, blank=True)
+    use_configuration_schedule = models.BooleanField(default=False)
+    length = models.PositiveSmallIntegerField(default=32)
+    min_upper = models.PositiveSmallIntegerField(default=5)
+    min_lower = models.PositiveSmallIntegerField(default=5)
+    min_digits = models.PositiveSmallIntegerField(default=5)
+    min_symbols = models.PositiveSmallIntegerField(default=5)
+    symbols = models.CharField(max_length=100, default=AWS_SYMBOLS, blank=True)
+    enabled = models.BooleanField(default=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    last_rotated_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "rotation settings"
+        indexes = [models.Index(fields=["enabled", "next_run_at"], name="rotation_due_idx")]
+
+    def __str__(self) -> str:
+        return f"Rotation settings of {self.pam_user}"
+
+    @property
+    def effective_schedule(self) -> dict:
+        if self.use_configuration_schedule:
+            return self.configuration.default_rotation_schedule or {"type": "ON_DEMAND"}
+        return self.schedule or {"type": "ON_DEMAND"}
+
+    @property
+    def complexity_text(self) -> str:
+        return (
+            f"{self.length},{self.min_upper},{self.min_lower},{self.min_digits},"
+            f"{self.min_symbols},{self.symbols}"
+        )
+
+
+class Rotation(SecretsMixin, UidModel):
+    QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+    STATUSES = [
+        (QUEUED, "Queued"),
+        (RUNNING, "Running"),
+        (SUCCEEDED, "Succeeded"),
+        (FAILED, "Failed"),
+    ]
+    ACTIVE = (QUEUED, RUNNING)
+    TRIGGERS = [("on_demand", "On demand"), ("scheduled", "Scheduled"), ("cli", "CLI")]
+
+    pam_user = models.ForeignKey(PamUser, on_delete=models.CASCADE, related_name="rotations")
+    configuration = models.ForeignKey(
+        PamConfiguration, on_delete=models.PROTECT, related_name="rotations"
+    )
+    gateway_name = models.CharField(max_length=100)
+    trigger = models.CharField(max_length=20, choices=TRIGGERS)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(max_length=20, choices=STATUSES, default=QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Write-ahead secret: committed before AWS is called, promoted on success.
+    pending_password_enc = models.TextField(blank=True, default="")
+    # True once an attempt ended without proof that AWS kept the old password: from then on
+    # the pending password is never thrown away.
+    pending_may_be_live = models.BooleanField(default=False)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resolved_rotations",
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pam_user"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_active_rotation_per_record",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["status", "lease_expires_at"], name="rotation_lease_idx"),
+            models.Index(fields=["pam_user", "-created_at"], name="rotation_history_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rotation of {self.pam_user} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def holds_possibly_live_password(self) -> bool:
+        return (
+            self.status == self.FAILED
+            and self.pending_may_be_live
+            and self.resolved_at is None
+            and self.has_secret("pending_password")
+        )
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

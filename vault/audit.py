@@ -1,0 +1,42 @@
+"""Writing audit events. Details never hold a secret: callers pass names, uids and outcomes."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from vault.models import AuditEvent, SharedFolder
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_record(
+    action: str,
+    *,
+    actor=None,
+    actor_kind: str = "user",
+    obj=None,
+    folder: SharedFolder | None = None,
+    request: HttpRequest | None = None,
+    details: dict | None = None,
+) -> AuditEvent:
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None
+    if actor is None and actor_kind == "user":
+        actor_kind = "system"
+    if folder is None and obj is not None:
+        folder = obj if isinstance(obj, SharedFolder) else getattr(obj, "folder", None)
+    return AuditEvent.objects.create(
+        actor=actor,
+        actor_kind=actor_kind,
+        action=action,
+        object_type=obj._meta.model_name if obj is not None else "",
+        object_uid=getattr(obj, "uid", "") or "",
+        object_repr=str(obj)[:300] if obj is not None else "",
+        folder=folder,
+        source_ip=client_ip(request),
+        details=details or {},
+    )

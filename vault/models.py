@@ -1,0 +1,240 @@
+"""Shared folders, their members, and the PAM records kept in them.
+
+Every secret column holds ciphertext from vault/crypto.py, bound to its row's uid and field name.
+Rows are addressed by a random ``uid`` in URLs and the CLI, never by their sequential id.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from vault import crypto
+
+USE_INSTANCE_ROLE = "USE_INSTANCE_ROLE"
+
+
+def new_uid() -> str:
+    # 16 random bytes -> 22 URL-safe characters.
+    return secrets.token_urlsafe(16)
+
+
+class UidModel(models.Model):
+    uid = models.CharField(max_length=32, unique=True, default=new_uid, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class SecretsMixin:
+    """Read and write ``<name>_enc`` columns through the cipher, bound to this row."""
+
+    def _aad(self, field: str) -> bytes:
+        return crypto.associated_data(self._meta.label_lower, self.uid, field)
+
+    def get_secret(self, field: str) -> str:
+        blob = getattr(self, f"{field}_enc")
+        return crypto.decrypt(blob, aad=self._aad(field)) if blob else ""
+
+    def set_secret(self, field: str, value: str) -> None:
+        setattr(self, f"{field}_enc", crypto.encrypt(value, aad=self._aad(field)) if value else "")
+
+    def has_secret(self, field: str) -> bool:
+        return bool(getattr(self, f"{field}_enc"))
+
+    def secret_fields(self) -> list[str]:
+        return [f.name[: -len("_enc")] for f in self._meta.fields if f.name.endswith("_enc")]
+
+
+class SharedFolder(UidModel):
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FolderMember(models.Model):
+    folder = models.ForeignKey(SharedFolder, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    can_edit = models.BooleanField(default=False)
+    can_share = models.BooleanField(default=False)
+    manage_records = models.BooleanField(default=False)
+    manage_users = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "user"], name="one_membership_per_user")
+        ]
+        ordering = ["user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.folder}"
+
+    PERMISSIONS = ("can_edit", "can_share", "manage_records", "manage_users")
+
+    def permission_names(self) -> list[str]:
+        return [p for p in self.PERMISSIONS if getattr(self, p)]
+
+
+class Application(UidModel):
+    """A Secrets-Manager client identity: folders are shared to it and it owns gateways."""
+
+    name = models.CharField(max_length=200, unique=True)
+    folders = models.ManyToManyField(
+        SharedFolder, through="ApplicationFolder", related_name="applications"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApplicationFolder(models.Model):
+    application = models.ForeignKey(Application, on_delete=models.CASCADE)
+    folder = models.ForeignKey(SharedFolder, on_delete=models.CASCADE)
+    editable = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["application", "folder"], name="one_share_per_app")
+        ]
+
+
+class Gateway(UidModel):
+    """A named pool of django-q2 workers; its name is the django-q2 cluster that serves it."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="gateways"
+    )
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_online(self) -> bool:
+        if self.last_seen_at is None:
+            return False
+        limit = timedelta(seconds=settings.GATEWAY_OFFLINE_SECONDS)
+        return timezone.now() - self.last_seen_at <= limit
+
+
+class PamConfiguration(SecretsMixin, UidModel):
+    ENVIRONMENTS = [("aws", "AWS")]
+
+    folder = models.ForeignKey(
+        SharedFolder, on_delete=models.CASCADE, related_name="configurations"
+    )
+    title = models.CharField(max_length=200)
+    environment = models.CharField(max_length=20, choices=ENVIRONMENTS, default="aws")
+    gateway = models.ForeignKey(Gateway, on_delete=models.PROTECT, related_name="configurations")
+    aws_id = models.CharField("AWS ID", max_length=200, blank=True)
+    access_key_id = models.CharField(max_length=128, default=USE_INSTANCE_ROLE)
+    access_secret_key_enc = models.TextField(blank=True, default="")
+    region_names = models.JSONField(default=list, blank=True)
+    endpoint_url = models.CharField(max_length=500, blank=True)
+    default_rotation_schedule = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "title"], name="config_title_per_folder")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def uses_instance_role(self) -> bool:
+        return self.access_key_id == USE_INSTANCE_ROLE
+
+    @property
+    def region(self) -> str:
+        return self.region_names[0] if self.region_names else "us-east-1"
+
+
+class PamUser(SecretsMixin, UidModel):
+    folder = models.ForeignKey(SharedFolder, on_delete=models.CASCADE, related_name="pam_users")
+    title = models.CharField(max_length=200)
+    login = models.CharField(max_length=64)
+    password_enc = models.TextField(blank=True, default="")
+    distinguished_name = models.CharField(max_length=2048)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "title"], name="user_title_per_folder")
+        ]
+        indexes = [models.Index(fields=["folder", "title"]), models.Index(fields=["login"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def account_id(self) -> str:
+        parts = self.distinguished_name.split(":")
+        return parts[4] if len(parts) > 4 else ""
+
+
+class PasswordVersion(SecretsMixin, UidModel):
+    SOURCES = [
+        ("manual", "Entered by a person"),
+        ("import", "Imported"),
+        ("rotation", "Rotation"),
+        ("resolution", "Resolved a possibly-live password"),
+    ]
+
+    pam_user = models.ForeignKey(PamUser, on_delete=models.CASCADE, related_name="versions")
+    password_enc = models.TextField()
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    source = models.CharField(max_length=20, choices=SOURCES)
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class AuditEvent(models.Model):
+    ACTORS = [("user", "User"), ("cli", "CLI"), ("system", "System")]
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_kind = models.CharField(max_length=10, choices=ACTORS, default="user")
+    action = models.CharField(max_length=64, db_index=True)
+    object_type = models.CharField(max_length=64, blank=True)
+    object_uid = models.CharField(max_length=32, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    folder = models.ForeignKey(SharedFolder, null=True, blank=True, on_delete=models.SET_NULL)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_repr}"
