@@ -10,9 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from rotation.passwords import AWS_SYMBOLS
 from vault.models import PamConfiguration, PamUser, SecretsMixin, UidModel
-
-AWS_SYMBOLS = "!@#$%^&*()_+-=[]{}|'"
 
 
 class RotationSettings(models.Model):

@@ -1,1 +1,15 @@
-urlpatterns: list = []
+from django.urls import path
+
+from rotation import views
+
+urlpatterns = [
+    path("records/<str:uid>/rotation/", views.rotation_settings, name="rotation_settings"),
+    path("records/<str:uid>/rotate/", views.rotate, name="rotate"),
+    path("records/<str:uid>/rotation/status/", views.rotation_status, name="rotation_status"),
+    path(
+        "records/<str:uid>/rotations/<str:rotation_uid>/resolve/",
+        views.resolve,
+        name="rotation_resolve",
+    ),
+    path("configurations/<str:uid>/test/", views.configuration_test, name="configuration_test"),
+]

@@ -111,6 +111,9 @@ class ApplicationFolder(models.Model):
             models.UniqueConstraint(fields=["application", "folder"], name="one_share_per_app")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.folder} shared to {self.application}"
+
 
 class Gateway(UidModel):
     """A named pool of django-q2 workers; its name is the django-q2 cluster that serves it."""
@@ -120,6 +123,9 @@ class Gateway(UidModel):
         Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="gateways"
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # What the audit trail last said about this gateway, so online/offline is written once
+    # per change rather than once per heartbeat.
+    reported_online = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
@@ -215,6 +221,9 @@ class PasswordVersion(SecretsMixin, UidModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Password of {self.pam_user} set {self.created_at:%Y-%m-%d %H:%M} ({self.source})"
 
 
 class AuditEvent(models.Model):

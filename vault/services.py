@@ -22,11 +22,26 @@ FULL_PERMISSIONS = {p: True for p in FolderMember.PERMISSIONS}
 
 
 @transaction.atomic
-def folder_create(*, name: str, owner=None, request: HttpRequest | None = None) -> SharedFolder:
+def folder_create(
+    *,
+    name: str,
+    owner=None,
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
+) -> SharedFolder:
+    """Create a folder; `owner` (if any) becomes a member with every permission. The audit
+    actor is `actor`, or the owner when no actor is given."""
     folder = SharedFolder.objects.create(name=name)
     if owner is not None:
         FolderMember.objects.create(folder=folder, user=owner, **FULL_PERMISSIONS)
-    audit_record("folder.created", actor=owner, obj=folder, request=request)
+    audit_record(
+        "folder.created",
+        actor=actor if actor is not None else owner,
+        actor_kind=actor_kind,
+        obj=folder,
+        request=request,
+    )
     return folder
 
 
@@ -54,18 +69,14 @@ def pam_user_create(
     source: str = "manual",
     request: HttpRequest | None = None,
 ) -> PamUser:
-    record = PamUser(
-        folder=folder, title=title, login=login, distinguished_name=distinguished_name
-    )
+    record = PamUser(folder=folder, title=title, login=login, distinguished_name=distinguished_name)
     record.save()  # the uid must exist before a secret can be bound to it
     if password:
         pam_user_set_password(
             record=record, password=password, set_by=actor, source=source, reason="created"
         )
         record.save(update_fields=["password_enc"])
-    audit_record(
-        "record.created", actor=actor, actor_kind=actor_kind, obj=record, request=request
-    )
+    audit_record("record.created", actor=actor, actor_kind=actor_kind, obj=record, request=request)
     return record
 
 
@@ -78,22 +89,34 @@ def pam_user_update(
     distinguished_name: str,
     password: str | None = None,
     actor=None,
+    actor_kind: str = "user",
+    source: str = "manual",
     request: HttpRequest | None = None,
 ) -> PamUser:
     """Update fields; `password=None` keeps the stored password, a string replaces it."""
     changed = [
-        f for f, v in (("title", title), ("login", login), ("distinguished_name", distinguished_name))
+        f
+        for f, v in (("title", title), ("login", login), ("distinguished_name", distinguished_name))
         if getattr(record, f) != v
     ]
     record.title, record.login, record.distinguished_name = title, login, distinguished_name
     if password is not None and password != record.get_secret("password"):
         pam_user_set_password(
-            record=record, password=password, set_by=actor, reason="edited by a person"
+            record=record,
+            password=password,
+            set_by=actor,
+            source=source,
+            reason="imported" if source == "import" else "edited by a person",
         )
         changed.append("password")
     record.save()
     audit_record(
-        "record.updated", actor=actor, obj=record, request=request, details={"fields": changed}
+        "record.updated",
+        actor=actor,
+        actor_kind=actor_kind,
+        obj=record,
+        request=request,
+        details={"fields": changed},
     )
     return record
 
@@ -168,3 +191,128 @@ def application_share_folder(
     ApplicationFolder.objects.update_or_create(
         application=application, folder=folder, defaults={"editable": editable}
     )
+
+
+def password_version_reveal(
+    *, version: PasswordVersion, actor=None, actor_kind: str = "user", request=None
+) -> str:
+    """Return a password from a record's history and write the audit event that says so."""
+    password = version.get_secret("password")
+    audit_record(
+        "password.revealed",
+        actor=actor,
+        actor_kind=actor_kind,
+        obj=version.pam_user,
+        request=request,
+        details={"what": "history", "version": version.uid},
+    )
+    return password
+
+
+class LastManagerError(Exception):
+    """The change would leave a folder without a member who can manage members."""
+
+
+def _lock_folder(folder: SharedFolder) -> None:
+    # Serialises membership changes per folder, so two managers removing each other at once
+    # cannot both succeed and leave the folder without a manager.
+    SharedFolder.objects.select_for_update().filter(pk=folder.pk).first()
+
+
+def _check_keeps_a_manager(folder: SharedFolder, *, without: FolderMember) -> None:
+    others = FolderMember.objects.filter(folder=folder, manage_users=True).exclude(pk=without.pk)
+    if not others.exists():
+        raise LastManagerError(
+            "A folder must keep at least one member who can manage members; "
+            "give that permission to someone else first."
+        )
+
+
+@transaction.atomic
+def member_add(
+    *,
+    folder: SharedFolder,
+    user,
+    permissions: dict[str, bool],
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
+) -> FolderMember:
+    perms = {p: bool(permissions.get(p)) for p in FolderMember.PERMISSIONS}
+    member = FolderMember.objects.create(folder=folder, user=user, **perms)
+    audit_record(
+        "member.added",
+        actor=actor,
+        actor_kind=actor_kind,
+        obj=folder,
+        request=request,
+        details={"user": user.username, "permissions": member.permission_names()},
+    )
+    return member
+
+
+@transaction.atomic
+def member_update(
+    *,
+    member: FolderMember,
+    permissions: dict[str, bool],
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
+) -> FolderMember:
+    """Set a member's permissions; raises LastManagerError rather than orphan the folder."""
+    _lock_folder(member.folder)
+    member.refresh_from_db()
+    perms = {p: bool(permissions.get(p)) for p in FolderMember.PERMISSIONS}
+    if member.manage_users and not perms["manage_users"]:
+        _check_keeps_a_manager(member.folder, without=member)
+    for name, value in perms.items():
+        setattr(member, name, value)
+    member.save(update_fields=list(perms))
+    audit_record(
+        "member.updated",
+        actor=actor,
+        actor_kind=actor_kind,
+        obj=member.folder,
+        request=request,
+        details={"user": member.user.username, "permissions": member.permission_names()},
+    )
+    return member
+
+
+@transaction.atomic
+def member_remove(*, member: FolderMember, actor=None, request: HttpRequest | None = None) -> None:
+    """Remove a member; raises LastManagerError rather than orphan the folder."""
+    _lock_folder(member.folder)
+    member.refresh_from_db()
+    if member.manage_users:
+        _check_keeps_a_manager(member.folder, without=member)
+    audit_record(
+        "member.removed",
+        actor=actor,
+        obj=member.folder,
+        request=request,
+        details={"user": member.user.username},
+    )
+    member.delete()
+
+
+def configuration_reveal(
+    *, config: PamConfiguration, actor=None, actor_kind: str = "user", request=None
+) -> str:
+    """Return the configuration's access secret key and write the audit event that says so."""
+    secret = config.get_secret("access_secret_key")
+    audit_record(
+        "password.revealed",
+        actor=actor,
+        actor_kind=actor_kind,
+        obj=config,
+        request=request,
+        details={"what": "access_secret_key"},
+    )
+    return secret
+
+
+def application_get_or_create(*, name: str) -> Application:
+    application, _ = Application.objects.get_or_create(name=name)
+    return application

@@ -48,7 +48,8 @@ if not VAULT_ENCRYPTION_KEYS:
     else:
         _refuse_to_start(
             "VAULT_ENCRYPTION_KEYS is not set; generate one with "
-            "`python manage.py pam genkey` and set VAULT_ENCRYPTION_KEYS (or DEBUG=1 for a local key file)."
+            "`python manage.py pam genkey` and set VAULT_ENCRYPTION_KEYS "
+            "(or DEBUG=1 for a local key file)."
         )
 
 INSTALLED_APPS = [
@@ -158,6 +159,8 @@ SESSION_SAVE_EVERY_REQUEST = True
 REDIS_URL = env.str("REDIS_URL", default="")
 ROTATION_LEASE_SECONDS = env.int("ROTATION_LEASE_SECONDS", default=300)
 ROTATION_MAX_ATTEMPTS = env.int("ROTATION_MAX_ATTEMPTS", default=5)
+# Seconds between attempts are 1, 2, 4, 8, 8 ... times this scale (tests set it to 0).
+ROTATION_RETRY_BACKOFF_SCALE = env.float("ROTATION_RETRY_BACKOFF_SCALE", default=1.0)
 GATEWAY_OFFLINE_SECONDS = env.int("GATEWAY_OFFLINE_SECONDS", default=120)
 AWS_POLICY_CACHE_SECONDS = env.int("AWS_POLICY_CACHE_SECONDS", default=300)
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=5)

@@ -1,13 +1,51 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from vault import views
 
+handler403 = "vault.views.permission_denied"
+handler404 = "vault.views.page_not_found"
+
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("folders/new/", views.folder_create, name="folder_create"),
+    path("folders/<str:uid>/", views.folder_detail, name="folder_detail"),
+    path("folders/<str:uid>/records/new/", views.record_create, name="record_create"),
+    path(
+        "folders/<str:uid>/configurations/new/",
+        views.configuration_create,
+        name="configuration_create",
+    ),
+    path("folders/<str:uid>/members/", views.members, name="members"),
+    path("folders/<str:uid>/members/add/", views.member_add, name="member_add"),
+    path(
+        "folders/<str:uid>/members/<str:username>/update/",
+        views.member_update,
+        name="member_update",
+    ),
+    path(
+        "folders/<str:uid>/members/<str:username>/remove/",
+        views.member_remove,
+        name="member_remove",
+    ),
+    path("records/<str:uid>/", views.record_detail, name="record_detail"),
+    path("records/<str:uid>/reveal/", views.record_reveal, name="record_reveal"),
+    path(
+        "records/<str:uid>/versions/<str:version_uid>/reveal/",
+        views.version_reveal,
+        name="version_reveal",
+    ),
+    path("records/<str:uid>/edit/", views.record_edit, name="record_edit"),
+    path("records/<str:uid>/delete/", views.record_delete, name="record_delete"),
+    path("configurations/<str:uid>/", views.configuration_detail, name="configuration_detail"),
+    path("configurations/<str:uid>/edit/", views.configuration_edit, name="configuration_edit"),
+    path(
+        "configurations/<str:uid>/delete/",
+        views.configuration_delete,
+        name="configuration_delete",
+    ),
     path("", include("rotation.urls")),
 ]

@@ -1,9 +1,498 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""The vault's pages. Each view resolves its object through vault/access.py on its first line
+(404 for outsiders, 403 for a missing permission), calls a service, and renders or redirects."""
 
-from vault.access import folders_for_user
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import IntegrityError, transaction
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.deletion import ProtectedError
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from vault import services
+from vault.access import (
+    configuration_for_user,
+    folder_for_user,
+    has_permission,
+    record_for_user,
+)
+from vault.forms import (
+    PERMISSION_LABELS,
+    FolderForm,
+    MemberAddForm,
+    MemberPermissionsForm,
+    PamConfigurationForm,
+    PamUserForm,
+)
+from vault.models import (
+    FolderMember,
+    PamConfiguration,
+    PamUser,
+    PasswordVersion,
+    SharedFolder,
+)
+
+RECORDS_PER_PAGE = 50
+CONFIGURATIONS_SHOWN = 50
+HISTORY_SHOWN = 50
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def _posted(request: HttpRequest):
+    # Not `request.POST or None`: an empty submission must still be validated (and fail).
+    return request.POST if request.method == "POST" else None
+
+
+def _permissions(member: FolderMember) -> dict[str, bool]:
+    return {
+        "can_edit": has_permission(member, "can_edit"),
+        "can_manage_records": has_permission(member, "manage_records"),
+        "can_manage_users": has_permission(member, "manage_users"),
+    }
+
+
+# --- Sign-in -----------------------------------------------------------------------------------
+
+
+class LoginView(auth_views.LoginView):
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        messages.success(self.request, f"Logged in as {form.get_user().username}.")
+        return response
+
+
+class LogoutView(auth_views.LogoutView):
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are logged out.")
+        return response
+
+
+# --- Errors ------------------------------------------------------------------------------------
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    reason = str(exception) if exception and str(exception) else "You may not do this."
+    for name, label in PERMISSION_LABELS.items():
+        reason = reason.replace(f"“{name}”", f"“{label}” ({name})")
+    return render(request, "vault/403.html", {"reason": reason}, status=403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "vault/404.html", status=404)
+
+
+# --- Home and folders --------------------------------------------------------------------------
+
+
+def _count_in_folder(model) -> Coalesce:
+    counts = (
+        model.objects.filter(folder=OuterRef("folder"))
+        .order_by()
+        .values("folder")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
+
+def _home(request: HttpRequest, form: FolderForm) -> HttpResponse:
+    # One query for every folder and its counts, however many folders and records there are.
+    memberships = (
+        FolderMember.objects.filter(user=request.user)
+        .select_related("folder")
+        .annotate(
+            record_count=_count_in_folder(PamUser),
+            configuration_count=_count_in_folder(PamConfiguration),
+        )
+        .order_by("folder__name")
+    )
+    return render(request, "vault/home.html", {"memberships": memberships, "form": form})
 
 
 @login_required
-def home(request):
-    return render(request, "vault/home.html", {"folders": folders_for_user(request.user)})
+def home(request: HttpRequest) -> HttpResponse:
+    return _home(request, FolderForm())
+
+
+@login_required
+@require_POST
+def folder_create(request: HttpRequest) -> HttpResponse:
+    form = FolderForm(request.POST)
+    if form.is_valid():
+        try:
+            folder = services.folder_create(
+                name=form.cleaned_data["name"], owner=request.user, request=request
+            )
+        except IntegrityError:
+            form.add_error("name", "A folder with this name already exists.")
+        else:
+            messages.success(request, f"Created the folder “{folder.name}”.")
+            return redirect("folder_detail", uid=folder.uid)
+    messages.error(request, "The folder was not created; see the error below.")
+    return _home(request, form)
+
+
+@login_required
+def folder_detail(request: HttpRequest, uid: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid)
+    q = request.GET.get("q", "").strip()[:200]
+    records = PamUser.objects.filter(folder=folder).only(
+        "uid", "title", "login", "distinguished_name", "folder_id"
+    )
+    configurations = PamConfiguration.objects.filter(folder=folder).select_related("gateway")
+    if q:
+        records = records.filter(Q(title__icontains=q) | Q(login__icontains=q))
+        configurations = configurations.filter(title__icontains=q)
+    page = Paginator(records.order_by("title", "pk"), RECORDS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    # One extra row tells whether there are more, without a second COUNT query.
+    configurations = list(configurations.order_by("title")[: CONFIGURATIONS_SHOWN + 1])
+    context = {
+        "folder": folder,
+        "member": member,
+        "q": q,
+        "page": page,
+        "configurations": configurations[:CONFIGURATIONS_SHOWN],
+        "more_configurations": len(configurations) > CONFIGURATIONS_SHOWN,
+        **_permissions(member),
+    }
+    return render(request, "vault/folder.html", context)
+
+
+# --- PAM Users ---------------------------------------------------------------------------------
+
+
+def _record_page(
+    request: HttpRequest, record: PamUser, member: FolderMember, **extra
+) -> HttpResponse:
+    perms = _permissions(member)
+    versions, version_count = [], 0
+    if perms["can_edit"]:
+        history = PasswordVersion.objects.filter(pam_user=record).select_related("set_by")
+        versions = list(history.defer("password_enc")[:HISTORY_SHOWN])
+        version_count = len(versions)
+        if version_count == HISTORY_SHOWN:
+            version_count = history.count()
+    context = {
+        "record": record,
+        "folder": record.folder,
+        "member": member,
+        "has_password": record.has_secret("password"),
+        "versions": versions,
+        "version_count": version_count,
+        "revealed_password": None,
+        "revealed_version": None,
+        "revealed_version_password": None,
+        **perms,
+        **extra,
+    }
+    return render(request, "vault/record.html", context)
+
+
+@login_required
+def record_detail(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid)
+    return _record_page(request, record, member)
+
+
+@login_required
+@require_POST
+@never_cache
+def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid)
+    password = services.pam_user_reveal(record=record, actor=request.user, request=request)
+    if _wants_json(request):
+        return JsonResponse({"password": password})
+    messages.info(request, "Password revealed. This was recorded in the audit log.")
+    return _record_page(request, record, member, revealed_password=password)
+
+
+@login_required
+@require_POST
+@never_cache
+def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    version = get_object_or_404(PasswordVersion, uid=version_uid, pam_user=record)
+    password = services.password_version_reveal(
+        version=version, actor=request.user, request=request
+    )
+    if _wants_json(request):
+        return JsonResponse({"password": password})
+    when = f"{version.created_at:%Y-%m-%d %H:%M} UTC"
+    messages.info(request, f"Revealed the password set {when}. This was recorded in the audit log.")
+    return _record_page(
+        request,
+        record,
+        member,
+        revealed_version=version.uid,
+        revealed_version_password=password,
+    )
+
+
+@login_required
+def record_create(request: HttpRequest, uid: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid, need="manage_records")
+    form = PamUserForm(_posted(request), folder=folder)
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                record = services.pam_user_create(
+                    folder=folder,
+                    title=data["title"],
+                    login=data["login"],
+                    distinguished_name=data["distinguished_name"],
+                    password=data["password"],
+                    actor=request.user,
+                    request=request,
+                )
+            except IntegrityError:
+                form.add_error("title", "Another record in this folder already has this title.")
+            else:
+                messages.success(request, f"Created the record “{record.title}”.")
+                return redirect("record_detail", uid=record.uid)
+        messages.error(request, "The record was not saved; see the errors below.")
+    return render(
+        request, "vault/record_form.html", {"form": form, "folder": folder, "record": None}
+    )
+
+
+@login_required
+def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    form = PamUserForm(_posted(request), folder=record.folder, instance=record)
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.pam_user_update(
+                    record=record,
+                    title=data["title"],
+                    login=data["login"],
+                    distinguished_name=data["distinguished_name"],
+                    password=form.password_for_service(),
+                    actor=request.user,
+                    request=request,
+                )
+            except IntegrityError:
+                record.refresh_from_db()  # the service had already changed the instance
+                form.add_error("title", "Another record in this folder already has this title.")
+            else:
+                messages.success(request, f"Saved the record “{record.title}”.")
+                return redirect("record_detail", uid=record.uid)
+        messages.error(request, "The record was not saved; see the errors below.")
+    return render(
+        request,
+        "vault/record_form.html",
+        {"form": form, "folder": record.folder, "record": record},
+    )
+
+
+@login_required
+@require_POST
+def record_delete(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid, need="manage_records")
+    folder, title = record.folder, record.title
+    services.pam_user_delete(record=record, actor=request.user, request=request)
+    messages.success(request, f"Deleted the record “{title}”.")
+    return redirect("folder_detail", uid=folder.uid)
+
+
+# --- PAM Configurations ------------------------------------------------------------------------
+
+
+def _save_configuration(
+    request: HttpRequest, form: PamConfigurationForm, config: PamConfiguration
+) -> PamConfiguration:
+    # A new gateway and the configuration that names it are saved together or not at all.
+    with transaction.atomic():
+        form.apply_to(config)
+        config.gateway = services.gateway_get_or_create(name=form.gateway_name())
+        return services.configuration_save(
+            config=config,
+            access_secret_key=form.secret_for_service(),
+            actor=request.user,
+            request=request,
+        )
+
+
+@login_required
+def configuration_create(request: HttpRequest, uid: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid, need="manage_records")
+    form = PamConfigurationForm(_posted(request), folder=folder)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                config = _save_configuration(request, form, PamConfiguration(folder=folder))
+            except IntegrityError:
+                form.add_error(
+                    "title", "Another configuration in this folder already has this title."
+                )
+            else:
+                messages.success(request, f"Created the configuration “{config.title}”.")
+                return redirect("configuration_detail", uid=config.uid)
+        messages.error(request, "The configuration was not saved; see the errors below.")
+    return render(
+        request,
+        "vault/configuration_form.html",
+        {"form": form, "folder": folder, "config": None},
+    )
+
+
+@login_required
+def configuration_detail(request: HttpRequest, uid: str) -> HttpResponse:
+    config, member = configuration_for_user(request.user, uid)
+    context = {
+        "config": config,
+        "folder": config.folder,
+        "member": member,
+        "has_secret_key": config.has_secret("access_secret_key"),
+        "schedule_json": json.dumps(config.default_rotation_schedule),
+        **_permissions(member),
+    }
+    return render(request, "vault/configuration.html", context)
+
+
+@login_required
+def configuration_edit(request: HttpRequest, uid: str) -> HttpResponse:
+    config, member = configuration_for_user(request.user, uid, need="can_edit")
+    form = PamConfigurationForm(_posted(request), folder=config.folder, instance=config)
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                _save_configuration(request, form, config)
+            except IntegrityError:
+                config.refresh_from_db()  # apply_to had already changed the instance
+                form.add_error(
+                    "title", "Another configuration in this folder already has this title."
+                )
+            else:
+                messages.success(request, f"Saved the configuration “{config.title}”.")
+                return redirect("configuration_detail", uid=config.uid)
+        messages.error(request, "The configuration was not saved; see the errors below.")
+    return render(
+        request,
+        "vault/configuration_form.html",
+        {"form": form, "folder": config.folder, "config": config},
+    )
+
+
+@login_required
+@require_POST
+def configuration_delete(request: HttpRequest, uid: str) -> HttpResponse:
+    config, member = configuration_for_user(request.user, uid, need="manage_records")
+    folder, title = config.folder, config.title
+    try:
+        services.configuration_delete(config=config, actor=request.user, request=request)
+    except ProtectedError:
+        messages.error(
+            request,
+            f"The configuration “{title}” was not deleted: records still use it for "
+            "rotation. Point them at another configuration first.",
+        )
+        return redirect("configuration_detail", uid=config.uid)
+    messages.success(request, f"Deleted the configuration “{title}”.")
+    return redirect("folder_detail", uid=folder.uid)
+
+
+# --- Members -----------------------------------------------------------------------------------
+
+
+def _members_page(
+    request: HttpRequest, folder: SharedFolder, member: FolderMember, add_form: MemberAddForm
+) -> HttpResponse:
+    members = FolderMember.objects.filter(folder=folder).select_related("user")
+    context = {
+        "folder": folder,
+        "member": member,
+        "members": members,
+        "add_form": add_form,
+        "permission_labels": PERMISSION_LABELS,
+        **_permissions(member),
+    }
+    return render(request, "vault/members.html", context)
+
+
+@login_required
+def members(request: HttpRequest, uid: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid)
+    return _members_page(request, folder, member, MemberAddForm(folder=folder))
+
+
+@login_required
+@require_POST
+def member_add(request: HttpRequest, uid: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid, need="manage_users")
+    form = MemberAddForm(request.POST, folder=folder)
+    if form.is_valid():
+        try:
+            added = services.member_add(
+                folder=folder,
+                user=form.cleaned_data["username"],
+                permissions=form.permissions(),
+                actor=request.user,
+                request=request,
+            )
+        except IntegrityError:
+            form.add_error("username", "This user is already a member of this folder.")
+        else:
+            messages.success(request, f"Added {added.user.username} to “{folder.name}”.")
+            return redirect("members", uid=folder.uid)
+    messages.error(request, "The member was not added; see the error below.")
+    return _members_page(request, folder, member, form)
+
+
+def _target_member(folder: SharedFolder, username: str) -> FolderMember:
+    return get_object_or_404(
+        FolderMember.objects.select_related("user", "folder"),
+        folder=folder,
+        user__username=username,
+    )
+
+
+@login_required
+@require_POST
+def member_update(request: HttpRequest, uid: str, username: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid, need="manage_users")
+    target = _target_member(folder, username)
+    form = MemberPermissionsForm(request.POST)
+    form.is_valid()  # checkboxes only: every submission is valid
+    try:
+        services.member_update(
+            member=target, permissions=form.permissions(), actor=request.user, request=request
+        )
+    except services.LastManagerError as exc:
+        messages.error(request, f"Permissions of {username} were not changed. {exc}")
+    else:
+        messages.success(request, f"Saved the permissions of {username}.")
+    return redirect("members", uid=folder.uid)
+
+
+@login_required
+@require_POST
+def member_remove(request: HttpRequest, uid: str, username: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid, need="manage_users")
+    target = _target_member(folder, username)
+    try:
+        services.member_remove(member=target, actor=request.user, request=request)
+    except services.LastManagerError as exc:
+        messages.error(request, f"{username} was not removed. {exc}")
+        return redirect("members", uid=folder.uid)
+    messages.success(request, f"Removed {username} from “{folder.name}”.")
+    if target.user_id == request.user.pk:
+        return redirect("home")
+    return redirect("members", uid=folder.uid)

@@ -1,0 +1,52 @@
+// Small progressive enhancements; every page works without them.
+(function () {
+  "use strict";
+
+  function csrfToken(element) {
+    var form = element.closest("form");
+    var input = form && form.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function say(status, text, failed) {
+    if (!status) { return; }
+    status.textContent = text;
+    status.classList.toggle("failed", !!failed);
+    window.clearTimeout(status.vaultTimer);
+    status.vaultTimer = window.setTimeout(function () { status.textContent = ""; }, 4000);
+  }
+
+  // Copy: ask the vault for the password (an audited reveal) and put it on the clipboard.
+  // The page keeps showing the password masked; only the "Copied" note appears.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy-url]");
+    if (!button) { return; }
+    event.preventDefault();
+    var status = button.parentElement.querySelector(".copy-status");
+    if (!navigator.clipboard || !window.isSecureContext) {
+      say(status, "Copy needs HTTPS or localhost; use Reveal instead.", true);
+      return;
+    }
+    button.disabled = true;
+    fetch(button.getAttribute("data-copy-url"), {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": csrfToken(button) },
+    })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("status " + response.status); }
+        return response.json();
+      })
+      .then(function (data) { return navigator.clipboard.writeText(data.password); })
+      .then(function () { say(status, "Copied"); })
+      .catch(function () { say(status, "Copy failed; use Reveal instead.", true); })
+      .finally(function () { button.disabled = false; });
+  });
+
+  // Destructive forms ask first.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
+})();

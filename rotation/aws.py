@@ -1,0 +1,716 @@
+"""The only module that talks to AWS (boto3/botocore); it turns botocore's errors into ours.
+
+Two error families, because the rotation state machine must know whether a password may be live:
+
+- ``AwsRefused``: AWS's answer proves nothing changed and retrying will not help.
+- ``AwsTransient``: worth retrying later. ``may_have_applied`` is True when the call was
+  ``UpdateLoginProfile`` and the failure does not prove that AWS left the password unchanged.
+
+Every message is a sentence a person can act on and never contains a password or secret key.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import botocore.exceptions as bce
+from django.conf import settings
+
+if TYPE_CHECKING:
+    from rotation.passwords import AccountPolicy
+    from vault.models import PamConfiguration
+
+logger = logging.getLogger(__name__)
+
+# botocore logs whole request bodies at DEBUG, and UpdateLoginProfile's body holds the new
+# password: keep botocore above DEBUG even when the root logger (or caplog) is turned down.
+for _name in ("botocore", "boto3"):
+    _lg = logging.getLogger(_name)
+    if _lg.level == logging.NOTSET or _lg.level < logging.INFO:
+        _lg.setLevel(logging.INFO)
+
+# Failures to open a connection: the request never left this host.
+NOTHING_SENT_ERRORS = (
+    bce.EndpointConnectionError,
+    bce.ConnectTimeoutError,
+    bce.ProxyConnectionError,
+)
+CLIENT_CACHE_SIZE = 64
+VALUE_CACHE_SIZE = 1024
+# EntityTemporarilyUnmodifiable: AWS asks us to come back shortly; total stays under 5 s.
+UNMODIFIABLE_DELAYS = (0.25, 0.5, 1.0, 2.0)
+
+ARN_RE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):user/(?P<path>.+)$")
+NOT_AUTHORIZED_RE = re.compile(
+    r"not authorized to perform:?\s*(?P<action>[A-Za-z0-9-]+:[A-Za-z0-9*]+)"
+)
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+    }
+)
+# The request was rejected as a whole; AWS did not act on it.
+REJECTED_RETRYABLE_CODES = THROTTLING_CODES | {
+    "EntityTemporarilyUnmodifiable",
+    "ConcurrentModification",
+    "LimitExceeded",
+}
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"}
+)
+BAD_CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "InvalidAccessKeyId",
+        "AuthFailure",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "InvalidSecurity",
+    }
+)
+INVALID_REQUEST_CODES = frozenset(
+    {
+        "ValidationError",
+        "InvalidInput",
+        "InvalidParameterValue",
+        "InvalidParameterCombination",
+        "MalformedQueryString",
+        "MissingParameter",
+        "InvalidAction",
+    }
+)
+# AWS failed to answer, or the connection was lost, after the request was (maybe) processed.
+SERVER_FAILURE_CODES = frozenset(
+    {"ServiceFailure", "ServiceUnavailable", "InternalFailure", "InternalError", "RequestTimeout"}
+)
+
+IAM_ACTIONS = {
+    "GetLoginProfile": "iam:GetLoginProfile",
+    "UpdateLoginProfile": "iam:UpdateLoginProfile",
+    "GetAccountPasswordPolicy": "iam:GetAccountPasswordPolicy",
+    "GetUser": "iam:GetUser",
+    "GetCallerIdentity": "sts:GetCallerIdentity",
+}
+
+
+class AwsError(Exception):
+    """An AWS call failed; ``message`` says what to do, ``code`` is AWS's error code or a tag."""
+
+    may_have_applied = False
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AwsRefused(AwsError):
+    """AWS's answer proves nothing changed, and retrying will not help."""
+
+
+class AwsTransient(AwsError):
+    """Worth retrying later. ``may_have_applied``: the password change may have happened."""
+
+    def __init__(self, message: str, code: str, *, may_have_applied: bool = False) -> None:
+        super().__init__(message, code)
+        self.may_have_applied = may_have_applied
+
+
+@dataclass
+class ConnectionReport:
+    account_id: str
+    arn: str
+    policy: AccountPolicy | None
+    region: str
+    endpoint_url: str
+
+
+# --- caches ---------------------------------------------------------------------------------
+
+
+class _Lru:
+    """A small thread-safe LRU with an optional time to live per entry."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> tuple[bool, Any]:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return False, None
+            expires, value = item
+            if expires and expires < time.monotonic():
+                del self._data[key]
+                return False, None
+            self._data.move_to_end(key)
+            return True, value
+
+    def put(self, key: Any, value: Any, ttl: float | None = None) -> None:
+        """Keep ``value`` for ``ttl`` seconds (None: until evicted; 0 or less: not at all)."""
+        if ttl is not None and ttl <= 0:
+            return
+        expires = time.monotonic() + ttl if ttl is not None else 0.0
+        with self._lock:
+            self._data[key] = (expires, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+_clients = _Lru(CLIENT_CACHE_SIZE)
+_values = _Lru(VALUE_CACHE_SIZE)
+# boto3 sessions are not thread-safe; one shared session (its loaded service models make new
+# clients cheap) guarded by a lock. Clients themselves are thread-safe once made.
+_session_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+# Per-thread record of UpdateLoginProfile attempts inside botocore's retry loop: a final
+# Throttling after an earlier dropped connection must not be reported as "nothing changed".
+_attempts = threading.local()
+_sleep = time.sleep  # tests replace it to check the waits without waiting
+
+
+def clear_caches() -> None:
+    """Forget cached clients, account ids and password policies (tests use it)."""
+    global _session
+    with _session_lock:
+        _session = None
+    _clients.clear()
+    _values.clear()
+
+
+def _config_key(config: PamConfiguration) -> tuple:
+    return (config.uid, config.updated_at)
+
+
+# --- clients --------------------------------------------------------------------------------
+
+
+def _where(config: PamConfiguration, service: str = "iam") -> str:
+    if config.endpoint_url:
+        return f"the endpoint {config.endpoint_url}"
+    return f"AWS {service.upper()} in {config.region}"
+
+
+def client(config: PamConfiguration, service: str):
+    """A boto3 client for ``service`` with the configuration's credentials, region and endpoint.
+
+    Cached per configuration version (uid, updated_at) and per AWS_* setting, because making a
+    client costs tens of milliseconds and a rotation must cost a few.
+    """
+    retry_settings = (
+        settings.AWS_MAX_ATTEMPTS,
+        settings.AWS_CONNECT_TIMEOUT,
+        settings.AWS_READ_TIMEOUT,
+    )
+    key = (*_config_key(config), service, retry_settings)
+    found, value = _clients.get(key)
+    if found:
+        return value
+    kwargs: dict[str, Any] = {
+        "region_name": config.region,
+        "endpoint_url": config.endpoint_url or None,
+        "config": botocore.config.Config(
+            # total_max_attempts counts the first try; botocore's max_attempts would not.
+            retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
+            connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+            read_timeout=settings.AWS_READ_TIMEOUT,
+        ),
+    }
+    if not config.uses_instance_role:
+        secret = _secret_key(config)
+        if not config.access_key_id or not secret:
+            raise AwsRefused(
+                f'Configuration "{config.title}" has no complete access key: enter both the '
+                "access key ID and the access secret key, or USE_INSTANCE_ROLE in both fields.",
+                "MissingCredentials",
+            )
+        kwargs["aws_access_key_id"] = config.access_key_id
+        kwargs["aws_secret_access_key"] = secret
+    global _session
+    try:
+        with _session_lock:
+            if _session is None:
+                _session = boto3.session.Session()
+            made = _session.client(service, **kwargs)
+    except ValueError as exc:
+        # botocore says "Invalid endpoint: <url>" or names the bad region; neither holds a secret.
+        if config.endpoint_url and "endpoint" in str(exc).lower():
+            raise AwsRefused(
+                f'The endpoint URL "{config.endpoint_url}" of configuration "{config.title}" is '
+                "not valid. Enter a full URL such as https://iam.amazonaws.com, or leave it empty.",
+                "InvalidEndpoint",
+            ) from None
+        raise AwsRefused(
+            f'The region "{config.region}" of configuration "{config.title}" is not valid. '
+            "Enter an AWS region name such as us-east-1.",
+            "InvalidRegion",
+        ) from None
+    except bce.BotoCoreError as exc:
+        raise AwsRefused(
+            f'Could not set up an AWS client for configuration "{config.title}" '
+            f"({type(exc).__name__}). Check its region and endpoint URL.",
+            type(exc).__name__,
+        ) from None
+    if service == "iam":
+        made.meta.events.register("needs-retry.iam.UpdateLoginProfile", _observe_update_attempt)
+    _clients.put(key, made)
+    return made
+
+
+def _secret_key(config: PamConfiguration) -> str:
+    try:
+        return config.get_secret("access_secret_key")
+    except Exception as exc:  # vault.crypto.CryptoError; its message names keys, not secrets
+        raise AwsRefused(
+            f'The access secret key of configuration "{config.title}" cannot be decrypted '
+            f"({exc}). Enter the secret key again.",
+            "SecretUnreadable",
+        ) from None
+
+
+def _observe_update_attempt(response=None, caught_exception=None, **_: Any) -> None:
+    if not getattr(_attempts, "tracking", False):
+        return
+    if caught_exception is not None:
+        if not _nothing_sent(caught_exception):
+            _attempts.ambiguous = True
+    elif response is not None and response[0] is not None and response[0].status_code >= 500:
+        _attempts.ambiguous = True
+
+
+def _nothing_sent(exc: BaseException) -> bool:
+    # Only failures to open a connection prove the request never left; SSLError and anything
+    # after the connection opened (closed, read timeout) may have reached AWS.
+    return isinstance(exc, NOTHING_SENT_ERRORS)
+
+
+# --- error translation ----------------------------------------------------------------------
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+def _translate(
+    exc: Exception,
+    config: PamConfiguration,
+    operation: str,
+    *,
+    login: str = "",
+    mutating: bool = False,
+    secrets: tuple[str, ...] = (),
+) -> AwsError:
+    """Our error for a botocore exception raised by ``operation``."""
+    action = IAM_ACTIONS.get(operation, operation)
+    where = _where(config, action.split(":")[0])
+    if isinstance(exc, bce.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "Unknown")
+        aws_message = _scrub(str(error.get("Message") or ""), secrets)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return _translate_client_error(
+            config, operation, action, code, aws_message, status, login=login, mutating=mutating
+        )
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+        return AwsRefused(
+            f'No AWS credentials found for configuration "{config.title}": it uses '
+            "USE_INSTANCE_ROLE but the gateway host has no instance role or default credentials. "
+            "Attach an IAM role to the gateway host, or enter an access key ID and secret key.",
+            "NoCredentials",
+        )
+    if isinstance(exc, bce.CredentialRetrievalError):
+        return AwsTransient(
+            f'Could not fetch the instance role credentials for configuration "{config.title}" '
+            "from the gateway host. Check the host's instance role and metadata service.",
+            "CredentialRetrievalError",
+        )
+    if isinstance(exc, bce.ParamValidationError):
+        # Its text may quote parameter values (the password), so it is not repeated here.
+        return AwsRefused(
+            f"The request for {action} was not valid (a parameter is missing or malformed); "
+            "nothing was sent to AWS.",
+            "ParamValidationError",
+        )
+    if isinstance(exc, bce.NoRegionError | bce.UnknownEndpointError | bce.InvalidRegionError):
+        return AwsRefused(
+            f'The region "{config.region}" of configuration "{config.title}" is not valid. '
+            "Enter an AWS region name such as us-east-1.",
+            "InvalidRegion",
+        )
+    if _nothing_sent(exc):
+        timeout = isinstance(exc, bce.ConnectTimeoutError)
+        return AwsTransient(
+            f"Could not connect to {where} for {action}"
+            + (f" within {settings.AWS_CONNECT_TIMEOUT:g} s" if timeout else "")
+            + "; nothing was sent. Check the endpoint URL and the gateway's network.",
+            "ConnectTimeout" if timeout else "EndpointConnectionError",
+        )
+    if isinstance(exc, bce.ReadTimeoutError):
+        return AwsTransient(
+            f"{where[0].upper()}{where[1:]} did not answer {action} within "
+            f"{settings.AWS_READ_TIMEOUT:g} s" + _maybe_applied_note(mutating),
+            "ReadTimeout",
+            may_have_applied=mutating,
+        )
+    if isinstance(exc, bce.ConnectionClosedError):
+        return AwsTransient(
+            f"The connection to {where} closed before AWS answered {action}"
+            + _maybe_applied_note(mutating),
+            "ConnectionClosed",
+            may_have_applied=mutating,
+        )
+    return AwsTransient(
+        f"The call {action} to {where} failed ({type(exc).__name__})"
+        + _maybe_applied_note(mutating),
+        type(exc).__name__,
+        may_have_applied=mutating,
+    )
+
+
+def _maybe_applied_note(mutating: bool) -> str:
+    if mutating:
+        return "; the new password may have been applied. Retry with the same password."
+    return ". Try again later."
+
+
+def _translate_client_error(
+    config: PamConfiguration,
+    operation: str,
+    action: str,
+    code: str,
+    aws_message: str,
+    status: int,
+    *,
+    login: str,
+    mutating: bool,
+) -> AwsError:
+    if code == "NoSuchEntity" and operation in ("GetLoginProfile", "UpdateLoginProfile"):
+        return AwsRefused(no_console_access_message(login), code)
+    if code == "NoSuchEntity" and operation == "GetUser":
+        return AwsRefused(_no_such_user_message(config, login), code)
+    if code in ACCESS_DENIED_CODES or "not authorized to perform" in aws_message:
+        found = NOT_AUTHORIZED_RE.search(aws_message)
+        refused = found.group("action") if found else action
+        return AwsRefused(
+            f'AWS refused {refused} to the credentials of configuration "{config.title}" '
+            f"({_who(config)}). Grant {refused} to the configuration's credentials "
+            "(in an IAM policy) and try again.",
+            code,
+        )
+    if code in BAD_CREDENTIAL_CODES:
+        return AwsRefused(_bad_credentials_message(config, code), code)
+    if code == "PasswordPolicyViolation":
+        return AwsRefused(
+            "AWS rejected the new password because it does not meet the account's password "
+            f"policy ({aws_message or 'no details'}). Raise the record's password complexity "
+            "to match the policy.",
+            code,
+        )
+    if code in INVALID_REQUEST_CODES:
+        return AwsRefused(
+            f"AWS rejected {action} as invalid: {aws_message or code}. Check the record's "
+            "login and the configuration.",
+            code,
+        )
+    if code in THROTTLING_CODES:
+        return AwsTransient(
+            f"AWS throttled {action} ({code}): too many requests to this account. "
+            "It will work when the request rate drops; try again later.",
+            code,
+        )
+    if code == "EntityTemporarilyUnmodifiable":
+        return AwsTransient(
+            f'AWS is still applying another change to the IAM user "{login}" '
+            "(EntityTemporarilyUnmodifiable). Try again in a minute.",
+            code,
+        )
+    if code in REJECTED_RETRYABLE_CODES:
+        return AwsTransient(
+            f"AWS rejected {action} for now ({code}: {aws_message}). Try again later.", code
+        )
+    if status >= 500 or code in SERVER_FAILURE_CODES:
+        return AwsTransient(
+            f"AWS failed to process {action} ({code}, HTTP {status})"
+            + _maybe_applied_note(mutating),
+            code,
+            may_have_applied=mutating,
+        )
+    return AwsTransient(
+        f"AWS answered {action} with an unexpected error ({code}: {aws_message})"
+        + _maybe_applied_note(mutating),
+        code,
+        may_have_applied=mutating,
+    )
+
+
+def no_console_access_message(login: str) -> str:
+    return (
+        f'The IAM user "{login}" has no AWS Console access (no login profile), so its console '
+        "password cannot be rotated. An administrator must enable console access for this user "
+        "and set at least a temporary password in the AWS console first."
+    )
+
+
+def _no_such_user_message(config: PamConfiguration, login: str) -> str:
+    try:
+        account = f"AWS account {caller_account(config)}"
+    except AwsError:
+        account = f'the AWS account of configuration "{config.title}"'
+    return (
+        f'The IAM user "{login}" does not exist in {account}. Check the record\'s login '
+        "(IAM user names are case-sensitive) and its ARN."
+    )
+
+
+def _who(config: PamConfiguration) -> str:
+    if config.uses_instance_role:
+        return "the gateway host's instance role"
+    return f"access key ID {config.access_key_id}"
+
+
+def _bad_credentials_message(config: PamConfiguration, code: str) -> str:
+    if config.uses_instance_role:
+        return (
+            f"AWS does not accept the instance role credentials of the gateway host ({code}): "
+            "they are not valid or have expired. Check the role used by configuration "
+            f'"{config.title}".'
+        )
+    if code == "SignatureDoesNotMatch":
+        problem = "the access secret key does not match it"
+    else:
+        problem = "it is not valid or has expired"
+    return (
+        f"AWS does not accept the access key ID {config.access_key_id} of configuration "
+        f'"{config.title}" ({code}): {problem}. Enter a current access key ID and secret key '
+        "in the configuration."
+    )
+
+
+def _call(
+    config: PamConfiguration,
+    service: str,
+    operation: str,
+    *,
+    login: str = "",
+    mutating: bool = False,
+    secrets: tuple[str, ...] = (),
+    **params: Any,
+) -> dict:
+    api = client(config, service)
+    method: Callable[..., dict] = getattr(api, _snake(operation))
+    try:
+        return method(**params)
+    except (bce.ClientError, bce.BotoCoreError) as exc:
+        raise _translate(
+            exc, config, operation, login=login, mutating=mutating, secrets=secrets
+        ) from None
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# --- public calls ---------------------------------------------------------------------------
+
+
+def _caller_identity(config: PamConfiguration) -> dict:
+    return _call(config, "sts", "GetCallerIdentity")
+
+
+def caller_account(config: PamConfiguration) -> str:
+    """The account id the configuration's credentials belong to (cached for a few minutes)."""
+    key = ("account", *_config_key(config))
+    found, value = _values.get(key)
+    if found:
+        return value
+    account = str(_caller_identity(config)["Account"])
+    _values.put(key, account, settings.AWS_POLICY_CACHE_SECONDS)
+    return account
+
+
+def _fetch_policy(config: PamConfiguration) -> AccountPolicy | None:
+    try:
+        answer = client(config, "iam").get_account_password_policy()
+    except bce.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            return None  # the account has no custom password policy
+        raise _translate(exc, config, "GetAccountPasswordPolicy") from None
+    except bce.BotoCoreError as exc:
+        raise _translate(exc, config, "GetAccountPasswordPolicy") from None
+    from rotation.passwords import AccountPolicy  # here: passwords.py need not load boto3
+
+    return AccountPolicy.from_aws(answer.get("PasswordPolicy"))
+
+
+def account_password_policy(config: PamConfiguration) -> AccountPolicy | None:
+    """The account's password policy, or None when it has none (cached for a few minutes)."""
+    key = ("policy", *_config_key(config))
+    found, value = _values.get(key)
+    if found:
+        return value
+    policy = _fetch_policy(config)
+    _values.put(key, policy, settings.AWS_POLICY_CACHE_SECONDS)
+    return policy
+
+
+def parse_arn(arn: str) -> tuple[str, str, str]:
+    """(partition, account id, user name) of an IAM user ARN; ValueError when it is not one."""
+    found = ARN_RE.match(arn or "")
+    if not found:
+        raise ValueError(arn)
+    return found["partition"], found["account"], found["path"].rsplit("/", 1)[-1]
+
+
+def check_account(config: PamConfiguration, *, arn: str, login: str = "") -> None:
+    """The ARN names an IAM user (``login``, when given) in the configuration's account."""
+    try:
+        _partition, account, name = parse_arn(arn)
+    except ValueError:
+        raise AwsRefused(
+            f'The record\'s ARN "{arn}" is not an IAM user ARN. Enter it as '
+            "arn:aws:iam::<12-digit account id>:user/<user name>.",
+            "InvalidArn",
+        ) from None
+    if login and name != login:
+        raise AwsRefused(
+            f'The record\'s ARN names the IAM user "{name}" but its login is "{login}". '
+            "Make them the same (IAM user names are case-sensitive).",
+            "ArnLoginMismatch",
+        )
+    actual = caller_account(config)
+    if account != actual:
+        raise AwsRefused(
+            f"The record's ARN is in account {account} but the configuration's credentials "
+            f'belong to account {actual} (configuration "{config.title}"). Choose a '
+            f"configuration for account {account}, or correct the record's ARN.",
+            "WrongAccount",
+        )
+
+
+def check_target(config: PamConfiguration, *, login: str, arn: str) -> None:
+    """The record can be rotated with this configuration: right account, has a console login."""
+    check_account(config, arn=arn, login=login)
+    try:
+        client(config, "iam").get_login_profile(UserName=login)
+    except bce.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity" and not _user_exists(
+            config, login
+        ):
+            raise AwsRefused(_no_such_user_message(config, login), "NoSuchEntity") from None
+        raise _translate(exc, config, "GetLoginProfile", login=login) from None
+    except bce.BotoCoreError as exc:
+        raise _translate(exc, config, "GetLoginProfile", login=login) from None
+
+
+def _user_exists(config: PamConfiguration, login: str) -> bool:
+    """False only when AWS says the user does not exist; any other answer counts as yes."""
+    try:
+        client(config, "iam").get_user(UserName=login)
+    except bce.ClientError as exc:
+        return exc.response.get("Error", {}).get("Code") != "NoSuchEntity"
+    except bce.BotoCoreError:
+        return True
+    return True
+
+
+def set_console_password(config: PamConfiguration, *, login: str, password: str) -> None:
+    """Set the IAM user's console password (UpdateLoginProfile, no reset required).
+
+    Raises AwsRefused when AWS proves nothing changed, AwsTransient otherwise; its
+    ``may_have_applied`` is True when any attempt may have reached AWS unanswered.
+    """
+    iam = client(config, "iam")
+    _attempts.tracking = True
+    _attempts.ambiguous = False
+    try:
+        for delay in (*UNMODIFIABLE_DELAYS, None):
+            try:
+                iam.update_login_profile(
+                    UserName=login, Password=password, PasswordResetRequired=False
+                )
+                return
+            except bce.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code == "EntityTemporarilyUnmodifiable" and delay is not None:
+                    _sleep(delay)
+                    continue
+                error = _translate_update(exc, config, login, password)
+            except bce.BotoCoreError as exc:
+                error = _translate_update(exc, config, login, password)
+            raise _after_ambiguity(error, getattr(_attempts, "ambiguous", False)) from None
+    finally:
+        _attempts.tracking = False
+        _attempts.ambiguous = False
+
+
+def _translate_update(
+    exc: Exception, config: PamConfiguration, login: str, password: str
+) -> AwsError:
+    secrets = (password, "" if config.uses_instance_role else _secret_key(config))
+    return _translate(
+        exc, config, "UpdateLoginProfile", login=login, mutating=True, secrets=secrets
+    )
+
+
+def _after_ambiguity(error: AwsError, ambiguous: bool) -> AwsError:
+    """An answer about the last attempt says nothing about an earlier one that went unanswered."""
+    if not ambiguous or error.may_have_applied or error.code == "NoSuchEntity":
+        return error
+    # e.g. a retry refused as password reuse after the first attempt applied the password.
+    return AwsTransient(
+        "An earlier attempt of iam:UpdateLoginProfile went unanswered, so the new password may "
+        f"have been applied; AWS then answered: {error.message}",
+        error.code,
+        may_have_applied=True,
+    )
+
+
+def test_connection(config: PamConfiguration) -> ConnectionReport:
+    """GetCallerIdentity and GetAccountPasswordPolicy, uncached: what the configuration reaches."""
+    identity = _caller_identity(config)
+    return ConnectionReport(
+        account_id=str(identity["Account"]),
+        arn=str(identity.get("Arn", "")),
+        policy=_fetch_policy(config),
+        region=config.region,
+        endpoint_url=config.endpoint_url,
+    )
+
+
+# pytest would collect a module-level function named test_* from a test's namespace.
+test_connection.__test__ = False  # type: ignore[attr-defined]

@@ -1,0 +1,55 @@
+"""Handing work to gateways: the only module that enqueues django-q2 tasks.
+
+Task arguments are ids and names only; a secret never enters django-q2's tables.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from rotation.models import Rotation
+
+TICK_PREFIX = "gateway-tick:"
+
+
+def enqueue_rotation(rotation: Rotation) -> None:
+    async_task(
+        "rotation.tasks.run_rotation",
+        rotation.pk,
+        cluster=rotation.gateway_name,
+        task_name=f"rotate {rotation.uid}",
+        group="rotation",
+    )
+
+
+def enqueue_drains(per_gateway: dict[str, int]) -> None:
+    """Start enough drain tasks on each gateway to keep its workers busy."""
+    from rotation.services import drain_task_count
+
+    workers = settings.Q_CLUSTER.get("workers", 2)
+    for gateway_name, queued in per_gateway.items():
+        for _ in range(drain_task_count(queued, workers)):
+            async_task(
+                "rotation.tasks.drain_gateway",
+                gateway_name,
+                cluster=gateway_name,
+                task_name=f"drain {gateway_name}",
+                group="rotation",
+            )
+
+
+def ensure_gateway_schedule(gateway_name: str) -> None:
+    """Each gateway's cluster runs its own tick every minute (heartbeat, recovery, scheduler)."""
+    Schedule.objects.get_or_create(
+        name=f"{TICK_PREFIX}{gateway_name}",
+        defaults={
+            "func": "rotation.tasks.gateway_tick",
+            "args": repr(gateway_name),
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+            "cluster": gateway_name,
+        },
+    )

@@ -1,0 +1,240 @@
+"""Password Rotation Settings: the form a person with edit rights fills in on a PAM User."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import datetime
+
+from django import forms
+from django.utils import timezone
+
+from rotation.models import RotationSettings
+from rotation.passwords import AWS_SYMBOLS, Complexity, ComplexityError, validate_complexity
+from rotation.schedules import ScheduleError, next_runs, normalize_schedule
+from vault.access import folders_for_user
+from vault.models import ApplicationFolder, PamConfiguration, PamUser
+
+CONFIG_DEFAULT = "CONFIG_DEFAULT"
+SCHEDULE_TYPES = [
+    ("ON_DEMAND", "On demand only"),
+    ("DAILY", "Daily"),
+    ("WEEKLY", "Weekly"),
+    ("MONTHLY_BY_DAY", "Monthly on a day"),
+    ("MONTHLY_BY_WEEKDAY", "Monthly on a weekday"),
+    ("YEARLY", "Yearly"),
+    ("CRON", "Cron expression"),
+    (CONFIG_DEFAULT, "Use the configuration's default schedule"),
+]
+WEEKDAYS = [
+    (d, d.title())
+    for d in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+]
+OCCURRENCES = [(o, o.title()) for o in ("FIRST", "SECOND", "THIRD", "FOURTH", "LAST")]
+MONTHS = [
+    (m, m.title())
+    for m in (
+        "JANUARY",
+        "FEBRUARY",
+        "MARCH",
+        "APRIL",
+        "MAY",
+        "JUNE",
+        "JULY",
+        "AUGUST",
+        "SEPTEMBER",
+        "OCTOBER",
+        "NOVEMBER",
+        "DECEMBER",
+    )
+]
+
+
+def _time_zones() -> list[tuple[str, str]]:
+    return [(z, z) for z in sorted(zoneinfo.available_timezones()) if "/" in z or z == "UTC"]
+
+
+def sharing_problem(config: PamConfiguration, record: PamUser) -> str | None:
+    """Why `config` cannot rotate `record`, or None: its gateway's application must have the
+    record's folder shared to it, editable."""
+    gateway, folder = config.gateway, record.folder
+    app = gateway.application
+    if app is None:
+        return (
+            f'The gateway "{gateway.name}" of this configuration belongs to no application: '
+            f'tie it to an application and share the folder "{folder.name}" to that application.'
+        )
+    share = ApplicationFolder.objects.filter(application=app, folder=folder).first()
+    if share is None:
+        return (
+            f'The folder "{folder.name}" is not shared to the application "{app.name}" that owns '
+            f'the gateway "{gateway.name}": share the folder to that application first.'
+        )
+    if not share.editable:
+        return (
+            f'The folder "{folder.name}" is shared read-only to the application "{app.name}": '
+            "share it editable so rotations can save new passwords."
+        )
+    return None
+
+
+class RotationSettingsForm(forms.Form):
+    method = forms.ChoiceField(label="Rotation method", choices=RotationSettings.METHODS)
+    configuration = forms.ModelChoiceField(
+        label="PAM Configuration", queryset=PamConfiguration.objects.none(), to_field_name="uid"
+    )
+    schedule_type = forms.ChoiceField(label="Schedule", choices=SCHEDULE_TYPES)
+    time = forms.TimeField(
+        label="Time", initial="00:00", input_formats=["%H:%M", "%H:%M:%S"], required=False
+    )
+    tz = forms.ChoiceField(label="Time zone", initial="UTC")
+    interval_count = forms.IntegerField(
+        label="Every N (days or weeks)", min_value=1, max_value=365, initial=1, required=False
+    )
+    weekday = forms.ChoiceField(label="Weekday", choices=WEEKDAYS, required=False)
+    month_day = forms.IntegerField(
+        label="Day of month", min_value=1, max_value=31, initial=1, required=False
+    )
+    occurrence = forms.ChoiceField(
+        label="Which weekday of the month", choices=OCCURRENCES, required=False
+    )
+    month = forms.ChoiceField(label="Month", choices=MONTHS, required=False)
+    cron = forms.CharField(
+        label="Cron expression",
+        max_length=120,
+        required=False,
+        help_text="5 fields, or Keeper's 6-field form with seconds and ?",
+    )
+    length = forms.IntegerField(label="Length", min_value=8, max_value=128, initial=32)
+    min_upper = forms.IntegerField(
+        label="Minimum upper-case", min_value=0, max_value=128, initial=5
+    )
+    min_lower = forms.IntegerField(
+        label="Minimum lower-case", min_value=0, max_value=128, initial=5
+    )
+    min_digits = forms.IntegerField(label="Minimum digits", min_value=0, max_value=128, initial=5)
+    min_symbols = forms.IntegerField(label="Minimum symbols", min_value=0, max_value=128, initial=5)
+    symbols = forms.CharField(
+        label="Symbol set", max_length=100, required=False, strip=False, initial=AWS_SYMBOLS
+    )
+    enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+
+    def __init__(self, *args, record: PamUser, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.record = record
+        self.fields["configuration"].queryset = PamConfiguration.objects.filter(
+            folder__in=folders_for_user(user)
+        ).select_related("gateway__application", "folder")
+        self.fields["tz"].choices = _time_zones()
+        self.schedule: dict | None = None
+        self.complexity: Complexity | None = None
+
+    @classmethod
+    def initial_for(cls, rs: RotationSettings | None) -> dict:
+        if rs is None:
+            return {"method": "iam_user", "schedule_type": "ON_DEMAND", "tz": "UTC"}
+        schedule = rs.schedule or {"type": "ON_DEMAND"}
+        return {
+            "method": rs.method,
+            "configuration": rs.configuration.uid,
+            "schedule_type": CONFIG_DEFAULT if rs.use_configuration_schedule else schedule["type"],
+            "time": schedule.get("time", "00:00"),
+            "tz": schedule.get("tz", "UTC"),
+            "interval_count": schedule.get("intervalCount", 1),
+            "weekday": schedule.get("weekday", "MONDAY"),
+            "month_day": schedule.get("monthDay", 1),
+            "occurrence": schedule.get("occurrence", "FIRST"),
+            "month": schedule.get("month", "JANUARY"),
+            "cron": schedule.get("cron", ""),
+            "length": rs.length,
+            "min_upper": rs.min_upper,
+            "min_lower": rs.min_lower,
+            "min_digits": rs.min_digits,
+            "min_symbols": rs.min_symbols,
+            "symbols": rs.symbols,
+            "enabled": rs.enabled,
+        }
+
+    def clean_configuration(self) -> PamConfiguration:
+        config = self.cleaned_data["configuration"]
+        problem = sharing_problem(config, self.record)
+        if problem:
+            raise forms.ValidationError(problem)
+        return config
+
+    def _schedule_data(self) -> dict:
+        data = self.cleaned_data
+        kind = data.get("schedule_type")
+        raw: dict = {"type": kind, "tz": data.get("tz") or "UTC"}
+        if data.get("time"):
+            raw["time"] = data["time"].strftime("%H:%M")
+        extra = {
+            "DAILY": {"intervalCount": data.get("interval_count") or 1},
+            "WEEKLY": {
+                "weekday": data.get("weekday") or "MONDAY",
+                "intervalCount": data.get("interval_count") or 1,
+            },
+            "MONTHLY_BY_DAY": {"monthDay": data.get("month_day") or 1},
+            "MONTHLY_BY_WEEKDAY": {
+                "weekday": data.get("weekday") or "MONDAY",
+                "occurrence": data.get("occurrence") or "FIRST",
+            },
+            "YEARLY": {
+                "month": data.get("month") or "JANUARY",
+                "monthDay": data.get("month_day") or 1,
+            },
+            "CRON": {"cron": data.get("cron", "")},
+        }.get(kind, {})
+        raw.update(extra)
+        return raw
+
+    def _clean_schedule(self) -> None:
+        kind = self.cleaned_data.get("schedule_type")
+        if kind == CONFIG_DEFAULT:
+            config = self.cleaned_data.get("configuration")
+            if config is not None:
+                try:
+                    normalize_schedule(config.default_rotation_schedule or {"type": "ON_DEMAND"})
+                except ScheduleError as exc:
+                    self.add_error(
+                        "schedule_type", f"The configuration's default schedule is invalid: {exc}"
+                    )
+            return
+        if kind == "CRON" and not self.cleaned_data.get("cron"):
+            self.add_error("cron", "Enter a cron expression for a cron schedule.")
+            return
+        try:
+            self.schedule = normalize_schedule(self._schedule_data())
+        except ScheduleError as exc:
+            self.add_error("cron" if kind == "CRON" else "schedule_type", str(exc))
+
+    def _clean_complexity(self) -> None:
+        data = self.cleaned_data
+        names = ("length", "min_upper", "min_lower", "min_digits", "min_symbols")
+        if any(data.get(n) is None for n in names):
+            return  # the field errors already say what is wrong
+        complexity = Complexity(symbols=data.get("symbols", ""), **{n: data[n] for n in names})
+        try:
+            validate_complexity(complexity)
+        except ComplexityError as exc:
+            field = exc.field if exc.field in self.fields else None
+            self.add_error(field, str(exc))
+            return
+        self.complexity = complexity
+
+    def clean(self) -> dict:
+        super().clean()
+        self._clean_schedule()
+        self._clean_complexity()
+        return self.cleaned_data
+
+    def effective_schedule(self) -> dict:
+        if self.cleaned_data.get("schedule_type") == CONFIG_DEFAULT:
+            config = self.cleaned_data["configuration"]
+            return config.default_rotation_schedule or {"type": "ON_DEMAND"}
+        return self.schedule or {"type": "ON_DEMAND"}
+
+    def upcoming_runs(self, now: datetime | None = None) -> list[datetime]:
+        try:
+            return next_runs(self.effective_schedule(), now or timezone.now(), 5)
+        except ScheduleError:
+            return []

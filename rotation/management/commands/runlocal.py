@@ -1,0 +1,204 @@
+"""`make run` / `make serve`: the whole product on one machine, stopped cleanly by Ctrl-C.
+
+--demo also starts a local AWS emulator (moto's server), seeds it with demo IAM users and imports
+a demo folder pointing at it. Every child runs in its own process group and is stopped with
+SIGTERM, then SIGKILL after a grace period (django-q2 can hang after "stopping").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from rotation import aws
+from vault.models import FolderMember, PamUser, SharedFolder
+from vault.services import FULL_PERMISSIONS
+
+DEMO_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "demo.json"
+DEMO_FOLDER = "AWS IAM Users"
+INITIAL_PASSWORD = "Demo-Initial-Passw0rd!"
+# The demo account's password policy, as an administrator would set it.
+DEMO_POLICY = {
+    "MinimumPasswordLength": 20,
+    "RequireUppercaseCharacters": True,
+    "RequireLowercaseCharacters": True,
+    "RequireNumbers": True,
+    "RequireSymbols": True,
+}
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Command(BaseCommand):
+    help = "Run the web app and the default gateway (with --demo: also a local AWS emulator)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--demo", action="store_true", help="emulator and demo data")
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument(
+            "--emulator-port", type=int, default=int(os.environ.get("AWS_EMULATOR_PORT", "5055"))
+        )
+
+    def handle(self, *args, demo: bool, port: int, emulator_port: int, **options) -> None:
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        for busy in [port] + ([emulator_port] if demo else []):
+            if _port_open(busy):
+                raise CommandError(
+                    f"port {busy} is already in use; stop what listens there or set "
+                    f"{'PORT' if busy == port else 'AWS_EMULATOR_PORT'} to another port"
+                )
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            password = self._demo_login()
+            if demo:
+                endpoint = self._start_emulator(emulator_port)
+                self._import_demo(endpoint)
+            self._start("gateway default", [sys.executable, "manage.py", "qcluster"])
+            self._start(
+                "web",
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "vault.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--access-logfile",
+                    "-",
+                    "--log-level",
+                    "warning",
+                ],
+            )
+            self._wait_for_port(port, "web")
+            self._banner(port, password, demo, emulator_port)
+            self._watch()
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopping ...")
+        finally:
+            self._stop_all()
+
+    # --- processes -------------------------------------------------------------------------
+
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, start_new_session=True)
+        self.children.append((name, proc))
+        return proc
+
+    def _wait_for_port(self, port: int, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _port_open(port):
+                return
+            self._check_children()
+            time.sleep(0.2)
+        raise CommandError(f"{name} did not start listening on port {port}")
+
+    def _check_children(self) -> None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                raise CommandError(f"{name} stopped unexpectedly (exit status {proc.returncode})")
+
+    def _watch(self) -> None:
+        while True:
+            self._check_children()
+            time.sleep(0.5)
+
+    def _stop_all(self) -> None:
+        for _, proc in self.children:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        for _name, proc in self.children:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if self.children:
+            self.stdout.write("Stopped: " + ", ".join(name for name, _ in self.children))
+
+    # --- demo ------------------------------------------------------------------------------
+
+    def _demo_login(self) -> str:
+        """The `demo` user; its password from VAULT_DEMO_PASSWORD or generated and kept in .env."""
+        password = os.environ.get("VAULT_DEMO_PASSWORD", "")
+        if not password:
+            password = secrets.token_urlsafe(12)
+            env_file = Path(settings.BASE_DIR) / ".env"
+            with env_file.open("a") as fh:
+                fh.write(f"VAULT_DEMO_PASSWORD={password}\n")
+            os.environ["VAULT_DEMO_PASSWORD"] = password
+            self.stdout.write(f"Generated a password for the demo login (kept in {env_file}).")
+        user, _ = User.objects.get_or_create(username="demo")
+        if not user.check_password(password):
+            user.set_password(password)
+            user.save()
+        return password
+
+    def _start_emulator(self, port: int) -> str:
+        moto = Path(sys.executable).with_name("moto_server")
+        self._start("AWS emulator", [str(moto), "-H", "127.0.0.1", "-p", str(port)])
+        self._wait_for_port(port, "AWS emulator")
+        return f"http://127.0.0.1:{port}"
+
+    def _import_demo(self, endpoint: str) -> None:
+        demo = json.loads(DEMO_FILE.read_text())
+        data = demo["import"]
+        for config in data["configurations"]:
+            config["endpoint_url"] = endpoint
+        demo_file = Path(settings.BASE_DIR) / "run" / "demo-import.json"
+        demo_file.parent.mkdir(exist_ok=True)
+        demo_file.write_text(json.dumps(data, indent=2))
+        call_command(
+            "pam", "import", str(demo_file), "--owner", "demo", stdout=open(os.devnull, "w")
+        )
+        with transaction.atomic():
+            folder = SharedFolder.objects.get(name=DEMO_FOLDER)
+            demo_user = User.objects.get(username="demo")
+            FolderMember.objects.update_or_create(
+                folder=folder, user=demo_user, defaults=FULL_PERMISSIONS
+            )
+        self._seed_emulator(endpoint, demo["emulator_users"], folder)
+
+    def _seed_emulator(self, endpoint: str, users: list[dict], folder: SharedFolder) -> None:
+        """The emulator forgets everything when it stops; give each user back the password the
+        vault holds, so vault and emulator agree from the first minute."""
+        held = {r.login: r.get_secret("password") for r in PamUser.objects.filter(folder=folder)}
+        console = {
+            u["login"]: (held.get(u["login"]) or INITIAL_PASSWORD) if u["console"] else None
+            for u in users
+        }
+        aws.emulator_seed(endpoint, console_passwords=console, password_policy=DEMO_POLICY)
+
+    def _banner(self, port: int, password: str, demo: bool, emulator_port: int) -> None:
+        lines = [
+            "",
+            "PAM Vault is running.",
+            f"  Open:      http://127.0.0.1:{port}/",
+            "  Log in:    demo / " + password,
+        ]
+        if demo:
+            lines.append(f"  AWS emulator: http://127.0.0.1:{emulator_port} (demo IAM users)")
+        lines.append("  Stop:      Ctrl-C")
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()

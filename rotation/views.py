@@ -1,0 +1,169 @@
+"""Rotation pages: settings, the Rotate button, live status, resolving, Test connection."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from rotation import aws, services
+from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
+from rotation.models import Rotation, RotationSettings
+from rotation.panel import panel_context
+from rotation.schedules import ScheduleError, next_runs
+from vault.access import configuration_for_user, record_for_user
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+@login_required
+def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    current = (
+        RotationSettings.objects.filter(pam_user=record).select_related("configuration").first()
+    )
+    if request.method == "POST":
+        form = RotationSettingsForm(request.POST, record=record, user=request.user)
+        if form.is_valid() and "preview" not in request.POST:
+            services.rotation_settings_save(
+                record=record,
+                configuration=form.cleaned_data["configuration"],
+                schedule=form.schedule,
+                use_configuration_schedule=form.cleaned_data["schedule_type"] == CONFIG_DEFAULT,
+                complexity=form.complexity,
+                enabled=form.cleaned_data["enabled"],
+                actor=request.user,
+                request=request,
+            )
+            messages.success(request, "Password Rotation Settings saved.")
+            return redirect("record_detail", uid=record.uid)
+        if not form.is_valid():
+            messages.error(request, "The settings were not saved: please correct the errors below.")
+    else:
+        form = RotationSettingsForm(
+            initial=RotationSettingsForm.initial_for(current), record=record, user=request.user
+        )
+    upcoming = form.upcoming_runs() if form.is_bound and form.is_valid() else _saved_runs(current)
+    return render(
+        request,
+        "rotation/settings.html",
+        {"record": record, "form": form, "upcoming": upcoming, "settings": current},
+    )
+
+
+def _saved_runs(current: RotationSettings | None) -> list:
+    if current is None:
+        return []
+    try:
+        return next_runs(current.effective_schedule, timezone.now(), 5)
+    except ScheduleError:
+        return []
+
+
+@login_required
+@require_POST
+def rotate(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    try:
+        rotation = services.rotation_request(
+            record=record, trigger="on_demand", requested_by=request.user, request=request
+        )
+    except services.RotationRequestError as exc:
+        if _wants_json(request):
+            return JsonResponse({"ok": False, "message": str(exc)}, status=409)
+        messages.warning(request, str(exc))
+        return redirect("record_detail", uid=record.uid)
+    if _wants_json(request):
+        return JsonResponse({"ok": True, "rotation": rotation.uid, "status": rotation.status})
+    messages.info(request, "Rotation requested: the status below updates by itself.")
+    return redirect("record_detail", uid=record.uid)
+
+
+@login_required
+@require_GET
+def rotation_status(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid)
+    context = panel_context(record, member)
+    html = render_to_string("rotation/_status.html", context, request=request)
+    latest = context["latest"]
+    return JsonResponse(
+        {
+            "active": bool(latest and latest.is_active),
+            "status": latest.status if latest else None,
+            "label": latest.get_status_display() if latest else None,
+            "error": latest.error if latest else "",
+            "gateway_online": context["gateway_online"],
+            "html": html,
+        }
+    )
+
+
+@login_required
+@require_POST
+def resolve(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    rotation = Rotation.objects.filter(pam_user=record, uid=rotation_uid).first()
+    choice = request.POST.get("keep")
+    if rotation is None or choice not in ("current", "pending"):
+        messages.error(request, "Choose which password to keep.")
+        return redirect("record_detail", uid=record.uid)
+    try:
+        services.rotation_resolve(
+            rotation=rotation, use_pending=choice == "pending", actor=request.user, request=request
+        )
+    except services.RotationRequestError as exc:
+        messages.warning(request, str(exc))
+    else:
+        messages.success(
+            request,
+            "The possibly-live password is now the current password."
+            if choice == "pending"
+            else "Kept the current password; the possibly-live one was discarded.",
+        )
+    return redirect("record_detail", uid=record.uid)
+
+
+@login_required
+@require_POST
+def configuration_test(request: HttpRequest, uid: str) -> HttpResponse:
+    config, member = configuration_for_user(request.user, uid, need="can_edit")
+    try:
+        report = aws.test_connection(config)
+    except aws.AwsError as exc:
+        messages.error(request, f"Test connection failed: {exc.message}")
+        result = {"ok": False, "message": exc.message}
+    else:
+        messages.success(request, f"Connected to AWS account {report.account_id}.")
+        result = {"ok": True, "report": report}
+    request.session["connection_test"] = {
+        "uid": config.uid,
+        "ok": result["ok"],
+        "message": result.get("message", ""),
+        "account_id": getattr(result.get("report"), "account_id", ""),
+        "arn": getattr(result.get("report"), "arn", ""),
+        "policy": _policy_text(getattr(result.get("report"), "policy", None)),
+    }
+    return redirect("configuration_detail", uid=config.uid)
+
+
+def _policy_text(policy) -> str:
+    if policy is None:
+        return "no custom password policy"
+    needs = [
+        name
+        for name, flag in (
+            ("upper-case", policy.require_upper),
+            ("lower-case", policy.require_lower),
+            ("digits", policy.require_digits),
+            ("symbols", policy.require_symbols),
+        )
+        if flag
+    ]
+    text = f"minimum length {policy.minimum_length}"
+    return text + (f"; requires {', '.join(needs)}" if needs else "")

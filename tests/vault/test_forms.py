@@ -1,0 +1,196 @@
+"""Form validation without HTTP: every bad input is a field error, never an exception."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from vault.forms import (
+    MemberAddForm,
+    PamConfigurationForm,
+    PamUserForm,
+    clean_default_rotation_schedule,
+)
+from vault.models import USE_INSTANCE_ROLE
+
+
+def _user_form(personas, **changes) -> PamUserForm:
+    data = {
+        "title": "T",
+        "login": "TestUser",
+        "distinguished_name": "arn:aws:iam::123456789012:user/TestUser",
+        "password": "",
+        **changes,
+    }
+    return PamUserForm(data, folder=personas.folder)
+
+
+@pytest.mark.parametrize(
+    "arn,login",
+    [
+        ("arn:aws:iam::123456789012:user/TestUser", "TestUser"),
+        ("arn:aws-cn:iam::123456789012:user/TestUser", "TestUser"),
+        ("arn:aws-us-gov:iam::123456789012:user/TestUser", "TestUser"),
+        ("arn:aws:iam::123456789012:user/division_abc/subdivision_xyz/Bob", "Bob"),
+        ("arn:aws:iam::123456789012:user/a+b=c,d.e@f_g-h", "a+b=c,d.e@f_g-h"),
+    ],
+)
+def test_valid_arns_are_accepted(personas, arn, login):
+    form = _user_form(personas, distinguished_name=arn, login=login)
+    assert form.is_valid(), form.errors
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::12345678901:user/TestUser",  # 11 digits
+        "arn:aws:iam::1234567890123:user/TestUser",  # 13 digits
+        "arn:aws-eu:iam::123456789012:user/TestUser",  # no such partition
+        "arn:aws:iam:us-east-1:123456789012:user/TestUser",  # IAM ARNs have no region
+        "arn:aws:iam::123456789012:group/TestUser",
+        "arn:aws:iam::123456789012:user/",
+        "arn:aws:iam::123456789012:user//TestUser",
+        "arn:aws:iam::123456789012:user/Test User",
+        "TestUser",
+        "",
+    ],
+)
+def test_invalid_arns_are_field_errors(personas, arn):
+    form = _user_form(personas, distinguished_name=arn)
+    assert not form.is_valid()
+    assert "distinguished_name" in form.errors
+
+
+def test_arn_name_must_match_login_case_sensitively(personas):
+    form = _user_form(personas, login="testuser")
+    assert not form.is_valid()
+    assert list(form.errors) == ["distinguished_name"]
+
+
+def test_login_longer_than_64_is_an_error(personas):
+    name = "a" * 65
+    form = _user_form(
+        personas, login=name, distinguished_name=f"arn:aws:iam::123456789012:user/{name}"
+    )
+    assert "login" in form.errors
+
+
+@pytest.mark.parametrize("login", ["Test User", "Test/User", "Tést", "Test#1"])
+def test_login_with_characters_iam_forbids_is_an_error(personas, login):
+    form = _user_form(personas, login=login)
+    assert "login" in form.errors
+
+
+def test_password_of_exactly_128_printable_characters_is_accepted(personas):
+    assert _user_form(personas, password="~ " * 64).is_valid()
+
+
+@pytest.mark.parametrize("password", ["a" * 129, "tab\there", "new\nline", "emoji🙂"])
+def test_password_beyond_128_printable_ascii_is_an_error(personas, password):
+    form = _user_form(personas, password=password)
+    assert list(form.errors) == ["password"]
+
+
+def test_password_keeps_surrounding_spaces(personas):
+    form = _user_form(personas, password=" spaced ")
+    assert form.is_valid()
+    assert form.cleaned_data["password"] == " spaced "
+
+
+def _config_form(personas, **changes) -> PamConfigurationForm:
+    data = {
+        "title": "C",
+        "environment": "aws",
+        "gateway": "default",
+        "new_gateway": "",
+        "aws_id": "",
+        "access_key_id": USE_INSTANCE_ROLE,
+        "access_secret_key": "",
+        "region_names": "us-east-1",
+        "endpoint_url": "",
+        "default_rotation_schedule": '{"type": "ON_DEMAND"}',
+        **changes,
+    }
+    return PamConfigurationForm(data, folder=personas.folder)
+
+
+@pytest.mark.parametrize("regions", ["us-east-1", "us-gov-west-1, cn-north-1", "eu-central-2"])
+def test_region_names_like_aws_are_accepted(personas, regions):
+    assert _config_form(personas, region_names=regions).is_valid()
+
+
+@pytest.mark.parametrize("regions", ["US-EAST-1", "useast1", "us-east", ",", "us-east-1;eu-west-1"])
+def test_region_names_unlike_aws_are_errors(personas, regions):
+    assert list(_config_form(personas, region_names=regions).errors) == ["region_names"]
+
+
+def test_region_names_are_split_trimmed_and_deduplicated(personas):
+    form = _config_form(personas, region_names=" us-east-1 ,eu-west-1, us-east-1 ")
+    assert form.is_valid()
+    assert form.cleaned_data["region_names"] == ["us-east-1", "eu-west-1"]
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:5055", "https://iam.us-east-1.amazonaws.com", "http://moto:5000/"]
+)
+def test_http_and_https_endpoints_are_accepted(personas, url):
+    assert _config_form(personas, endpoint_url=url).is_valid()
+
+
+@pytest.mark.parametrize("url", ["https://", "http://host:port", "http://a b", "ws://host"])
+def test_malformed_endpoints_are_errors(personas, url):
+    assert list(_config_form(personas, endpoint_url=url).errors) == ["endpoint_url"]
+
+
+def test_instance_role_secret_is_instance_role(personas):
+    form = _config_form(personas)
+    assert form.is_valid()
+    assert form.secret_for_service() == USE_INSTANCE_ROLE
+
+
+def test_real_key_id_with_secret_passes_the_secret(personas):
+    form = _config_form(personas, access_key_id="AKIAEXAMPLE", access_secret_key="s3cr3t/+x")
+    assert form.is_valid()
+    assert form.secret_for_service() == "s3cr3t/+x"
+
+
+def test_access_key_id_with_odd_characters_is_an_error(personas):
+    form = _config_form(personas, access_key_id="AKIA EXAMPLE", access_secret_key="x")
+    assert "access_key_id" in form.errors
+
+
+def test_gateway_name_that_is_not_a_slug_is_an_error(personas):
+    form = _config_form(personas, gateway="", new_gateway="two words")
+    assert list(form.errors) == ["new_gateway"]
+
+
+def test_unknown_gateway_choice_is_an_error(personas):
+    assert list(_config_form(personas, gateway="nope").errors) == ["gateway"]
+
+
+def test_schedule_function_returns_the_object():
+    assert clean_default_rotation_schedule('{"type": "DAILY", "time": "03:00"}') == {
+        "type": "DAILY",
+        "time": "03:00",
+    }
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", "null", '"ON_DEMAND"', "{}", '{"type": ""}', '{"type": 1}']
+)
+def test_schedule_function_rejects_anything_but_an_object_with_a_type(text):
+    with pytest.raises(ValidationError):
+        clean_default_rotation_schedule(text)
+
+
+def test_member_add_form_returns_the_user(personas):
+    from tests.conftest import make_user
+
+    newcomer = make_user("newcomer")
+    form = MemberAddForm({"username": "newcomer", "manage_users": "on"}, folder=personas.folder)
+    assert form.is_valid()
+    assert form.cleaned_data["username"] == newcomer
+    assert form.permissions() == {
+        "can_edit": False,
+        "can_share": False,
+        "manage_records": False,
+        "manage_users": True,
+    }
