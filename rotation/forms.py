@@ -11,8 +11,9 @@ from django.utils import timezone
 from rotation.models import RotationSettings
 from rotation.passwords import AWS_SYMBOLS, Complexity, ComplexityError, validate_complexity
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
+from rotation.services import sharing_problem
 from vault.access import folders_for_user
-from vault.models import ApplicationFolder, PamConfiguration, PamUser
+from vault.models import PamConfiguration, PamUser
 
 CONFIG_DEFAULT = "CONFIG_DEFAULT"
 SCHEDULE_TYPES = [
@@ -51,30 +52,6 @@ MONTHS = [
 
 def _time_zones() -> list[tuple[str, str]]:
     return [(z, z) for z in sorted(zoneinfo.available_timezones()) if "/" in z or z == "UTC"]
-
-
-def sharing_problem(config: PamConfiguration, record: PamUser) -> str | None:
-    """Why `config` cannot rotate `record`, or None: its gateway's application must have the
-    record's folder shared to it, editable."""
-    gateway, folder = config.gateway, record.folder
-    app = gateway.application
-    if app is None:
-        return (
-            f'The gateway "{gateway.name}" of this configuration belongs to no application: '
-            f'tie it to an application and share the folder "{folder.name}" to that application.'
-        )
-    share = ApplicationFolder.objects.filter(application=app, folder=folder).first()
-    if share is None:
-        return (
-            f'The folder "{folder.name}" is not shared to the application "{app.name}" that owns '
-            f'the gateway "{gateway.name}": share the folder to that application first.'
-        )
-    if not share.editable:
-        return (
-            f'The folder "{folder.name}" is shared read-only to the application "{app.name}": '
-            "share it editable so rotations can save new passwords."
-        )
-    return None
 
 
 class RotationSettingsForm(forms.Form):

@@ -31,7 +31,7 @@ from rotation.models import Rotation, RotationSettings
 from rotation.passwords import Complexity, ComplexityError, generate_password
 from rotation.schedules import ScheduleError, next_run
 from vault.audit import audit_record
-from vault.models import Gateway, PamUser
+from vault.models import ApplicationFolder, Gateway, PamConfiguration, PamUser
 from vault.services import pam_user_set_password
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,30 @@ def _lease_deadline(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) + timedelta(seconds=settings.ROTATION_LEASE_SECONDS)
 
 
+def sharing_problem(config: PamConfiguration, record: PamUser) -> str | None:
+    """Why `config` cannot rotate `record`, or None: its gateway's application must have the
+    record's folder shared to it, editable."""
+    gateway, folder = config.gateway, record.folder
+    app = gateway.application
+    if app is None:
+        return (
+            f'The gateway "{gateway.name}" of this configuration belongs to no application: '
+            f'tie it to an application and share the folder "{folder.name}" to that application.'
+        )
+    share = ApplicationFolder.objects.filter(application=app, folder=folder).first()
+    if share is None:
+        return (
+            f'The folder "{folder.name}" is not shared to the application "{app.name}" that owns '
+            f'the gateway "{gateway.name}": share the folder to that application first.'
+        )
+    if not share.editable:
+        return (
+            f'The folder "{folder.name}" is shared read-only to the application "{app.name}": '
+            "share it editable so rotations can save new passwords."
+        )
+    return None
+
+
 def rotation_check_requestable(*, record: PamUser) -> RotationSettings:
     """The settings a rotation of `record` would use, or RotationRequestError saying why not."""
     rs = (
@@ -71,6 +95,9 @@ def rotation_check_requestable(*, record: PamUser) -> RotationSettings:
         raise RotationRequestError(
             "Password rotation is disabled for this record: enable it in Password Rotation Settings."
         )
+    problem = sharing_problem(rs.configuration, record)
+    if problem:
+        raise RotationRequestError(problem)
     return rs
 
 
@@ -121,7 +148,7 @@ def rotation_claim(*, rotation_id: int) -> Rotation | None:
     ).get(pk=rotation_id)
 
 
-def _complexity(rs: RotationSettings) -> Complexity:
+def settings_complexity(rs: RotationSettings) -> Complexity:
     return Complexity(
         length=rs.length,
         min_upper=rs.min_upper,
@@ -137,7 +164,7 @@ def rotation_write_ahead(*, rotation: Rotation) -> str:
     if rotation.has_secret("pending_password"):
         return rotation.get_secret("pending_password")
     policy = aws.account_password_policy(rotation.configuration)
-    password = generate_password(_complexity(rotation.pam_user.rotation_settings), policy)
+    password = generate_password(settings_complexity(rotation.pam_user.rotation_settings), policy)
     rotation.set_secret("pending_password", password)
     # Autocommit: this row is durable before the next line talks to AWS.
     Rotation.objects.filter(pk=rotation.pk).update(

@@ -57,6 +57,7 @@ def make_pam_user(folder: SharedFolder, login_name: str = "TestUser", password: 
 
 
 def make_configuration(folder: SharedFolder, gateway: Gateway, endpoint: str = "", **kw):
+    secret = kw.pop("access_secret_key", "testing-secret")
     config = PamConfiguration(
         folder=folder,
         title=kw.pop("title", "AWS IAM Configuration"),
@@ -68,7 +69,8 @@ def make_configuration(folder: SharedFolder, gateway: Gateway, endpoint: str = "
         default_rotation_schedule={"type": "ON_DEMAND"},
         **kw,
     )
-    config.set_secret("access_secret_key", kw.pop("access_secret_key", "testing-secret"))
+    config.save()  # the uid exists before a secret is bound to it
+    config.set_secret("access_secret_key", secret)
     config.save()
     return config
 

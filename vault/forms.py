@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from vault import validators
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 from vault.models import (
     USE_INSTANCE_ROLE,
     FolderMember,
@@ -359,7 +363,7 @@ class MemberAddForm(MemberPermissionsForm):
         self.folder = folder
         super().__init__(*args, **kw)
 
-    def clean_username(self):
+    def clean_username(self) -> AbstractBaseUser:
         username = self.cleaned_data["username"]
         user = get_user_model().objects.filter(username=username).first()
         if user is None:

@@ -193,5 +193,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django_q": {"level": env.str("Q_LOG_LEVEL", default="INFO")}},
+    "loggers": {
+        "django_q": {"level": env.str("Q_LOG_LEVEL", default="INFO")},
+        # botocore logs whole request bodies (new passwords included) at DEBUG: never below INFO.
+        "botocore": {"level": "INFO"},
+        "boto3": {"level": "INFO"},
+        "urllib3": {"level": "INFO"},
+    },
 }

@@ -6,9 +6,10 @@ import copy
 import json
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from tests.conftest import make_user
-from vault import importer
+from vault import importer, validators
 from vault.cli import CliError, call_pam
 from vault.models import (
     USE_INSTANCE_ROLE,
@@ -542,3 +543,93 @@ def test_configuration_field_cleaner_can_refuse_a_schedule(monkeypatch):
     assert errors_of(example()) == [
         "configurations[0].default_rotation_schedule: unknown schedule type"
     ]
+
+
+# --- the shared validators (vault/validators.py; the web forms use them too) -----------------
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::123456789012:user/TestUser",
+        "arn:aws-cn:iam::123456789012:user/division/team/TestUser",
+        "arn:aws-us-gov:iam::123456789012:user/a.b+c=d,e@f_g-h",
+    ],
+)
+def test_valid_iam_user_arns(arn):
+    validators.validate_iam_user_arn(arn)
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::12345678901:user/TestUser",  # 11 digits
+        "arn:aws:iam::123456789012:role/TestUser",
+        "arn:aws:iam:us-east-1:123456789012:user/TestUser",
+        "arn:azure:iam::123456789012:user/TestUser",
+        "arn:aws:iam::123456789012:user/",
+        "arn:aws:iam::123456789012:user/Test User",
+    ],
+)
+def test_invalid_iam_user_arns(arn):
+    with pytest.raises(ValidationError):
+        validators.validate_iam_user_arn(arn)
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("us-east-1", True),
+        ("us-gov-west-1", True),
+        ("ap-southeast-3", True),
+        ("US-EAST-1", False),
+        ("us-east", False),
+        ("", False),
+    ],
+)
+def test_region_names(value, ok):
+    if ok:
+        validators.validate_region_name(value)
+    else:
+        with pytest.raises(ValidationError):
+            validators.validate_region_name(value)
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("", True),
+        ("http://127.0.0.1:5055", True),
+        ("http://moto:5000", True),
+        ("https://iam.amazonaws.com", True),
+        ("ftp://example.com", False),
+        ("http://", False),
+        ("http://host:99999", False),
+        ("http://exa mple.com", False),
+        ("iam.amazonaws.com", False),
+    ],
+)
+def test_endpoint_urls(value, ok):
+    if ok:
+        validators.validate_endpoint_url(value)
+    else:
+        with pytest.raises(ValidationError):
+            validators.validate_endpoint_url(value)
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [("", True), ("a" * 128, True), ("a" * 129, False), ("pässword", False), ("tab\there", False)],
+)
+def test_password_text(value, ok):
+    if ok:
+        validators.validate_password_text(value)
+    else:
+        with pytest.raises(ValidationError):
+            validators.validate_password_text(value)
+
+
+def test_arn_match_is_exact():
+    validators.validate_arn_matches_login("arn:aws:iam::123456789012:user/path/Bob", "Bob")
+    with pytest.raises(ValidationError, match='ARN user name "Bob" does not match login "bob"'):
+        validators.validate_arn_matches_login("arn:aws:iam::123456789012:user/Bob", "bob")

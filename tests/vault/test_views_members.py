@@ -237,3 +237,9 @@ def test_outsider_cannot_remove(personas):
 def test_anonymous_cannot_remove(personas):
     assert Client().post(_url(personas, "viewer/remove/")).status_code == 302
     assert FolderMember.objects.filter(folder=personas.folder).count() == 3
+
+
+def test_editor_without_manage_users_sees_the_list_read_only(personas):
+    response = login(personas.editor).get(_url(personas))
+    assert response.status_code == 200
+    assert "/members/add/" not in response.content.decode()

@@ -117,3 +117,10 @@ def test_anonymous_is_sent_to_login(personas):
     response = Client().get(f"/records/{record.uid}/")
     assert response.status_code == 302
     assert response.url.startswith("/login/")
+
+
+def test_outsider_404_page_does_not_name_the_record(personas):
+    record = _make_record(personas)
+    response = login(personas.outsider).get(f"/records/{record.uid}/")
+    assert "AWS user: Alice" not in response.content.decode()
+    assert "Not found" in response.content.decode()

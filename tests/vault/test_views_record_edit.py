@@ -106,3 +106,9 @@ def test_anonymous_post_redirects_and_changes_nothing(personas, record):
     assert Client().post(_url(record), _data(title="X")).status_code == 302
     record.refresh_from_db()
     assert record.title == "AWS user: Alice"
+
+
+def test_refusal_page_says_which_permission_is_missing(personas, record):
+    html = login(personas.viewer).get(_url(record)).content.decode()
+    assert "Refused" in html
+    assert "“Edit records” (can_edit)" in html

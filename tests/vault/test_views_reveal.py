@@ -136,3 +136,9 @@ def test_history_version_of_another_record_is_404(personas, record):
     url = f"/records/{record.uid}/versions/{_version(other).uid}/reveal/"
     assert login(personas.editor).post(url).status_code == 404
     assert _reveals() == 0
+
+
+def test_editor_reveals_the_current_password(personas, record):
+    response = login(personas.editor).post(f"/records/{record.uid}/reveal/", **JSON)
+    assert response.json() == {"password": PASSWORD}
+    assert AuditEvent.objects.get(action="password.revealed").actor == personas.editor

@@ -83,24 +83,25 @@ class Command(BaseCommand):
                 )
             code = func(namespace, out) or 0
         except CliError as exc:
-            self._fail(exc.messages, exc.code, options)
+            self._fail(exc.messages, exc.code)
         except ValidationError as exc:
-            self._fail(_validation_lines(exc), 1, options)
+            self._fail(_validation_lines(exc), 1)
         except crypto.CryptoError as exc:
-            self._fail([str(exc)], 1, options)
+            self._fail([str(exc)], 1)
         except CommandError:
             raise
+        except KeyboardInterrupt:
+            self._fail(["interrupted"], 130)
         except Exception as exc:
             if options.get("traceback"):
                 raise
-            self._fail(
-                [f"{type(exc).__name__}: {exc} (rerun with --traceback for details)"], 1, options
-            )
+            text = " ".join(str(exc).split())  # one line, whatever the driver's message
+            self._fail([f"{type(exc).__name__}: {text} (rerun with --traceback for details)"], 1)
         else:
             if code:
                 self._exit(code, "failed")
 
-    def _fail(self, messages: list[str], code: int, options: dict) -> None:
+    def _fail(self, messages: list[str], code: int) -> None:
         for message in messages:
             self.stderr.write(f"pam: error: {message}")
         self._exit(code, messages[0] if messages else "failed")
