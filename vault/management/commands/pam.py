@@ -31,11 +31,13 @@ class PamParser(CommandParser):
             if isinstance(action, argparse._SubParsersAction)
             for name in action.choices
         ]
-        if commands:
+        if "invalid choice" in message:
+            hint = ""  # argparse already listed the choices
+        elif commands:
             hint = f"commands: {', '.join(commands)}"
         else:
             hint = " ".join(self.format_usage().split())
-        line = f"pam: error: {message} ({hint})"
+        line = f"pam: error: {message}" + (f" ({hint})" if hint else "")
         if self.called_from_command_line:
             sys.stderr.write(line + "\n")
             sys.exit(2)
