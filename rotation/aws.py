@@ -714,3 +714,36 @@ def test_connection(config: PamConfiguration) -> ConnectionReport:
 
 # pytest would collect a module-level function named test_* from a test's namespace.
 test_connection.__test__ = False  # type: ignore[attr-defined]
+
+
+def emulator_seed(
+    endpoint_url: str,
+    *,
+    console_passwords: dict[str, str | None],
+    password_policy: dict | None = None,
+) -> None:
+    """Arrange a local AWS emulator for the demo (`make run`): IAM users, their console
+    passwords (None: no console access) and the account password policy. Idempotent."""
+    iam = boto3.session.Session().client(
+        "iam",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="demo-access-key",
+        aws_secret_access_key="demo-secret-key",
+    )
+    for login, password in console_passwords.items():
+        try:
+            iam.create_user(UserName=login)
+        except bce.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+                raise
+        if password is None:
+            continue
+        try:
+            iam.create_login_profile(UserName=login, Password=password)
+        except bce.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "EntityAlreadyExists":
+                raise
+            iam.update_login_profile(UserName=login, Password=password)
+    if password_policy:
+        iam.update_account_password_policy(**password_policy)

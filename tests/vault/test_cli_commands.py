@@ -15,7 +15,7 @@ from tests.conftest import make_configuration, make_pam_user
 from vault import cli, crypto, services
 from vault.cli import CliError, call_pam
 from vault.management.commands import pam as pam_command
-from vault.models import AuditEvent, PamConfiguration, PamUser, PasswordVersion
+from vault.models import AuditEvent, PamConfiguration, PamUser, PasswordVersion, SharedFolder
 
 pytestmark = pytest.mark.django_db
 
@@ -315,3 +315,15 @@ def test_handler_receives_a_namespace(with_fake_app):
     with_fake_app(lambda options, out: received.append(options))
     call_pam("fake", "run")
     assert isinstance(received[0], argparse.Namespace)
+
+
+def test_uids_beginning_with_a_dash_are_values_not_options(personas):
+    record = make_pam_user(personas.folder, "Dashed")
+    PamUser.objects.filter(pk=record.pk).update(uid="-" + "a" * 21)
+    SharedFolder.objects.filter(pk=personas.folder.pk).update(uid="-" + "b" * 21)
+    code, out, err = call_pam("get", "-" + "a" * 21, "--format", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["uid"] == "-" + "a" * 21
+    code, out, _ = call_pam("list", "--folder", "-" + "b" * 21, "--format", "json")
+    assert code == 0
+    assert [r["title"] for r in json.loads(out)] == ["AWS user: Dashed"]

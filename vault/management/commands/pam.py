@@ -12,6 +12,7 @@ raises CommandError with ``returncode`` set, so tests can check both.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from django.core.exceptions import ValidationError
@@ -20,9 +21,19 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from vault import crypto
 from vault.cli import CliError, OutputHelper, iter_app_cli_modules
 
+# A uid is 22 URL-safe base64 characters and may begin with "-", which argparse would take
+# for an option ("--folder -Abc..." -> "expected one argument").
+UID_LIKE = re.compile(r"-[A-Za-z0-9_-]{21}")
+
 
 class PamParser(CommandParser):
-    """argparse usage errors as one line (with the usage folded in) and exit status 2."""
+    """argparse usage errors as one line (with the usage folded in) and exit status 2; uids
+    that begin with "-" are values, not options."""
+
+    def _parse_optional(self, arg_string):
+        if UID_LIKE.fullmatch(arg_string) and arg_string not in self._option_string_actions:
+            return None
+        return super()._parse_optional(arg_string)
 
     def error(self, message: str):
         commands = [
