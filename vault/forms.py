@@ -216,6 +216,9 @@ class PamConfigurationForm(forms.Form):
                 },
             )
         super().__init__(*args, **kw)
+        # Required depending on other fields: the label must not call them optional.
+        for name in ("gateway", "new_gateway", "access_secret_key"):
+            self.fields[name].conditional = True
         if instance is not None and instance.has_secret("access_secret_key"):
             self.fields[
                 "access_secret_key"

@@ -99,8 +99,11 @@ class Command(BaseCommand):
 
     # --- processes -------------------------------------------------------------------------
 
-    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, cwd=settings.BASE_DIR, start_new_session=True)
+    def _start(self, name: str, argv: list[str], log: Path | None = None) -> subprocess.Popen:
+        out = log.open("ab") if log else None
+        proc = subprocess.Popen(
+            argv, cwd=settings.BASE_DIR, start_new_session=True, stdout=out, stderr=out
+        )
         self.children.append((name, proc))
         return proc
 
@@ -157,7 +160,9 @@ class Command(BaseCommand):
 
     def _start_emulator(self, port: int) -> str:
         moto = Path(sys.executable).with_name("moto_server")
-        self._start("AWS emulator", [str(moto), "-H", "127.0.0.1", "-p", str(port)])
+        log = Path(settings.BASE_DIR) / "run" / "aws-emulator.log"
+        log.parent.mkdir(exist_ok=True)
+        self._start("AWS emulator", [str(moto), "-H", "127.0.0.1", "-p", str(port)], log=log)
         self._wait_for_port(port, "AWS emulator")
         return f"http://127.0.0.1:{port}"
 
