@@ -50,6 +50,42 @@ MONTHS = [
 ]
 
 
+# The form fields each schedule type reads (static/js/rotation-settings.js shows only these).
+SCHEDULE_FIELDS = {
+    "ON_DEMAND": (),
+    CONFIG_DEFAULT: (),
+    "DAILY": ("tz", "time", "interval_count"),
+    "WEEKLY": ("tz", "time", "interval_count", "weekday"),
+    "MONTHLY_BY_DAY": ("tz", "time", "month_day"),
+    "MONTHLY_BY_WEEKDAY": ("tz", "time", "weekday", "occurrence"),
+    "YEARLY": ("tz", "time", "month", "month_day"),
+    "CRON": ("tz", "cron"),
+}
+ALL_SCHEDULE_FIELDS = (
+    "tz",
+    "time",
+    "interval_count",
+    "weekday",
+    "month_day",
+    "occurrence",
+    "month",
+    "cron",
+)
+# Schedule JSON keys (ScheduleError.field) -> the form field that holds them.
+SCHEDULE_KEY_FIELDS = {
+    "type": "schedule_type",
+    "time": "time",
+    "utcTime": "time",
+    "tz": "tz",
+    "intervalCount": "interval_count",
+    "weekday": "weekday",
+    "monthDay": "month_day",
+    "occurrence": "occurrence",
+    "month": "month",
+    "cron": "cron",
+}
+
+
 def _time_zones() -> list[tuple[str, str]]:
     return [(z, z) for z in sorted(zoneinfo.available_timezones()) if "/" in z or z == "UTC"]
 
@@ -166,6 +202,15 @@ class RotationSettingsForm(forms.Form):
 
     def _clean_schedule(self) -> None:
         kind = self.cleaned_data.get("schedule_type")
+        if kind is None:
+            return  # the field error already says what is wrong
+        used = SCHEDULE_FIELDS[kind]
+        # Fields this type does not read are hidden on the page: their errors would be invisible.
+        for name in ALL_SCHEDULE_FIELDS:
+            if name not in used:
+                self.errors.pop(name, None)
+        if any(name in self.errors for name in used):
+            return  # one message per problem: the field error already says it
         if kind == CONFIG_DEFAULT:
             config = self.cleaned_data.get("configuration")
             if config is not None:
@@ -182,7 +227,8 @@ class RotationSettingsForm(forms.Form):
         try:
             self.schedule = normalize_schedule(self._schedule_data())
         except ScheduleError as exc:
-            self.add_error("cron" if kind == "CRON" else "schedule_type", str(exc))
+            field = SCHEDULE_KEY_FIELDS.get(exc.field or "", "schedule_type")
+            self.add_error(field if field in used else "schedule_type", str(exc))
 
     def _clean_complexity(self) -> None:
         data = self.cleaned_data

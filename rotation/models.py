@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from rotation.passwords import AWS_SYMBOLS
-from vault.models import PamConfiguration, PamUser, SecretsMixin, UidModel
+from vault.models import PamConfiguration, PamUser, SecretsMixin, SharedFolder, UidModel
 
 
 class RotationSettings(models.Model):
@@ -138,3 +138,31 @@ class Rotation(SecretsMixin, UidModel):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+class RotationBatch(UidModel):
+    """One "Rotate all" on a folder: the rotations it asked for, so progress can be shown.
+
+    A many-to-many rather than a foreign key on Rotation: a record that is already rotating when
+    "Rotate all" is clicked counts as in progress in this batch, and that rotation may belong to
+    another batch (two editors clicking at once); one foreign key could only name one of them.
+    """
+
+    folder = models.ForeignKey(
+        SharedFolder, on_delete=models.CASCADE, related_name="rotation_batches"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    rotations = models.ManyToManyField(Rotation, related_name="batches", blank=True)
+    # Records that were not rotated, as [{"record": uid, "title": ..., "reason": ...}]: they have
+    # no rotation settings, or disabled ones, or a configuration that cannot rotate them.
+    skipped = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "rotation batches"
+
+    def __str__(self) -> str:
+        return f"Rotate all in {self.folder} ({self.created_at:%Y-%m-%d %H:%M})"

@@ -19,8 +19,12 @@ USE_INSTANCE_ROLE = "USE_INSTANCE_ROLE"
 
 
 def new_uid() -> str:
-    # 16 random bytes -> 22 URL-safe characters.
-    return secrets.token_urlsafe(16)
+    # 16 random bytes -> 22 URL-safe characters; never starting with "-" or "_", which
+    # command lines and other tools would read as an option.
+    while True:
+        uid = secrets.token_urlsafe(16)
+        if uid[0] not in "-_":
+            return uid
 
 
 class UidModel(models.Model):

@@ -26,10 +26,12 @@ def _refuse_to_start(message: str) -> None:
 
 
 DEBUG = env.bool("DEBUG", default=False)
+# `pam genkey` makes the very key the refusal below asks for, so it must run without one.
+_MAKING_A_KEY = sys.argv[1:3] == ["pam", "genkey"]
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    if DEBUG:
+    if DEBUG or _MAKING_A_KEY:
         SECRET_KEY = "insecure-development-only-secret-key-do-not-use-in-production"
     else:
         _refuse_to_start("SECRET_KEY is not set; set it (a long random string) or set DEBUG=1.")
@@ -45,7 +47,7 @@ if not VAULT_ENCRYPTION_KEYS:
         VAULT_ENCRYPTION_KEYS = [
             load_or_create_key_file(Path(VAULT_KEY_FILE or BASE_DIR / ".vault-key"))
         ]
-    else:
+    elif not _MAKING_A_KEY:
         _refuse_to_start(
             "VAULT_ENCRYPTION_KEYS is not set; generate one with "
             "`python manage.py pam genkey` and set VAULT_ENCRYPTION_KEYS "

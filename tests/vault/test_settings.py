@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from vault import crypto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,11 +84,6 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vault/settings.py refuses to start before `pam genkey` can run; remove this marker "
-    "once settings let `pam genkey` through without SECRET_KEY/VAULT_ENCRYPTION_KEYS",
-)
 def test_genkey_works_before_any_key_is_configured(tmp_path):
     # The refusal message tells the operator to run `pam genkey`; that must work in production.
     result = run_manage(

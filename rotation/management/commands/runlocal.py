@@ -40,6 +40,11 @@ DEMO_POLICY = {
 }
 
 
+def _interrupt(signum, frame) -> None:
+    """SIGTERM stops the demo the same way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
@@ -64,7 +69,7 @@ class Command(BaseCommand):
                     f"port {busy} is already in use; stop what listens there or set "
                     f"{'PORT' if busy == port else 'AWS_EMULATOR_PORT'} to another port"
                 )
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             call_command("migrate", interactive=False, verbosity=0)
             password = self._demo_login()
@@ -93,8 +98,12 @@ class Command(BaseCommand):
             self._banner(port, password, demo, emulator_port)
             self._watch()
         except KeyboardInterrupt:
-            self.stdout.write("\nStopping ...")
+            pass
         finally:
+            # A second Ctrl-C must not cut the shutdown short and leave children running.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            self.stdout.write("\nStopping (this takes a few seconds) ...")
             self._stop_all()
 
     # --- processes -------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""Rotate all on a folder: request a rotation of every PAM User that has rotation set up,
+and report the batch's progress while the gateways work through it."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Count
+from django.http import HttpRequest
+from django.urls import reverse
+
+from rotation import services
+from rotation.models import Rotation, RotationBatch
+from vault.audit import audit_record
+from vault.models import PamUser, SharedFolder
+
+
+@transaction.atomic
+def rotation_batch_request(
+    *,
+    folder: SharedFolder,
+    requested_by=None,
+    trigger: str = "on_demand",
+    request: HttpRequest | None = None,
+) -> RotationBatch:
+    """Ask for a rotation of every PAM User in `folder`, through the same request path as the
+    Rotate button. A record already rotating joins the batch as in progress; a record that
+    cannot be rotated is listed as skipped, with the reason. Workers start once this commits."""
+    batch = RotationBatch.objects.create(
+        folder=folder,
+        requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+    )
+    rotation_ids: list[int] = []
+    skipped: list[dict] = []
+    in_progress = 0
+    records = PamUser.objects.filter(folder=folder).select_related("folder").order_by("title")
+    for record in records:
+        try:
+            rotation = services.rotation_request(
+                record=record, trigger=trigger, requested_by=requested_by, request=request
+            )
+        except services.RotationInProgress as exc:
+            rotation = exc.rotation
+            in_progress += 1
+        except services.RotationRequestError as exc:
+            skipped.append({"record": record.uid, "title": record.title, "reason": str(exc)})
+            continue
+        rotation_ids.append(rotation.pk)
+    batch.rotations.add(*rotation_ids)
+    if skipped:
+        batch.skipped = skipped
+        batch.save(update_fields=["skipped"])
+    audit_record(
+        "rotation.rotate_all",
+        actor=requested_by,
+        obj=folder,
+        request=request,
+        details={
+            "batch": batch.uid,
+            "requested": len(rotation_ids) - in_progress,
+            "in_progress": in_progress,
+            "skipped": len(skipped),
+        },
+    )
+    return batch
+
+
+def rotation_batch_progress(*, batch: RotationBatch) -> dict:
+    """Where the batch stands, in two queries whatever its size. "done" counts finished
+    rotations, failed or not; failures carry the message that says what to fix."""
+    by_status = dict(
+        batch.rotations.order_by()
+        .values("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    succeeded = by_status.get(Rotation.SUCCEEDED, 0)
+    failed = by_status.get(Rotation.FAILED, 0)
+    total = sum(by_status.values())
+    failures = (
+        batch.rotations.filter(status=Rotation.FAILED)
+        .select_related("pam_user")
+        .defer("pending_password_enc")
+        .order_by("finished_at", "pk")
+    )
+    done = succeeded + failed
+    return {
+        "batch": batch.uid,
+        "total": total,
+        "done": done,
+        "succeeded": succeeded,
+        "failed": failed,
+        "active": total - done,
+        "finished": done == total,
+        "text": f"{done}/{total}",
+        "failures": [
+            {
+                "record": r.pam_user.uid,
+                "title": r.pam_user.title,
+                "url": reverse("record_detail", args=[r.pam_user.uid]),
+                "error": r.error,
+                "may_be_live": r.pending_may_be_live and r.resolved_at is None,
+            }
+            for r in failures
+        ],
+    }
