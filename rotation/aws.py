@@ -590,7 +590,7 @@ def account_password_policy(config: PamConfiguration) -> AccountPolicy | None:
 
 def parse_arn(arn: str) -> tuple[str, str, str]:
     """(partition, account id, user name) of an IAM user ARN; ValueError when it is not one."""
-    found = ARN_RE.match(arn or "")
+    found = ARN_RE.fullmatch(arn or "")
     if not found:
         raise ValueError(arn)
     return found["partition"], found["account"], found["path"].rsplit("/", 1)[-1]

@@ -13,3 +13,18 @@ urlpatterns = [
     ),
     path("configurations/<str:uid>/test/", views.configuration_test, name="configuration_test"),
 ]
+urlpatterns += [
+    path("folders/<str:uid>/rotate-all/", views.rotate_all, name="rotate_all"),
+    path(
+        "folders/<str:uid>/rotate-all/<str:batch_uid>/",
+        views.rotate_all_progress,
+        name="rotate_all_progress",
+    ),
+    path(
+        "folders/<str:uid>/rotate-all/<str:batch_uid>/status/",
+        views.rotate_all_status,
+        name="rotate_all_status",
+    ),
+    path("audit/", views.audit_log, name="audit"),
+    path("audit/export.csv", views.audit_csv, name="audit_csv"),
+]

@@ -313,6 +313,28 @@ def configuration_reveal(
     return secret
 
 
+@transaction.atomic
+def gateway_grant_folder(
+    *, gateway: Gateway, folder: SharedFolder, actor=None, request: HttpRequest | None = None
+) -> None:
+    """Let `gateway` rotate records of `folder`: give the gateway an application (named after
+    it) if it has none, and share the folder to that application, editable, if it is not."""
+    if gateway.application is None:
+        gateway.application = application_get_or_create(name=gateway.name)
+        gateway.save(update_fields=["application"])
+    share = ApplicationFolder.objects.filter(application=gateway.application, folder=folder)
+    if share.filter(editable=True).exists():
+        return
+    application_share_folder(application=gateway.application, folder=folder, editable=True)
+    audit_record(
+        "folder.shared",
+        actor=actor,
+        obj=folder,
+        request=request,
+        details={"application": gateway.application.name, "editable": True},
+    )
+
+
 def application_get_or_create(*, name: str) -> Application:
     application, _ = Application.objects.get_or_create(name=name)
     return application

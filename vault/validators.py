@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 
 # IAM user names: 1..64 of letters, digits and + = , . @ _ -  (case-sensitive).
-IAM_LOGIN_RE = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+IAM_LOGIN_RE = re.compile(r"[A-Za-z0-9+=,.@_-]{1,64}")
 # arn:<partition>:iam::<12-digit account>:user/<optional path/>name. Paths are printable ASCII
 # without spaces between slashes.
 IAM_USER_ARN_RE = re.compile(
@@ -25,12 +25,12 @@ MAX_PASSWORD_LENGTH = 128
 
 def iam_user_name_from_arn(value: str) -> str | None:
     """The user name at the end of an IAM user ARN, or None if `value` is not one."""
-    match = IAM_USER_ARN_RE.match(value or "")
+    match = IAM_USER_ARN_RE.fullmatch(value or "")
     return match.group("name") if match else None
 
 
 def validate_iam_user_arn(value: str) -> None:
-    if not isinstance(value, str) or not IAM_USER_ARN_RE.match(value):
+    if not isinstance(value, str) or not IAM_USER_ARN_RE.fullmatch(value):
         raise ValidationError(
             "not an IAM user ARN: expected arn:<aws|aws-cn|aws-us-gov>:iam::<12-digit account>"
             ":user/<optional path/>name",
@@ -39,7 +39,7 @@ def validate_iam_user_arn(value: str) -> None:
 
 
 def validate_iam_login(value: str) -> None:
-    if not isinstance(value, str) or not IAM_LOGIN_RE.match(value):
+    if not isinstance(value, str) or not IAM_LOGIN_RE.fullmatch(value):
         raise ValidationError(
             "not an IAM user name: 1 to 64 letters, digits and + = , . @ _ -",
             code="invalid_login",
@@ -58,7 +58,7 @@ def validate_arn_matches_login(arn: str, login: str) -> None:
 
 
 def validate_region_name(value: str) -> None:
-    if not isinstance(value, str) or not REGION_RE.match(value):
+    if not isinstance(value, str) or not REGION_RE.fullmatch(value):
         raise ValidationError(
             f'"{value}" is not an AWS region name (for example us-east-1)', code="invalid_region"
         )
@@ -99,7 +99,7 @@ ACCESS_KEY_ID_RE = re.compile(r"^\w{1,128}$", re.ASCII)
 
 def validate_access_key_id(value: str) -> None:
     """An AWS access key id (letters, digits, _), or USE_INSTANCE_ROLE, which matches too."""
-    if not isinstance(value, str) or not ACCESS_KEY_ID_RE.match(value):
+    if not isinstance(value, str) or not ACCESS_KEY_ID_RE.fullmatch(value):
         raise ValidationError(
             "not an access key ID: letters and digits only (or USE_INSTANCE_ROLE)",
             code="invalid_access_key_id",

@@ -322,12 +322,17 @@ def _save_configuration(
     with transaction.atomic():
         form.apply_to(config)
         config.gateway = services.gateway_get_or_create(name=form.gateway_name())
-        return services.configuration_save(
+        saved = services.configuration_save(
             config=config,
             access_secret_key=form.secret_for_service(),
             actor=request.user,
             request=request,
         )
+        # Ready to rotate: the gateway's application can reach the configuration's folder.
+        services.gateway_grant_folder(
+            gateway=config.gateway, folder=config.folder, actor=request.user, request=request
+        )
+        return saved
 
 
 @login_required

@@ -1,7 +1,11 @@
+import json
+
 from django import template
 
+from rotation import dashboard
 from rotation.models import RotationSettings
 from rotation.panel import panel_context
+from vault.access import has_permission
 
 register = template.Library()
 
@@ -31,3 +35,29 @@ def configuration_panel(context, config, can_edit):
         "csrf_token": context.get("csrf_token"),
         "request": request,
     }
+
+
+@register.inclusion_tag("rotation/_folder_panel.html", takes_context=True)
+def folder_rotation_panel(context, folder, member):
+    # No query: the folder page's query budget stays as it is.
+    return {
+        "folder": folder,
+        "can_edit": has_permission(member, "can_edit"),
+        "csrf_token": context.get("csrf_token"),
+        "request": context.get("request"),
+    }
+
+
+@register.inclusion_tag("rotation/_dashboard.html", takes_context=True)
+def rotation_dashboard(context):
+    request = context.get("request")
+    user = context.get("user") or getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"dash": None}
+    return {"dash": dashboard.rotation_dashboard(user=user), "request": request}
+
+
+@register.filter
+def json_text(value) -> str:
+    """Audit details as JSON (they never hold a secret); the template escapes the text."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)

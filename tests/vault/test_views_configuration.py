@@ -99,6 +99,20 @@ def test_a_typed_gateway_name_creates_that_gateway(personas):
     assert PamConfiguration.objects.get().gateway == Gateway.objects.get(name="east-1")
 
 
+def test_a_new_gateway_gets_an_application_with_the_folder_shared(personas):
+    login(personas.editor).post(_create_url(personas), _valid(gateway="", new_gateway="east-1"))
+    gateway = Gateway.objects.get(name="east-1")
+    assert gateway.application.name == "east-1"
+    assert gateway.application.folders.filter(pk=personas.folder.pk).exists()
+    assert AuditEvent.objects.filter(action="folder.shared").exists()
+
+
+def test_an_existing_gateway_application_gets_the_folder_shared(personas):
+    personas.application.folders.clear()
+    login(personas.editor).post(_create_url(personas), _valid())
+    assert personas.application.folders.filter(pk=personas.folder.pk).exists()
+
+
 def test_choosing_no_gateway_is_a_field_error(personas):
     response = login(personas.editor).post(_create_url(personas), _valid(gateway=""))
     assert list(_errors(response)) == ["gateway"]
