@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 from rotation.models import RotationSettings
 from rotation.passwords import Complexity, ComplexityError, parse_complexity
 from rotation.schedules import ScheduleError, normalize_schedule
 from rotation.services import rotation_settings_save
-from vault.importer import USER_EXTENSIONS, ImportContext
+from vault.importer import CONFIGURATION_FIELD_CLEANERS, USER_EXTENSIONS, ImportContext
 from vault.models import PamUser
 
 KEYS = ("configuration", "schedule", "complexity", "enabled")
@@ -83,5 +85,14 @@ def _same(rs: RotationSettings, config, schedule, use_config, complexity, enable
     )
 
 
+def clean_schedule(value: Any) -> dict:
+    """A configuration's default rotation schedule, normalised, or a ValidationError."""
+    try:
+        return normalize_schedule(value)
+    except ScheduleError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 def install() -> None:
     USER_EXTENSIONS["rotation"] = RotationImport()
+    CONFIGURATION_FIELD_CLEANERS["default_rotation_schedule"] = clean_schedule

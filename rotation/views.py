@@ -14,7 +14,7 @@ from rotation import aws, services
 from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
 from rotation.models import Rotation, RotationSettings
 from rotation.panel import panel_context
-from rotation.schedules import ScheduleError, next_runs
+from rotation.schedules import ScheduleError, next_runs, normalize_schedule
 from vault.access import configuration_for_user, record_for_user
 
 
@@ -49,12 +49,29 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
         form = RotationSettingsForm(
             initial=RotationSettingsForm.initial_for(current), record=record, user=request.user
         )
-    upcoming = form.upcoming_runs() if form.is_bound and form.is_valid() else _saved_runs(current)
+    if form.is_bound and form.is_valid():
+        upcoming, schedule = form.upcoming_runs(), form.effective_schedule()
+    else:
+        upcoming, schedule = _saved_runs(current), current.effective_schedule if current else {}
     return render(
         request,
         "rotation/settings.html",
-        {"record": record, "form": form, "upcoming": upcoming, "settings": current},
+        {
+            "record": record,
+            "form": form,
+            "upcoming": upcoming,
+            "upcoming_tz": _schedule_tz(schedule),
+            "settings": current,
+        },
     )
+
+
+def _schedule_tz(schedule: dict) -> str:
+    """The time zone a schedule runs in, so its next runs are shown as the person set them."""
+    try:
+        return normalize_schedule(schedule).get("tz", "UTC")
+    except ScheduleError:
+        return "UTC"
 
 
 def _saved_runs(current: RotationSettings | None) -> list:

@@ -134,10 +134,11 @@ class PamUserForm(forms.Form):
 
 
 def clean_default_rotation_schedule(value: str) -> dict:
-    """Turn the schedule text into a dict or raise ValidationError.
+    """Turn the schedule text into a dict or raise ValidationError. The rotation app registers
+    the real schedule check (rotation/schedules.py) as a configuration field cleaner, shared
+    with `pam import`."""
+    from vault.importer import CONFIGURATION_FIELD_CLEANERS
 
-    Kept as one function so the real schedule validation (rotation/schedules.py) can replace it.
-    """
     try:
         schedule = json.loads(value)
     except ValueError as exc:
@@ -146,7 +147,8 @@ def clean_default_rotation_schedule(value: str) -> dict:
         raise ValidationError('The schedule must be a JSON object, e.g. {"type": "ON_DEMAND"}.')
     if not isinstance(schedule.get("type"), str) or not schedule["type"]:
         raise ValidationError('The schedule needs a "type", e.g. {"type": "ON_DEMAND"}.')
-    return schedule
+    cleaner = CONFIGURATION_FIELD_CLEANERS.get("default_rotation_schedule")
+    return cleaner(schedule) if cleaner else schedule
 
 
 class PamConfigurationForm(forms.Form):

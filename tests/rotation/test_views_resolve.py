@@ -158,9 +158,7 @@ def test_unknown_rotation_changes_nothing(personas, failed):
     assert _snapshot(failed) == before
 
 
-def test_rotation_of_another_record_cannot_be_resolved_through_this_one(
-    personas, failed, world
-):
+def test_rotation_of_another_record_cannot_be_resolved_through_this_one(personas, failed, world):
     other = world.user("OtherUser")
     before = _snapshot(failed)
     login(personas.editor).post(_url(failed, record=other), {"keep": "pending"})

@@ -11,7 +11,7 @@ from django.test import Client
 from rotation.models import Rotation
 from tests.conftest import login, make_configuration, make_member, make_pam_user, make_user
 from tests.rotation.conftest import make_settings
-from vault.models import AuditEvent
+from vault.models import ApplicationFolder, AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -185,6 +185,14 @@ def test_rotate_with_disabled_settings_says_it_is_disabled(personas, record, con
     make_settings(record, config, enabled=False)
     response = login(personas.editor).post(_url(record), follow=True)
     assert "Password rotation is disabled for this record" in response.content.decode()
+    assert not Rotation.objects.exists()
+
+
+def test_rotate_when_the_folder_is_no_longer_shared_says_what_to_share(personas, rotatable):
+    ApplicationFolder.objects.filter(folder=personas.folder).delete()
+    response = login(personas.editor).post(_url(rotatable), follow=True)
+    html = response.content.decode()
+    assert "is not shared to the application" in html and "Rotation App" in html
     assert not Rotation.objects.exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -186,6 +187,23 @@ def test_preview_shows_the_next_five_runs_without_saving(personas, record, confi
     assert html.count("06:00 UTC</time></li>") == 5
     assert not RotationSettings.objects.filter(pam_user=record).exists()
     assert not AuditEvent.objects.filter(action__startswith="rotation_settings").exists()
+
+
+def test_preview_shows_the_runs_in_the_schedules_time_zone(personas, record, config):
+    response = login(personas.editor).post(
+        _url(record),
+        _data(
+            config,
+            schedule_type="WEEKLY",
+            tz="Europe/Berlin",
+            time="15:44",
+            weekday="SUNDAY",
+            preview="1",
+        ),
+    )
+    html = response.content.decode()
+    assert len(re.findall(r"Sun \d{4}-\d\d-\d\d 15:44 Europe/Berlin</time>", html)) == 5
+    assert len(re.findall(r"\(Sun 1[34]:44 UTC\)", html)) == 5
 
 
 def test_preview_of_an_existing_setting_does_not_change_it(personas, record, config):

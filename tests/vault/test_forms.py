@@ -166,11 +166,18 @@ def test_unknown_gateway_choice_is_an_error(personas):
     assert list(_config_form(personas, gateway="nope").errors) == ["gateway"]
 
 
-def test_schedule_function_returns_the_object():
+def test_schedule_function_returns_the_normalised_schedule():
     assert clean_default_rotation_schedule('{"type": "DAILY", "time": "03:00"}') == {
         "type": "DAILY",
-        "time": "03:00",
+        "time": "03:00:00",
+        "tz": "UTC",
+        "intervalCount": 1,
     }
+
+
+def test_schedule_function_refuses_an_invalid_schedule():
+    with pytest.raises(ValidationError):
+        clean_default_rotation_schedule('{"type": "WEEKLY", "weekday": "FUNDAY"}')
 
 
 @pytest.mark.parametrize(
