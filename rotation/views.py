@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -125,9 +125,9 @@ def rotation_status(request: HttpRequest, uid: str) -> HttpResponse:
 @require_POST
 def resolve(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
-    rotation = Rotation.objects.filter(pam_user=record, uid=rotation_uid).first()
+    rotation = get_object_or_404(Rotation, pam_user=record, uid=rotation_uid)
     choice = request.POST.get("keep")
-    if rotation is None or choice not in ("current", "pending"):
+    if choice not in ("current", "pending"):
         messages.error(request, "Choose which password to keep.")
         return redirect("record_detail", uid=record.uid)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from unittest import mock
 
 import pytest
@@ -153,15 +154,15 @@ def test_bad_keep_value_changes_nothing(personas, failed, keep):
 def test_unknown_rotation_changes_nothing(personas, failed):
     before = _snapshot(failed)
     url = f"/records/{failed.pam_user.uid}/rotations/no-such-rotation/resolve/"
-    response = login(personas.editor).post(url, {"keep": "pending"})
-    assert response.status_code in (302, 404)
+    assert login(personas.editor).post(url, {"keep": "pending"}).status_code == 404
     assert _snapshot(failed) == before
 
 
 def test_rotation_of_another_record_cannot_be_resolved_through_this_one(personas, failed, world):
     other = world.user("OtherUser")
     before = _snapshot(failed)
-    login(personas.editor).post(_url(failed, record=other), {"keep": "pending"})
+    response = login(personas.editor).post(_url(failed, record=other), {"keep": "pending"})
+    assert response.status_code == 404
     assert _snapshot(failed) == before
     assert PamUser.objects.get(pk=other.pk).get_secret("password") == INITIAL
 
@@ -191,4 +192,23 @@ def test_anonymous_resolve_redirects_to_login_and_changes_nothing(personas, fail
     before = _snapshot(failed)
     response = Client().post(_url(failed), {"keep": "pending"})
     assert response.status_code == 302 and response.url.startswith("/login/")
+    assert _snapshot(failed) == before
+
+
+def test_resolve_form_from_the_status_poll_carries_a_working_csrf_token(personas, failed):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.editor)
+    html = client.get(f"/records/{failed.pam_user.uid}/rotation/status/").json()["html"]
+    (token,) = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+    response = client.post(_url(failed), {"keep": "current", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    failed.refresh_from_db()
+    assert failed.resolved_at is not None
+
+
+def test_resolve_without_a_csrf_token_is_refused(personas, failed):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.editor)
+    before = _snapshot(failed)
+    assert client.post(_url(failed), {"keep": "pending"}).status_code == 403
     assert _snapshot(failed) == before

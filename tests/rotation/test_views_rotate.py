@@ -84,6 +84,23 @@ def test_record_without_settings_offers_settings_but_no_rotate_button(personas, 
     assert ">Rotate</button>" not in html
 
 
+def test_rotate_button_form_carries_a_working_csrf_token(personas, rotatable):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.editor)
+    html = _page(client, rotatable)
+    form = html[html.index(f'action="{_url(rotatable)}"') :]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)[1]
+    assert client.post(_url(rotatable), {"csrfmiddlewaretoken": token}).status_code == 302
+    assert Rotation.objects.filter(pam_user=rotatable).count() == 1
+
+
+def test_rotate_without_a_csrf_token_is_refused(personas, rotatable):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.editor)
+    assert client.post(_url(rotatable)).status_code == 403
+    assert not Rotation.objects.exists()
+
+
 # --- pressing it ------------------------------------------------------------------------------
 
 

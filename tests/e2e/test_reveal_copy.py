@@ -1,0 +1,49 @@
+"""Reveal and Copy on a PAM User page."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import make_pam_user
+from tests.e2e.conftest import log_in
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "Old-Passw0rd!"
+
+# The page's main content with the copy confirmation left out: what copying must not change.
+MAIN_WITHOUT_COPY_NOTE = """() => {
+  const main = document.querySelector("main").cloneNode(true);
+  main.querySelectorAll(".copy-status").forEach((el) => { el.textContent = ""; });
+  return main.innerHTML;
+}"""
+
+
+def _copy(page: Page) -> None:
+    before = page.evaluate(MAIN_WITHOUT_COPY_NOTE)
+    page.get_by_role("button", name="Copy", exact=True).click()
+    note = page.locator(".copy-status")
+    expect(note).to_have_text("Copied")
+    expect(note).to_be_visible()
+    expect(page.get_by_role("button", name="Copy", exact=True)).to_be_enabled()
+    assert page.evaluate(MAIN_WITHOUT_COPY_NOTE) == before
+    assert page.evaluate("() => navigator.clipboard.readText()") == PASSWORD
+
+
+def test_copy_confirms_visibly_and_changes_nothing_else_then_reveal_shows_the_same(
+    browsing, live_server, personas
+):
+    record = make_pam_user(personas.folder, "CopiedUser", password=PASSWORD)
+    page = browsing.new_page(permissions=["clipboard-read", "clipboard-write"])
+    log_in(page, "editor")
+    page.goto(f"/records/{record.uid}/")
+
+    _copy(page)
+    expect(page.locator("#password-value")).to_have_text("••••••••")
+
+    page.get_by_role("button", name="Reveal", exact=True).click()
+    expect(page.locator("#password-value")).to_have_text(PASSWORD)
+
+    _copy(page)
+    expect(page.locator("#password-value")).to_have_text(PASSWORD)
