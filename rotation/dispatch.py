@@ -24,6 +24,24 @@ def enqueue_rotation(rotation: Rotation) -> None:
     )
 
 
+def enqueue_requested(per_gateway: dict[str, list[int]]) -> None:
+    """Hand newly queued rotations to their gateways: a task each while there are no more
+    than the gateway has workers, drain tasks beyond that."""
+    workers = settings.Q_CLUSTER.get("workers", 2)
+    for gateway_name, ids in per_gateway.items():
+        if len(ids) > workers:
+            enqueue_drains({gateway_name: len(ids)})
+            continue
+        for rotation_id in ids:
+            async_task(
+                "rotation.tasks.run_rotation",
+                rotation_id,
+                cluster=gateway_name,
+                task_name=f"rotate {rotation_id}",
+                group="rotation",
+            )
+
+
 def enqueue_drains(per_gateway: dict[str, int]) -> None:
     """Start enough drain tasks on each gateway to keep its workers busy."""
     from rotation.services import drain_task_count

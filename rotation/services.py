@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Case, F, Q, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -129,7 +131,87 @@ def rotation_request(
     return rotation
 
 
+def rotation_request_many(
+    *, records: list[PamUser], trigger: str, requested_by=None
+) -> tuple[dict[str, Rotation], dict[str, str]]:
+    """Queue one rotation for each record that has none active, in one transaction.
+
+    Returns ({record uid: its active rotation (new, or the one already in progress)},
+    {record uid: why it cannot be rotated}). The work goes to each gateway as a few drain
+    tasks rather than one task per record: a task costs the queue far more than a rotation
+    costs the database, so a folder of hundreds rotates at the speed of AWS.
+    """
+    all_settings = {
+        rs.pam_user_id: rs
+        for rs in RotationSettings.objects.filter(pam_user__in=records).select_related(
+            "configuration__gateway__application"
+        )
+    }
+    shares = {
+        (share.application_id, share.folder_id): share
+        for share in ApplicationFolder.objects.filter(folder__in={r.folder_id for r in records})
+    }
+    problems: dict[str, str] = {}
+    wanted: list[tuple[PamUser, RotationSettings]] = []
+    for record in records:
+        rs = all_settings.get(record.pk)
+        try:
+            if rs is None or not rs.enabled:
+                rotation_check_requestable(record=record)  # raises with the message
+            gateway = rs.configuration.gateway
+            share = shares.get((gateway.application_id, record.folder_id))
+            if gateway.application_id is None or share is None or not share.editable:
+                problem = sharing_problem(rs.configuration, record)
+                if problem:
+                    raise RotationRequestError(problem)
+        except RotationRequestError as exc:
+            problems[record.uid] = str(exc)
+            continue
+        wanted.append((record, rs))
+    by_record = {record.pk: record for record, _ in wanted}
+    actor = requested_by if getattr(requested_by, "pk", None) else None
+    now = timezone.now()
+    with transaction.atomic():
+        busy = set(
+            Rotation.objects.filter(
+                pam_user_id__in=list(by_record), status__in=Rotation.ACTIVE
+            ).values_list("pam_user_id", flat=True)
+        )
+        new = [
+            Rotation(
+                pam_user_id=record.pk,
+                configuration_id=rs.configuration_id,
+                gateway_name=rs.configuration.gateway.name,
+                trigger=trigger,
+                requested_by=actor,
+                lease_expires_at=_lease_deadline(now),
+                created_at=now,
+            )
+            for record, rs in wanted
+            if record.pk not in busy
+        ]
+        # A request racing ours may win a record; the constraint keeps it to one rotation.
+        Rotation.objects.bulk_create(new, ignore_conflicts=True)
+        per_gateway: dict[str, list[int]] = defaultdict(list)
+        active: dict[str, Rotation] = {}
+        for rotation in Rotation.objects.filter(
+            pam_user_id__in=list(by_record), status__in=Rotation.ACTIVE
+        ):
+            active[by_record[rotation.pam_user_id].uid] = rotation
+            if rotation.pam_user_id not in busy:
+                per_gateway[rotation.gateway_name].append(rotation.pk)
+        transaction.on_commit(lambda: dispatch.enqueue_requested(per_gateway))
+    for record, _ in wanted:
+        if record.uid not in active:  # finished between our insert and the read
+            problems[record.uid] = "Please try again: a rotation just finished."
+    return active, problems
+
+
 # --- run ---------------------------------------------------------------------------------
+
+
+class LeaseLost(Exception):
+    """Another worker (or the recovery pass) owns this rotation now: stop touching it."""
 
 
 def rotation_claim(*, rotation_id: int) -> Rotation | None:
@@ -144,7 +226,7 @@ def rotation_claim(*, rotation_id: int) -> Rotation | None:
     if not claimed:
         return None
     return Rotation.objects.select_related(
-        "pam_user__rotation_settings", "configuration__gateway"
+        "pam_user__rotation_settings", "pam_user__folder", "configuration__gateway"
     ).get(pk=rotation_id)
 
 
@@ -159,17 +241,33 @@ def settings_complexity(rs: RotationSettings) -> Complexity:
     )
 
 
+def _mine(rotation: Rotation):
+    """The rotation's row, as long as this worker's claim on it is still the current one."""
+    return Rotation.objects.filter(
+        pk=rotation.pk, status=Rotation.RUNNING, attempts=rotation.attempts
+    )
+
+
 def rotation_write_ahead(*, rotation: Rotation) -> str:
-    """The pending password, generated and committed before AWS is called (once per rotation)."""
+    """The pending password, generated and committed before AWS is called (once per rotation).
+
+    Also renews the lease, and raises LeaseLost when the claim is no longer ours: a worker
+    that outlived its lease must not call AWS, nor replace a pending password that another
+    worker may already have sent.
+    """
     if rotation.has_secret("pending_password"):
+        if not _mine(rotation).update(lease_expires_at=_lease_deadline()):
+            raise LeaseLost
         return rotation.get_secret("pending_password")
     policy = aws.account_password_policy(rotation.configuration)
     password = generate_password(settings_complexity(rotation.pam_user.rotation_settings), policy)
     rotation.set_secret("pending_password", password)
     # Autocommit: this row is durable before the next line talks to AWS.
-    Rotation.objects.filter(pk=rotation.pk).update(
-        pending_password_enc=rotation.pending_password_enc
-    )
+    unwritten = _mine(rotation).filter(pending_password_enc="")
+    if not unwritten.update(
+        pending_password_enc=rotation.pending_password_enc, lease_expires_at=_lease_deadline()
+    ):
+        raise LeaseLost
     return password
 
 
@@ -185,7 +283,10 @@ def _run_claimed(rotation: Rotation) -> str:
     record, config = rotation.pam_user, rotation.configuration
     while True:
         try:
-            password = rotation_write_ahead(rotation=rotation)
+            try:
+                password = rotation_write_ahead(rotation=rotation)
+            except LeaseLost:
+                return "skipped"
             aws.check_account(config, arn=record.distinguished_name, login=record.login)
             aws.set_console_password(config, login=record.login, password=password)
         except (ComplexityError, ScheduleError) as exc:
@@ -214,9 +315,7 @@ def _mark_may_be_live(rotation: Rotation) -> None:
 def _next_attempt(rotation: Rotation, reason: str) -> bool:
     """Back off, then take the next attempt under a fresh lease (False if we lost the lease)."""
     time.sleep(min(2 ** (rotation.attempts - 1), 8) * settings.ROTATION_RETRY_BACKOFF_SCALE)
-    updated = Rotation.objects.filter(
-        pk=rotation.pk, status=Rotation.RUNNING, attempts=rotation.attempts
-    ).update(
+    updated = _mine(rotation).update(
         attempts=F("attempts") + 1,
         lease_expires_at=_lease_deadline(),
         error=f"Retrying: {reason}",
@@ -238,9 +337,7 @@ def rotation_finish(*, rotation: Rotation, password: str) -> str:
     """AWS holds the pending password: make it the record's password, in one transaction."""
     now = timezone.now()
     with transaction.atomic():
-        mine = Rotation.objects.filter(
-            pk=rotation.pk, status=Rotation.RUNNING, attempts=rotation.attempts
-        ).update(
+        mine = _mine(rotation).update(
             status=Rotation.SUCCEEDED,
             finished_at=now,
             pending_password_enc="",
@@ -249,7 +346,10 @@ def rotation_finish(*, rotation: Rotation, password: str) -> str:
         )
         if not mine:  # a recovered copy of this rotation owns it now; it holds the same password
             return "skipped"
-        record = PamUser.objects.select_for_update().get(pk=rotation.pam_user_id)
+        # The record's row is written with one UPDATE of the password columns (a row lock
+        # like select_for_update's, without reading the row again); the ciphertext depends
+        # only on the record's uid, which never changes.
+        record = rotation.pam_user
         pam_user_set_password(
             record=record,
             password=password,
@@ -257,7 +357,10 @@ def rotation_finish(*, rotation: Rotation, password: str) -> str:
             source="rotation",
             reason=f"{rotation.get_trigger_display()} rotation {rotation.uid}",
         )
-        record.save(update_fields=["password_enc", "updated_at"])
+        record.updated_at = now
+        PamUser.objects.filter(pk=record.pk).update(
+            password_enc=record.password_enc, updated_at=now
+        )
         # Older possibly-live passwords are no longer live: AWS now holds this one.
         Rotation.objects.filter(
             pam_user_id=record.pk,
@@ -265,6 +368,7 @@ def rotation_finish(*, rotation: Rotation, password: str) -> str:
             pending_may_be_live=True,
             resolved_at__isnull=True,
         ).update(resolved_at=now, pending_password_enc="")
+        # Read inside the transaction: an edit of the schedule since the claim counts.
         rs = RotationSettings.objects.select_related("configuration").get(pam_user_id=record.pk)
         rs.last_rotated_at, rs.last_status = now, Rotation.SUCCEEDED
         rs.next_run_at = _next_run_for(rs, now)
@@ -286,28 +390,30 @@ def rotation_fail(*, rotation: Rotation, error: str) -> str:
         changes = {"status": Rotation.FAILED, "finished_at": now, "error": error}
         if not keep:
             changes["pending_password_enc"] = ""
-        mine = Rotation.objects.filter(
-            pk=rotation.pk, status=Rotation.RUNNING, attempts=rotation.attempts
-        ).update(**changes)
-        if not mine:
+        if not _mine(rotation).update(**changes):
             return "skipped"
-        rs = (
-            RotationSettings.objects.select_related("configuration")
-            .filter(pam_user_id=rotation.pam_user_id)
-            .first()
-        )
-        if rs is not None:
-            rs.last_status = Rotation.FAILED
-            rs.next_run_at = _next_run_for(rs, now)
-            rs.save(update_fields=["last_status", "next_run_at"])
-        audit_record(
-            f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.fail",
-            actor=rotation.requested_by,
-            obj=rotation.pam_user,
-            details={"rotation": rotation.uid, "error": error, "may_be_live": keep},
-        )
+        _after_failure(rotation, error=error, keep=keep, now=now)
     logger.info("rotation %s failed: %s", rotation.uid, error)
     return Rotation.FAILED
+
+
+def _after_failure(rotation: Rotation, *, error: str, keep: bool, now: datetime) -> None:
+    """The settings' last status and next run, and the audit event, of a failed rotation."""
+    rs = (
+        RotationSettings.objects.select_related("configuration")
+        .filter(pam_user_id=rotation.pam_user_id)
+        .first()
+    )
+    if rs is not None:
+        rs.last_status = Rotation.FAILED
+        rs.next_run_at = _next_run_for(rs, now)
+        rs.save(update_fields=["last_status", "next_run_at"])
+    audit_record(
+        f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.fail",
+        actor=rotation.requested_by,
+        obj=rotation.pam_user,
+        details={"rotation": rotation.uid, "error": error, "may_be_live": keep},
+    )
 
 
 # --- a person resolves a possibly-live password ---------------------------------------------
@@ -362,23 +468,21 @@ def rotation_recover(*, gateway_name: str | None = None, now: datetime | None = 
     if gateway_name is not None:
         expired = expired.filter(gateway_name=gateway_name)
     recovered = 0
-    for rotation in expired.select_related("pam_user"):
+    for rotation in expired.select_related("pam_user__folder"):
+        # Conditional on the lease we saw: a worker that renewed it in the meantime is alive.
+        taken = Rotation.objects.filter(
+            pk=rotation.pk, status=rotation.status, lease_expires_at=rotation.lease_expires_at
+        )
         if (
             rotation.status == Rotation.RUNNING
             and rotation.attempts >= settings.ROTATION_MAX_ATTEMPTS
         ):
-            _recover_exhausted(rotation)
+            _recover_exhausted(rotation, taken, now)
             continue
-        # A killed worker may have called AWS: its pending password may be live.
-        may_be_live = rotation.pending_may_be_live or (
-            rotation.status == Rotation.RUNNING and rotation.has_secret("pending_password")
-        )
-        moved = Rotation.objects.filter(
-            pk=rotation.pk, status=rotation.status, lease_expires_at=rotation.lease_expires_at
-        ).update(
+        moved = taken.update(
             status=Rotation.QUEUED,
             lease_expires_at=_lease_deadline(now),
-            pending_may_be_live=may_be_live,
+            pending_may_be_live=_MAY_BE_LIVE_NOW,
         )
         if moved:
             recovered += 1
@@ -386,13 +490,29 @@ def rotation_recover(*, gateway_name: str | None = None, now: datetime | None = 
     return recovered
 
 
-def _recover_exhausted(rotation: Rotation) -> None:
-    if rotation.has_secret("pending_password"):
-        _mark_may_be_live(rotation)
-    rotation_fail(
-        rotation=rotation,
-        error=f"The gateway stopped during the rotation {rotation.attempts} times; giving up.",
-    )
+# A killed worker may have called AWS once its pending password was committed. Decided by the
+# database in the same UPDATE that takes the rotation away from the worker, never from a copy
+# read earlier: the worker may have committed its pending password since that read.
+_MAY_BE_LIVE_NOW = Case(
+    When(Q(status=Rotation.RUNNING) & ~Q(pending_password_enc=""), then=Value(True)),
+    default=F("pending_may_be_live"),
+)
+
+
+def _recover_exhausted(rotation: Rotation, taken, now: datetime) -> None:
+    error = f"The gateway stopped during the rotation {rotation.attempts} times; giving up."
+    with transaction.atomic():
+        # Fail it without discarding anything: a pending password that exists may be live.
+        if not taken.update(
+            status=Rotation.FAILED,
+            finished_at=now,
+            error=error,
+            pending_may_be_live=_MAY_BE_LIVE_NOW,
+        ):
+            return
+        keep = Rotation.objects.filter(pk=rotation.pk, pending_may_be_live=True).exists()
+        _after_failure(rotation, error=error, keep=keep, now=now)
+    logger.info("rotation %s failed: %s", rotation.uid, error)
 
 
 def _schedule_key(schedule: dict) -> str:
@@ -463,18 +583,27 @@ def rotation_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
     """Run queued rotations of one gateway until none are left or the time budget is spent."""
     started, ran = time.monotonic(), 0
     while time.monotonic() - started < budget_seconds:
-        next_id = (
+        # One query finds the next few; each is then claimed (or found taken) by its own
+        # conditional update. Starting at a random place in the list keeps drains running
+        # side by side from trying the same rotations in the same order.
+        candidates = list(
             Rotation.objects.filter(gateway_name=gateway_name, status=Rotation.QUEUED)
             .order_by("created_at", "id")
-            .values_list("pk", flat=True)
-            .first()
+            .values_list("pk", flat=True)[:DRAIN_LOOKAHEAD]
         )
-        if next_id is None:
+        if not candidates:
             return ran
-        rotation_run(rotation_id=next_id)
-        ran += 1
+        start = random.randrange(len(candidates))
+        for rotation_id in candidates[start:] + candidates[:start]:
+            if rotation_run(rotation_id=rotation_id) != "skipped":
+                ran += 1
+            if time.monotonic() - started >= budget_seconds:
+                break
     dispatch.enqueue_drains({gateway_name: 1})  # more work left: hand it to the next task
     return ran
+
+
+DRAIN_LOOKAHEAD = 20
 
 
 def drain_task_count(queued: int, workers: int) -> int:

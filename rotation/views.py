@@ -286,12 +286,8 @@ def audit_csv(request: HttpRequest) -> HttpResponse:
     events = auditlog.audit_events_for_user(request.user)
     form = _audit_form(request, events)
     if form.is_bound and not form.is_valid():
-        problems = "; ".join(
-            f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()
-        )
-        return HttpResponse(
-            f"Invalid filter: {problems}\n", status=400, content_type="text/plain"
-        )
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Invalid filter: {problems}\n", status=400, content_type="text/plain")
     filtered = auditlog.audit_filter(events, form.cleaned_data if form.is_bound else {})
     writer = csv.writer(_Echo())
     response = StreamingHttpResponse(
