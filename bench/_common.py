@@ -250,11 +250,15 @@ def make_world(
     prefix: str = "bench-user",
     schedule: dict | None = None,
     next_run_at=None,
+    settings_for: Callable[[int], tuple[dict, object]] | None = None,
     folder_name: str = "Bench",
     batch_size: int = 2000,
+    progress: bool = False,
 ):
     """A folder shared to an application whose gateway runs a configuration, and `count` PAM
-    Users with rotation settings, all made in bulk. Returns (folder, configuration)."""
+    Users with rotation settings, all made in bulk. Returns (folder, configuration).
+
+    Every record gets ``schedule`` and ``next_run_at``, or ``settings_for(n)`` decides both."""
     from rotation.models import RotationSettings
     from vault.models import (
         Application,
@@ -296,23 +300,28 @@ def make_world(
             users.append(row)
         PamUser.objects.bulk_create(users, batch_size=batch_size)
         created = PamUser.objects.filter(folder=folder, login__in=[u.login for u in users])
-        RotationSettings.objects.bulk_create(
-            [
+        rows = []
+        for pk, login in created.values_list("pk", "login"):
+            if settings_for is not None:
+                row_schedule, row_next = settings_for(int(login.rsplit("-", 1)[1]))
+            else:
+                row_schedule, row_next = schedule or {"type": "ON_DEMAND"}, next_run_at
+            rows.append(
                 RotationSettings(
                     pam_user_id=pk,
                     configuration=config,
-                    schedule=schedule or {"type": "ON_DEMAND"},
+                    schedule=row_schedule,
                     length=24,
                     min_upper=2,
                     min_lower=2,
                     min_digits=2,
                     min_symbols=2,
-                    next_run_at=next_run_at,
+                    next_run_at=row_next,
                 )
-                for pk in created.values_list("pk", flat=True)
-            ],
-            batch_size=batch_size,
-        )
+            )
+        RotationSettings.objects.bulk_create(rows, batch_size=batch_size)
+        if progress and (start // batch_size) % 10 == 9:
+            print(f"  ... {start + len(users)} records", flush=True)
     return folder, config
 
 

@@ -15,6 +15,7 @@ from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
 from rotation.models import Rotation, RotationSettings
 from rotation.panel import panel_context
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
+from vault import security
 from vault.access import configuration_for_user, record_for_user
 
 
@@ -23,6 +24,7 @@ def _wants_json(request: HttpRequest) -> bool:
 
 
 @login_required
+@security.recent_password_required()
 def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     current = (

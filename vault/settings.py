@@ -5,6 +5,7 @@ encryption key, and turns on secure cookies, HSTS and the SSL redirect.
 """
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -55,13 +56,19 @@ if not VAULT_ENCRYPTION_KEYS:
         )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with a site that needs a verified two-factor session (vault/adminsite.py)
+    "vault.adminsite.VaultAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "csp",
     "django_q",
     "vault",
     "rotation",
@@ -70,12 +77,18 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # After OTPMiddleware: sends a signed-in but unverified session to the code page.
+    "vault.security.TwoFactorMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vault.urls"
@@ -156,6 +169,44 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
+
+# --- Sign-in: lockout, two-factor, password confirmation, reveal limit (docs/security.md) ----
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out username+address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+# The pair is locked, not the account: nobody can lock a colleague out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "vault.security.lockout_response"
+# The address is REMOTE_ADDR (django-ipware is not installed): a client cannot pick its own
+# address with X-Forwarded-For. Behind a proxy, have the proxy server set REMOTE_ADDR.
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+OTP_TOTP_ISSUER = env.str("OTP_ISSUER", default="PAM Vault")
+# The admin console shows neither TOTP keys nor recovery codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+VAULT_REQUIRE_2FA = env.bool("VAULT_REQUIRE_2FA", default=False)
+# Revealing a password or changing rotation settings asks for the password again after this.
+VAULT_REAUTH_MINUTES = env.int("VAULT_REAUTH_MINUTES", default=5)
+# At most N reveals per user in a window: "20/10m" (units s, m, h).
+REVEAL_RATE_LIMIT = env.str("REVEAL_RATE_LIMIT", default="20/10m")
+
+# django-csp: nothing inline, nothing from another origin.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 # --- Rotation and gateways ------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

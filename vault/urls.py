@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("account/", include("vault.account_urls")),
     path("admin/", admin.site.urls),
     path("folders/new/", views.folder_create, name="folder_create"),
     path("folders/<str:uid>/", views.folder_detail, name="folder_detail"),

@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from vault import services
+from vault import security, services
 from vault.access import (
     configuration_for_user,
     folder_for_user,
@@ -69,6 +69,9 @@ def _permissions(member: FolderMember) -> dict[str, bool]:
 class LoginView(auth_views.LoginView):
     def form_valid(self, form):
         response = super().form_valid(form)
+        if security.second_factor_pending(self.request):
+            # The password was right; the session is not verified until a code is entered.
+            return redirect(security.url_with_next("twofactor_verify", self.get_success_url()))
         messages.success(self.request, f"Logged in as {form.get_user().username}.")
         return response
 
@@ -212,6 +215,8 @@ def record_detail(request: HttpRequest, uid: str) -> HttpResponse:
 @login_required
 @require_POST
 @never_cache
+@security.recent_password_required(return_to="record_detail")
+@security.reveal_rate_limited
 def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid)
     password = services.pam_user_reveal(record=record, actor=request.user, request=request)
@@ -224,6 +229,8 @@ def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
 @login_required
 @require_POST
 @never_cache
+@security.recent_password_required(return_to="record_detail")
+@security.reveal_rate_limited
 def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     version = get_object_or_404(PasswordVersion, uid=version_uid, pam_user=record)

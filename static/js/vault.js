@@ -34,12 +34,29 @@
       headers: { Accept: "application/json", "X-CSRFToken": csrfToken(button) },
     })
       .then(function (response) {
+        // 401: the vault wants the password again (or a two-factor code) before a reveal.
+        if (response.status === 401) {
+          return response.json().then(function (data) {
+            var next = data.confirm_url || data.url;
+            if (next) { window.location.assign(next); }
+            throw new Error("confirm first");
+          });
+        }
+        if (response.status === 429) {
+          return response.json().then(function (data) {
+            throw new Error(data.message || "Too many reveals; try again later.");
+          });
+        }
         if (!response.ok) { throw new Error("status " + response.status); }
         return response.json();
       })
       .then(function (data) { return navigator.clipboard.writeText(data.password); })
       .then(function () { say(status, "Copied"); })
-      .catch(function () { say(status, "Copy failed; use Reveal instead.", true); })
+      .catch(function (error) {
+        var text = error && error.message;
+        if (text === "confirm first") { return; }
+        say(status, text && text.indexOf("Too many") === 0 ? text : "Copy failed; use Reveal instead.", true);
+      })
       .finally(function () { button.disabled = false; });
   });
 

@@ -1,0 +1,294 @@
+"""Sign-in protections shared by every page: the two-factor gate, "confirm your password"
+before sensitive actions, the per-user reveal limit, and the sign-in lockout page.
+
+Imported by VaultConfig.ready(), which connects the signal receivers and registers the checks.
+docs/security.md describes what an operator configures.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.signals import user_logged_in
+from django.core import checks
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+
+# Session keys. The password time is set by every sign-in and by the confirm page.
+PASSWORD_CONFIRMED_AT = "vault_password_confirmed_at"
+# True from the password step until a code is entered, for users who have a device.
+SECOND_FACTOR_PENDING = "vault_second_factor_pending"
+
+REVEAL_ACTION = "password.revealed"
+RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh])\s*$")
+RATE_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+# Pages an unverified session may open: to finish signing in, or to leave.
+VERIFY_EXEMPT = frozenset({"login", "logout", "twofactor_verify"})
+ENROL_EXEMPT = frozenset({"login", "logout", "twofactor_setup", "account_confirm"})
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def safe_next(request: HttpRequest, candidate: str | None, default: str = "home") -> str:
+    """`candidate` if it is a path on this site, else the URL of `default`."""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return reverse(default)
+
+
+def url_with_next(name: str, next_url: str) -> str:
+    return f"{reverse(name)}?{urlencode({REDIRECT_FIELD_NAME: next_url})}"
+
+
+# --- Password confirmation ---------------------------------------------------------------------
+
+
+def mark_password_confirmed(request: HttpRequest) -> None:
+    request.session[PASSWORD_CONFIRMED_AT] = int(time.time())
+
+
+def password_is_recent(request: HttpRequest) -> bool:
+    confirmed = request.session.get(PASSWORD_CONFIRMED_AT)
+    if not isinstance(confirmed, int):
+        return False
+    return 0 <= time.time() - confirmed <= settings.VAULT_REAUTH_MINUTES * 60
+
+
+def recent_password_required(return_to: str | None = None) -> Callable:
+    """Decorator: the view runs only within VAULT_REAUTH_MINUTES of the last password entry;
+    otherwise the person is sent to the confirm page, and a script (Accept: JSON) gets a 401
+    naming it. After confirming, the person comes back to `return_to` (a URL name, given the
+    view's `uid` if it has one; for POST-only views), or to this URL when it is None."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if password_is_recent(request):
+                return view(request, *args, **kwargs)
+            if return_to:
+                back = reverse(return_to, kwargs={k: kwargs[k] for k in ("uid",) if k in kwargs})
+            else:
+                back = request.get_full_path()
+            confirm_url = url_with_next("account_confirm", back)
+            text = "Enter your password again to continue."
+            if wants_json(request):
+                return JsonResponse(
+                    {"error": "password_confirmation_required", "message": text,
+                     "confirm_url": confirm_url},
+                    status=401,
+                )
+            messages.info(request, text)
+            return redirect(confirm_url)
+
+        return wrapped
+
+    return decorator
+
+
+# --- Reveal rate limit -------------------------------------------------------------------------
+
+
+def parse_rate(text: str) -> tuple[int, int]:
+    """ "20/10m" -> (20, 600): at most 20 in 600 seconds. Raises ValueError."""
+    match = RATE_RE.fullmatch(text or "")
+    if not match:
+        raise ValueError(f'"{text}" is not a rate such as 20/10m (units s, m, h)')
+    count, amount, unit = int(match[1]), int(match[2] or 1), match[3]
+    if count < 1 or amount < 1:
+        raise ValueError(f'"{text}": the count and the period must be at least 1')
+    return count, amount * RATE_UNITS[unit]
+
+
+def _window_text(seconds: int) -> str:
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def reveal_rate_limited(view: Callable) -> Callable:
+    """Decorator: refuse (429) a reveal when the person already revealed REVEAL_RATE_LIMIT
+    passwords in its window. The audit log is the counter, so every worker process and every
+    restart sees the same count, and the refusal is audited too."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        from vault.audit import audit_record
+        from vault.models import AuditEvent
+
+        limit, window = parse_rate(settings.REVEAL_RATE_LIMIT)
+        now = timezone.now()
+        recent = AuditEvent.objects.filter(
+            actor=request.user, action=REVEAL_ACTION, created_at__gt=now - timedelta(seconds=window)
+        ).order_by("-created_at")
+        times = list(recent.values_list("created_at", flat=True)[:limit])
+        if len(times) < limit:
+            return view(request, *args, **kwargs)
+        # The reveal that frees a slot is the oldest of the last `limit`.
+        retry_after = max(1, int((times[-1] + timedelta(seconds=window) - now).total_seconds()) + 1)
+        audit_record(
+            "password.reveal_rate_limited",
+            actor=request.user,
+            request=request,
+            details={"limit": settings.REVEAL_RATE_LIMIT, "path": request.path},
+        )
+        text = (
+            f"Too many passwords revealed: at most {limit} in {_window_text(window)}. "
+            f"Try again in {retry_after} seconds."
+        )
+        if wants_json(request):
+            response = JsonResponse({"error": "rate_limited", "message": text}, status=429)
+        else:
+            response = render(request, "vault/rate_limited.html", {"message": text}, status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
+
+    return wrapped
+
+
+# --- Two-factor gate ---------------------------------------------------------------------------
+
+
+def second_factor_pending(request: HttpRequest) -> bool:
+    """Signed in with a password, but a code is still owed."""
+    user = request.user
+    if not user.is_authenticated or not request.session.get(SECOND_FACTOR_PENDING):
+        return False
+    # Right after login() request.user is a plain User, without OTPMiddleware's is_verified.
+    is_verified = getattr(user, "is_verified", None)
+    return not (is_verified and is_verified())
+
+
+class TwoFactorMiddleware:
+    """Until a signed-in session is verified by a code, every page except the code page (and
+    logging out) redirects there: for users who have a device, and, with VAULT_REQUIRE_2FA, for
+    everyone (to the set-up page first if they have none)."""
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        user = request.user
+        if not user.is_authenticated:
+            return None
+        pending = bool(request.session.get(SECOND_FACTOR_PENDING))
+        if not pending and not settings.VAULT_REQUIRE_2FA:
+            return None
+        if user.is_verified():
+            return None
+        name = request.resolver_match.url_name if request.resolver_match else None
+        if request.resolver_match and request.resolver_match.namespace:
+            name = None  # the admin console is never exempt
+        target = "twofactor_verify" if pending else "twofactor_setup"
+        if name in (VERIFY_EXEMPT if pending else ENROL_EXEMPT):
+            return None
+        back = request.get_full_path() if request.method == "GET" else reverse("home")
+        url = url_with_next(target, back)
+        if wants_json(request):
+            return JsonResponse(
+                {"error": "two_factor_required", "message": "Finish signing in.", "url": url},
+                status=401,
+            )
+        return redirect(url)
+
+
+@receiver(user_logged_in, dispatch_uid="vault.security.on_login")
+def _on_login(sender, request, user, **kwargs) -> None:
+    if request is None or not hasattr(request, "session"):
+        return
+    from django_otp import user_has_device
+
+    mark_password_confirmed(request)
+    request.session[SECOND_FACTOR_PENDING] = user_has_device(user)
+
+
+# --- Sign-in lockout (django-axes) -------------------------------------------------------------
+
+
+def lockout_text() -> str:
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    return (
+        "Too many failed attempts: signing in with this username from your address is "
+        f"locked for {minutes} minutes. Try again later."
+    )
+
+
+def lockout_response(request: HttpRequest, original_response=None, credentials=None):
+    """AXES_LOCKOUT_CALLABLE: the page again, with the lockout message (HTTP 429). The same
+    for a username that exists and one that does not."""
+    from django.contrib.auth.forms import AuthenticationForm
+
+    on_confirm_page = request.resolver_match and request.resolver_match.url_name == (
+        "account_confirm"
+    )
+    if on_confirm_page:
+        from vault.twofactor import ConfirmPasswordForm
+
+        form = ConfirmPasswordForm()
+        template = "registration/confirm_password.html"
+    else:
+        username = request.POST.get("username", "")[:150]
+        form = AuthenticationForm(request, initial={"username": username})
+        template = "registration/login.html"
+    context = {
+        "form": form,
+        "locked_out": lockout_text(),
+        "next": request.POST.get(REDIRECT_FIELD_NAME, "")[:2000],
+    }
+    return render(request, template, context, status=429)
+
+
+def _on_locked_out(sender, request, username, ip_address, **kwargs) -> None:
+    from vault.audit import audit_record
+
+    audit_record(
+        "login.locked_out",
+        actor_kind="system",
+        request=request,
+        details={"username": (username or "")[:150], "ip_address": ip_address or ""},
+    )
+
+
+def connect() -> None:
+    """Called from VaultConfig.ready()."""
+    from axes.signals import user_locked_out
+
+    user_locked_out.connect(_on_locked_out, dispatch_uid="vault.security.on_locked_out")
+
+
+# --- System checks -----------------------------------------------------------------------------
+
+
+@checks.register(checks.Tags.security)
+def check_security_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    problems = []
+    try:
+        parse_rate(settings.REVEAL_RATE_LIMIT)
+    except ValueError as exc:
+        problems.append(checks.Error(f"REVEAL_RATE_LIMIT: {exc}", id="vault.E001"))
+    if settings.VAULT_REAUTH_MINUTES < 1:
+        problems.append(checks.Error("VAULT_REAUTH_MINUTES must be at least 1", id="vault.E002"))
+    if settings.AXES_FAILURE_LIMIT < 1:
+        problems.append(checks.Error("AXES_FAILURE_LIMIT must be at least 1", id="vault.E003"))
+    return problems
