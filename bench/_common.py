@@ -381,6 +381,25 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def cpu_seconds(process: Process) -> float:
+    """CPU time (user + system) used so far by every live process in the child's group."""
+    if process.proc is None:
+        return 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[2] is the process group; [11], [12] utime, stime (after the name field).
+        if int(fields[2]) == process.proc.pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def machine() -> str:
     """One line describing where the figures were measured."""
     import platform

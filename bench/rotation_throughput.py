@@ -120,7 +120,8 @@ def main() -> int:
     moto = gateway = None
     try:
         common.setup_django(env, flush=args.flush)
-        from django.db.models import Avg, F
+        from django.db.models import Avg, F, Max, Min
+        from django.utils import timezone
 
         from rotation.models import Rotation
         from vault.models import Gateway, PamUser
@@ -144,24 +145,38 @@ def main() -> int:
         )
         time.sleep(1.0)  # every worker has spawned and run its start-up tick
 
+        cpu0 = (common.cpu_seconds(gateway), common.cpu_seconds(moto), time.process_time())
         t0 = time.perf_counter()
+        wall0 = timezone.now()
         request_rotations(folder, args.via)
         t_requested = time.perf_counter()
         t_done = wait_until_finished(folder, args.users, timeout=max(120, args.users))
         pipeline_s = t_done - t0
+        cpu1 = (common.cpu_seconds(gateway), common.cpu_seconds(moto), time.process_time())
+        gateway_cpu, moto_cpu, bench_cpu = (b - a for a, b in zip(cpu0, cpu1, strict=True))
 
         rotations = Rotation.objects.filter(pam_user__folder=folder)
         succeeded = rotations.filter(status=Rotation.SUCCEEDED).count()
         failed = rotations.filter(status=Rotation.FAILED)
         if failed.exists():
             print(f"bench: {failed.count()} rotations failed, e.g.: {failed.first().error}")
-        run_ms = rotations.aggregate(ms=Avg(F("finished_at") - F("started_at")))["ms"]
+        spans = rotations.aggregate(
+            run=Avg(F("finished_at") - F("started_at")),
+            first=Min("started_at"),
+            last=Max("finished_at"),
+        )
+        run_ms = spans["run"]
+        first_claim_ms = (spans["first"] - wall0).total_seconds() * 1000
+        working_s = (spans["last"] - spans["first"]).total_seconds()
         held = moto.passwords()
         records = list(PamUser.objects.filter(folder=folder))
         wrong = common.compare_with_aws(records, held)
         gateway.stop()
 
+        raw_cpu0 = (common.cpu_seconds(moto), time.process_time())
         raw_s = raw_calls(moto, logins, threads=2)
+        raw_moto_cpu = common.cpu_seconds(moto) - raw_cpu0[0]
+        raw_client_cpu = time.process_time() - raw_cpu0[1]
         pipeline_per_s = args.users / pipeline_s
         raw_per_s = args.users / raw_s
         ratio = pipeline_per_s / raw_per_s
@@ -171,6 +186,8 @@ def main() -> int:
             [
                 (f"request ({args.via})", (t_requested - t0) * 1000, ""),
                 ("pipeline: request to last finished", pipeline_s * 1000, f"{pipeline_per_s:.1f}"),
+                ("  first claim, after the request began", first_claim_ms, ""),
+                ("  first claim to last finish", working_s * 1000, f"{args.users / working_s:.1f}"),
                 ("  mean claim-to-finish per rotation", per_rotation_ms, ""),
                 (
                     f"raw boto3 update_login_profile x{args.users}, 2 threads",
@@ -179,6 +196,14 @@ def main() -> int:
                 ),
             ],
             ["step", "ms", "per_s"],
+        )
+        n = args.users
+        common.table(
+            [
+                ("pipeline", gateway_cpu * 1000 / n, moto_cpu * 1000 / n, bench_cpu * 1000 / n),
+                ("raw boto3", "", raw_moto_cpu * 1000 / n, raw_client_cpu * 1000 / n),
+            ],
+            ["CPU ms per rotation", "gateway", "emulator", "this process"],
         )
         print(
             f"rotations: requested={args.users} succeeded={succeeded} failed={failed.count()} "

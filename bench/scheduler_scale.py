@@ -143,11 +143,11 @@ def main() -> int:
                     qc.seconds,
                 )
             )
-        common.table(
-            rows, ["pass", "seconds", "batches", "queries", "by kind", "seconds in SQL"]
+        common.table(rows, ["pass", "seconds", "batches", "queries", "by kind", "seconds in SQL"])
+        print(
+            f"queued rotations after the first pass: {queued}; still due: {still_due}; "
+            f"broker tasks: {tasks}"
         )
-        print(f"queued rotations after the first pass: {queued}; still due: {still_due}; "
-              f"broker tasks: {tasks}")
         ok = requested == due == queued and still_due == 0
         if not ok:
             print("bench: the pass did not request exactly the due records")

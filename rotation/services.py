@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, DateTimeField, F, Q, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -214,6 +214,9 @@ class LeaseLost(Exception):
     """Another worker (or the recovery pass) owns this rotation now: stop touching it."""
 
 
+RUN_RELATED = ("pam_user__rotation_settings", "pam_user__folder", "configuration__gateway")
+
+
 def rotation_claim(*, rotation_id: int) -> Rotation | None:
     """queued -> running, for exactly one worker. None when someone else has it."""
     now = timezone.now()
@@ -225,9 +228,51 @@ def rotation_claim(*, rotation_id: int) -> Rotation | None:
     )
     if not claimed:
         return None
-    return Rotation.objects.select_related(
-        "pam_user__rotation_settings", "pam_user__folder", "configuration__gateway"
-    ).get(pk=rotation_id)
+    return Rotation.objects.select_related(*RUN_RELATED).get(pk=rotation_id)
+
+
+def _claim_with_pending(rotation_id: int) -> Rotation | None:
+    """rotation_claim and rotation_write_ahead in one UPDATE: read the queued rotation, make
+    its pending password (unless it has one), then claim it and commit the password together.
+
+    Same guarantees, one write instead of two. Conditional on the attempt count read, so a
+    claim made by anyone since the read wins and this one does nothing. When the password
+    cannot be made now (the account's policy unreachable, impossible complexity), the claim
+    goes ahead without it and the run's write-ahead step reports the problem.
+    """
+    rotation = (
+        Rotation.objects.select_related(*RUN_RELATED)
+        .filter(pk=rotation_id, status=Rotation.QUEUED)
+        .first()
+    )
+    if rotation is None:
+        return None
+    now = timezone.now()
+    claim = Rotation.objects.filter(
+        pk=rotation.pk, status=Rotation.QUEUED, attempts=rotation.attempts
+    )
+    changes = {
+        "status": Rotation.RUNNING,
+        "started_at": now,
+        "lease_expires_at": _lease_deadline(now),
+        "attempts": F("attempts") + 1,
+    }
+    if not rotation.has_secret("pending_password"):
+        try:
+            policy = aws.account_password_policy(rotation.configuration)
+            complexity = settings_complexity(rotation.pam_user.rotation_settings)
+            rotation.set_secret("pending_password", generate_password(complexity, policy))
+        except (aws.AwsError, ComplexityError):
+            pass
+        else:
+            claim = claim.filter(pending_password_enc="")
+            changes["pending_password_enc"] = rotation.pending_password_enc
+    if not claim.update(**changes):
+        return None
+    rotation.status, rotation.started_at = Rotation.RUNNING, now
+    rotation.lease_expires_at = changes["lease_expires_at"]
+    rotation.attempts += 1
+    return rotation
 
 
 def settings_complexity(rs: RotationSettings) -> Complexity:
@@ -273,7 +318,7 @@ def rotation_write_ahead(*, rotation: Rotation) -> str:
 
 def rotation_run(*, rotation_id: int) -> str:
     """Run one rotation to the end. Returns the final status (or "skipped"), never a secret."""
-    rotation = rotation_claim(rotation_id=rotation_id)
+    rotation = _claim_with_pending(rotation_id)
     if rotation is None:
         return "skipped"
     return _run_claimed(rotation)
@@ -283,10 +328,14 @@ def _run_claimed(rotation: Rotation) -> str:
     record, config = rotation.pam_user, rotation.configuration
     while True:
         try:
-            try:
-                password = rotation_write_ahead(rotation=rotation)
-            except LeaseLost:
-                return "skipped"
+            if rotation.has_secret("pending_password"):
+                # Committed, and the claim (or _next_attempt) renewed the lease just now.
+                password = rotation.get_secret("pending_password")
+            else:
+                try:
+                    password = rotation_write_ahead(rotation=rotation)
+                except LeaseLost:
+                    return "skipped"
             aws.check_account(config, arn=record.distinguished_name, login=record.login)
             aws.set_console_password(config, login=record.login, password=password)
         except (ComplexityError, ScheduleError) as exc:
@@ -368,11 +417,7 @@ def rotation_finish(*, rotation: Rotation, password: str) -> str:
             pending_may_be_live=True,
             resolved_at__isnull=True,
         ).update(resolved_at=now, pending_password_enc="")
-        # Read inside the transaction: an edit of the schedule since the claim counts.
-        rs = RotationSettings.objects.select_related("configuration").get(pam_user_id=record.pk)
-        rs.last_rotated_at, rs.last_status = now, Rotation.SUCCEEDED
-        rs.next_run_at = _next_run_for(rs, now)
-        rs.save(update_fields=["last_rotated_at", "last_status", "next_run_at"])
+        _settings_after_success(rotation, now)
         audit_record(
             f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.ok",
             actor=rotation.requested_by,
@@ -380,6 +425,28 @@ def rotation_finish(*, rotation: Rotation, password: str) -> str:
             details={"rotation": rotation.uid, "attempts": rotation.attempts},
         )
     return Rotation.SUCCEEDED
+
+
+def _settings_after_success(rotation: Rotation, now: datetime) -> None:
+    """Last rotated, last status and the next run, from the settings read at the claim.
+
+    The next run is written only if the settings are unchanged since then (an edit saves the
+    whole row and so moves ``updated_at``); an edit computed its own next run from the new
+    schedule, and that one stands.
+    """
+    rs = rotation.pam_user.rotation_settings
+    if rs.configuration_id == rotation.configuration_id:
+        rs.configuration = rotation.configuration  # already loaded: no query
+    next_run_at = _next_run_for(rs, now)
+    RotationSettings.objects.filter(pk=rs.pk).update(
+        last_rotated_at=now,
+        last_status=Rotation.SUCCEEDED,
+        next_run_at=Case(
+            When(updated_at=rs.updated_at, then=Value(next_run_at)),
+            default=F("next_run_at"),
+            output_field=DateTimeField(),
+        ),
+    )
 
 
 def rotation_fail(*, rotation: Rotation, error: str) -> str:
@@ -583,9 +650,8 @@ def rotation_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
     """Run queued rotations of one gateway until none are left or the time budget is spent."""
     started, ran = time.monotonic(), 0
     while time.monotonic() - started < budget_seconds:
-        # One query finds the next few; each is then claimed (or found taken) by its own
-        # conditional update. Starting at a random place in the list keeps drains running
-        # side by side from trying the same rotations in the same order.
+        # A random one of the oldest few: drains running side by side rarely pick the same
+        # rotation, so few claims are wasted (a claim is a write, and writes queue up).
         candidates = list(
             Rotation.objects.filter(gateway_name=gateway_name, status=Rotation.QUEUED)
             .order_by("created_at", "id")
@@ -593,12 +659,8 @@ def rotation_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
         )
         if not candidates:
             return ran
-        start = random.randrange(len(candidates))
-        for rotation_id in candidates[start:] + candidates[:start]:
-            if rotation_run(rotation_id=rotation_id) != "skipped":
-                ran += 1
-            if time.monotonic() - started >= budget_seconds:
-                break
+        if rotation_run(rotation_id=random.choice(candidates)) != "skipped":
+            ran += 1
     dispatch.enqueue_drains({gateway_name: 1})  # more work left: hand it to the next task
     return ran
 

@@ -41,6 +41,21 @@ def login(user: User) -> Client:
     return client
 
 
+def login_verified(user: User) -> Client:
+    """A client signed in as after password and authenticator code (a verified session)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True)
+    client = login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+    return client
+
+
 def make_pam_user(folder: SharedFolder, login_name: str = "TestUser", password: str = "", **kw):
     record = PamUser(
         folder=folder,

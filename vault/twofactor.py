@@ -25,12 +25,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from django_otp import DEVICE_ID_SESSION_KEY, user_has_device
 from django_otp import login as otp_login
 from django_otp.admin import OTPAdminSite
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp.util import random_hex
 
 from vault.audit import audit_record
 from vault.security import (
@@ -46,6 +47,7 @@ TOTP_NAME = "Authenticator app"
 RECOVERY_NAME = "Recovery codes"
 TOTP_RE = re.compile(r"\d{6}")
 RECOVERY_RE = re.compile(r"[a-z2-7]{8}")
+SETUP_KEY = "vault_totp_setup_key"  # session: the key being set up, until confirmed
 
 
 # --- Forms -------------------------------------------------------------------------------------
@@ -141,6 +143,7 @@ def _grouped(secret: str) -> str:
 
 
 @login_required
+@require_GET
 def account(request: HttpRequest) -> HttpResponse:
     recovery = _recovery_device(request.user)
     context = {
@@ -188,18 +191,29 @@ def twofactor_setup(request: HttpRequest) -> HttpResponse:
             return redirect(url_with_next("twofactor_verify", next_url))
         messages.info(request, "Two-factor sign-in is already on.")
         return redirect("account")
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    # The key waits in the session until a code confirms it, so opening this page writes no
+    # device; the first code checked (right or wrong) saves an unconfirmed one, which counts
+    # wrong codes for django-otp's throttling.
+    key = request.session.get(SETUP_KEY)
+    if request.method == "POST" and not key:
+        messages.error(request, "The set-up expired; scan the new code and try again.")
+        return redirect(url_with_next("twofactor_setup", next_url))
+    if not key:
+        key = request.session[SETUP_KEY] = random_hex(20)
+    device = TOTPDevice.objects.filter(user=user, confirmed=False, key=key).first()
     if device is None:
-        device = TOTPDevice.objects.create(user=user, name=TOTP_NAME, confirmed=False)
+        device = TOTPDevice(user=user, name=TOTP_NAME, key=key, confirmed=False)
     form = CodeForm(request.POST if request.method == "POST" else None)
     if form.is_valid():
         code = form.cleaned_data["code"]
         if TOTP_RE.fullmatch(code) and device.verify_token(code):
             with transaction.atomic():
+                TOTPDevice.objects.filter(user=user, confirmed=False).exclude(pk=device.pk).delete()
                 device.confirmed = True
-                device.save(update_fields=["confirmed"])
+                device.save()
                 codes = _new_recovery_codes(user)
                 audit_record("2fa.enabled", actor=user, request=request)
+            del request.session[SETUP_KEY]
             otp_login(request, device)
             request.session[SECOND_FACTOR_PENDING] = True
             messages.success(request, "Two-factor sign-in is on.")
@@ -207,11 +221,10 @@ def twofactor_setup(request: HttpRequest) -> HttpResponse:
                 request, "vault/2fa_recovery_codes.html", {"codes": codes, "next": next_url}
             )
         form.add_error("code", "That code is not right. Enter the 6-digit code the app shows now.")
-    secret = b32encode(device.bin_key).decode()
     context = {
         "form": form,
         "qr": mark_safe(qr_svg(device.config_url)),  # SVG made by qr_svg, no user text in it
-        "secret": _grouped(secret),
+        "secret": _grouped(b32encode(device.bin_key).decode()),
         "issuer": settings.OTP_TOTP_ISSUER,
         "next": next_url,
     }

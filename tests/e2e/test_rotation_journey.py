@@ -11,8 +11,6 @@ from playwright.sync_api import Page, expect
 from tests.conftest import make_configuration, make_pam_user, make_user
 from tests.e2e.conftest import log_in, rotation_on_demand
 from tests.emulator import ACCOUNT_ID
-from vault import services
-from vault.models import SharedFolder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,12 +48,6 @@ def test_set_up_rotation_from_scratch_rotate_and_reveal_what_aws_holds(
     page.get_by_label("Folder name").fill("Cloud accounts")
     page.get_by_role("button", name="Create folder").click()
     expect(page.get_by_role("heading", name="Cloud accounts", level=1)).to_be_visible()
-    # Gap: a folder created in the UI cannot be shared to the gateway's application without the
-    # admin console (superusers only); the operator's step is done here instead.
-    services.application_share_folder(
-        application=personas.application, folder=SharedFolder.objects.get(name="Cloud accounts")
-    )
-
     page.get_by_role("link", name="New PAM Configuration").click()
     page.get_by_label("Title").fill("Local AWS")
     page.get_by_label("Gateway", exact=True).select_option("default")

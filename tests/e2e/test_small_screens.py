@@ -49,21 +49,7 @@ PAGES = {
     "rotation settings": lambda w: f"/records/{w['record'].uid}/rotation/",
     "configuration": lambda w: f"/configurations/{w['config'].uid}/",
 }
-RECORD_PAGE_BUG = (
-    "app bug: the Rotations history table in templates/rotation/_status.html is not wrapped in "
-    '<div class="table-wrap">, so a record rotated even once is 527px+ wide at 375px'
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=RECORD_PAGE_BUG))
-        if name == "record"
-        else name
-        for name in PAGES
-    ],
-)
+@pytest.mark.parametrize("name", list(PAGES))
 def test_page_has_no_horizontal_scrolling_at_375px(browsing, live_server, busy_folder, name):
     page = browsing.new_page(viewport={"width": WIDTH, "height": 800})
     log_in(page, "editor")

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.urls import reverse
 
-from tests.conftest import login, make_configuration, make_pam_user
+from tests.conftest import login, login_verified, make_configuration, make_pam_user
 from vault.models import (
     AuditEvent,
     FolderMember,
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_client(personas):
-    return login(personas.superuser)
+    return login_verified(personas.superuser)  # the admin console needs two-factor sign-in
 
 
 @pytest.fixture

@@ -1,0 +1,335 @@
+"""Every URL of the project, every persona, every method: the answer is the one written in
+EXPECT below, and a refused request changes nothing in the database.
+
+The URL list comes from Django's resolver, so a new view without a line in EXPECT fails
+`test_every_url_has_written_expectations`. The admin console (namespace "admin") has one rule
+for all its URLs: only a superuser with a verified two-factor session gets in.
+
+Tokens, one per persona in PERSONAS order (anonymous, outsider, viewer, editor, manager,
+superuser): L = redirect to the login page; 302 = any other redirect; a number = that status.
+The editor has can_edit + manage_records in "Team", the manager manage_users + manage_records,
+the viewer nothing beyond viewing; the outsider is a member of another folder only; the
+superuser is in no folder (and has a verified two-factor session).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.conftest import PASSWORD
+from tests.security.conftest import PERSONAS, db_snapshot
+from vault.models import PamUser
+
+pytestmark = pytest.mark.django_db
+
+# Refusals: 404 outsiders (and superusers, who are not members), 403 members lacking a permission.
+EXPECT: dict[str, dict[str, str]] = {
+    # --- sign-in and account
+    "login": {"GET": "200 200 200 200 200 200", "POST": "200 200 200 200 200 200"},
+    "logout": {"GET": "405 405 405 405 405 405", "POST": "302 302 302 302 302 302"},
+    "account": {"GET": "L 200 200 200 200 200", "POST": "L 405 405 405 405 405"},
+    "account_confirm": {"GET": "L 200 200 200 200 200", "POST": "L 302 302 302 302 302"},
+    # Personas have no device (setup shows the QR code; verify sends them to set-up); the
+    # superuser has one and a verified session.
+    # A POST without a set-up started by a GET is sent back to start one.
+    "twofactor_setup": {"GET": "L 200 200 200 200 302", "POST": "L 302 302 302 302 302"},
+    "twofactor_verify": {"GET": "L 302 302 302 302 302", "POST": "L 302 302 302 302 302"},
+    "twofactor_recovery_codes": {
+        "GET": "L 405 405 405 405 405",
+        "POST": "L 302 302 302 302 200",
+    },
+    "twofactor_disable": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
+    # --- folders and members
+    "home": {"GET": "L 200 200 200 200 200", "POST": "L 200 200 200 200 200"},
+    "folder_create": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
+    "folder_detail": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
+    "members": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
+    "member_add": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    "member_update": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    "member_remove": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    # --- PAM Users
+    "record_create": {"GET": "L 404 403 200 200 404", "POST": "L 404 403 302 302 404"},
+    "record_detail": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
+    "record_reveal": {"GET": "L 405 405 405 405 405", "POST": "L 404 200 200 200 404"},
+    "version_reveal": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 200 403 404"},
+    "record_edit": {"GET": "L 404 403 200 403 404", "POST": "L 404 403 302 403 404"},
+    "record_delete": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 302 404"},
+    # --- PAM Configurations
+    "configuration_create": {"GET": "L 404 403 200 200 404", "POST": "L 404 403 302 302 404"},
+    "configuration_detail": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
+    "configuration_edit": {"GET": "L 404 403 200 403 404", "POST": "L 404 403 302 403 404"},
+    "configuration_delete": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 302 404"},
+    "configuration_test": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    # --- rotation
+    "rotation_settings": {"GET": "L 404 403 200 403 404", "POST": "L 404 403 302 403 404"},
+    "rotate": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    "rotation_status": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
+    "rotation_resolve": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    "rotate_all": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    "rotate_all_progress": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
+    "rotate_all_status": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
+    # --- audit log: superusers see everything, members who manage users see their folders
+    # (the outsider manages the other folder), everyone else is refused.
+    "audit": {"GET": "L 200 403 403 200 200", "POST": "L 405 405 405 405 405"},
+    "audit_csv": {"GET": "L 200 403 403 200 200", "POST": "L 405 405 405 405 405"},
+}
+ADMIN_NAMESPACE = "admin"
+NON_STAFF = ("anonymous", "outsider", "viewer", "editor", "manager")
+REFUSED = {"L", "403", "404", "405"}
+
+
+# --- the project's URLs -----------------------------------------------------------------------
+
+
+def _walk(patterns, prefix: str = "", namespace: str | None = None):
+    for p in patterns:
+        if isinstance(p, URLResolver):
+            inner = ":".join(filter(None, [namespace, p.namespace])) or None
+            yield from _walk(p.url_patterns, prefix + str(p.pattern), inner)
+        elif isinstance(p, URLPattern):
+            yield namespace, p.name, prefix + str(p.pattern)
+
+
+def project_urls() -> list[tuple[str | None, str | None, str]]:
+    return list(_walk(get_resolver().url_patterns))
+
+
+def app_url_names() -> list[str]:
+    return [name or route for ns, name, route in project_urls() if ns != ADMIN_NAMESPACE]
+
+
+def admin_url_names() -> list[str]:
+    return [name or "<catch-all>" for ns, name, route in project_urls() if ns == ADMIN_NAMESPACE]
+
+
+def _route(name: str) -> str:
+    return next(route for ns, n, route in project_urls() if n == name and ns is None)
+
+
+def url_for(name: str, world) -> str:
+    """The URL of `name` with the world's real uids (picked by the route's first segment)."""
+    route = _route(name)
+    kinds = {
+        "folders": world.folder.uid,
+        "records": world.record.uid,
+        "configurations": world.config.uid,
+    }
+    values = {
+        "version_uid": world.version.uid,
+        "rotation_uid": world.rotation.uid,
+        "batch_uid": world.batch.uid,
+        "username": world.personas.viewer.username,
+    }
+    kwargs = {}
+    for arg in re.findall(r"<(?:\w+:)?(\w+)>", route):
+        if arg == "uid":
+            kwargs[arg] = kinds[route.split("/")[0]]
+        else:
+            assert arg in values, f"{name}: no test value for URL argument {arg!r}; add one"
+            kwargs[arg] = values[arg]
+    return reverse(name, kwargs=kwargs)
+
+
+def post_data(name: str, world) -> dict:
+    """What the persona who may do it would submit: valid, so a refusal is the only reason
+    a forged request changes nothing."""
+    record, config = world.record, world.config
+    configuration = {
+        "title": "Forged configuration",
+        "environment": "aws",
+        "gateway": world.personas.gateway.name,
+        "aws_id": "AWS-Forged",
+        "access_key_id": "AKIAFORGED",
+        "access_secret_key": "forged-secret-key",
+        "region_names": "us-east-1",
+        "endpoint_url": config.endpoint_url,
+        "default_rotation_schedule": '{"type": "ON_DEMAND"}',
+    }
+    data = {
+        "login": {"username": "nobody", "password": "wrong"},
+        "account_confirm": {"password": PASSWORD},
+        "twofactor_setup": {"code": "not-a-code"},
+        "twofactor_verify": {"code": "123456"},
+        "folder_create": {"name": "Forged folder"},
+        "record_create": {
+            "title": "Forged",
+            "login": "Forged",
+            "distinguished_name": "arn:aws:iam::123456789012:user/Forged",
+            "password": "Forged-Passw0rd!",
+        },
+        "record_edit": {
+            "title": "Forged title",
+            "login": record.login,
+            "distinguished_name": record.distinguished_name,
+            "password": "Forged-Passw0rd!",
+        },
+        "configuration_create": configuration,
+        "configuration_edit": {**configuration, "title": "Forged title"},
+        "member_add": {"username": "outsider", "can_edit": "on", "manage_users": "on"},
+        "member_update": {"can_edit": "on", "manage_users": "on"},
+        "rotation_resolve": {"keep": "pending"},
+        "rotation_settings": {
+            "method": "iam_user",
+            "configuration": config.uid,
+            "schedule_type": "DAILY",
+            "tz": "UTC",
+            "time": "03:00",
+            "interval_count": "1",
+            "weekday": "MONDAY",
+            "month_day": "1",
+            "occurrence": "FIRST",
+            "month": "JANUARY",
+            "cron": "",
+            "length": "40",
+            "min_upper": "3",
+            "min_lower": "3",
+            "min_digits": "3",
+            "min_symbols": "3",
+            "symbols": "!@#$%^&*()_+-=[]{}|'",
+            "enabled": "on",
+        },
+    }
+    return data.get(name, {})
+
+
+def _cases():
+    for name in app_url_names():
+        for method in ("GET", "POST"):
+            for persona in PERSONAS:
+                yield pytest.param(name, method, persona, id=f"{name}-{method}-{persona}")
+
+
+def _to_login_page(response) -> bool:
+    return response.status_code == 302 and response["Location"].startswith(
+        f"{reverse('login')}?next="
+    )
+
+
+def _matches(token: str, response) -> bool:
+    if token == "L":
+        return _to_login_page(response)
+    if token == "302":
+        return response.status_code == 302 and not _to_login_page(response)
+    return response.status_code == int(token)
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+def test_every_url_has_written_expectations():
+    names = app_url_names()
+    missing = sorted(set(names) - set(EXPECT))
+    assert not missing, f"URL patterns without an entry in EXPECT: {missing}"
+    stale = sorted(set(EXPECT) - set(names))
+    assert not stale, f"EXPECT names URLs that no longer exist: {stale}"
+    namespaces = {ns for ns, name, route in project_urls()}
+    assert namespaces <= {None, ADMIN_NAMESPACE}, f"a namespace without a rule: {namespaces}"
+    for name, methods in EXPECT.items():
+        assert set(methods) == {"GET", "POST"}, name
+        for tokens in methods.values():
+            assert len(tokens.split()) == len(PERSONAS), name
+
+
+def test_every_url_pattern_has_a_name():
+    unnamed = [route for ns, name, route in project_urls() if ns is None and not name]
+    assert not unnamed
+
+
+@pytest.fixture
+def matrix_world(request, personas):
+    from tests.security.conftest import VaultWorld
+
+    name = request.node.callspec.params.get("name") if hasattr(request.node, "callspec") else ""
+    if name == "configuration_test":
+        # Test connection really connects: to the AWS emulator.
+        return VaultWorld(personas, endpoint=request.getfixturevalue("emulator").endpoint)
+    return VaultWorld(personas)
+
+
+@pytest.mark.parametrize("name,method,persona", list(_cases()))
+def test_url_answers_each_persona_as_written(matrix_world, name, method, persona):
+    world = matrix_world
+    token = EXPECT[name][method].split()[PERSONAS.index(persona)]
+    url = url_for(name, world)
+    client = world.client(persona)
+    before = db_snapshot()
+    if method == "GET":
+        response = client.get(url)
+    else:
+        response = client.post(url, post_data(name, world))
+    where = f"{persona} {method} {url}"
+    location = response.get("Location", "")
+    assert _matches(token, response), (
+        f"{where}: expected {token}, got {response.status_code} {location}"
+    )
+    if token in REFUSED or method == "GET":
+        # A refused request, and any GET, writes nothing.
+        assert db_snapshot() == before, f"{where} changed the database"
+
+
+# --- the admin console ------------------------------------------------------------------------
+
+
+def admin_url(name: str, world) -> str:
+    """A URL for each admin pattern, with an existing object where the pattern takes one."""
+    if name == "<catch-all>":
+        return "/admin/no-such-page/"
+    route = next(r for ns, n, r in project_urls() if ns == ADMIN_NAMESPACE and n == name)
+    kwargs = {}
+    if "content_type_id" in route:
+        kwargs["content_type_id"] = ContentType.objects.get_for_model(PamUser).pk
+        kwargs["object_id"] = world.record.pk
+    elif "object_id" in route:
+        app_label, model_name = _admin_model(name)
+        model = ContentType.objects.get(app_label=app_label, model=model_name).model_class()
+        first = model.objects.order_by("pk").first()
+        kwargs["object_id"] = str(first.pk) if first else "1"
+    if "app_label" in route:
+        kwargs["app_label"] = "vault"
+    return reverse(f"{ADMIN_NAMESPACE}:{name}", kwargs=kwargs)
+
+
+def _admin_model(name: str) -> tuple[str, str]:
+    from django.contrib import admin
+
+    for model in admin.site._registry:
+        prefix = f"{model._meta.app_label}_{model._meta.model_name}_"
+        if name.startswith(prefix):
+            return model._meta.app_label, model._meta.model_name
+    raise AssertionError(f"admin URL {name} names no registered model")
+
+
+def _to_login(name: str, response) -> bool:
+    location = response.get("Location", "")
+    if name == "logout":
+        # Django's admin_view sends a logout without permission to the index (then login).
+        return response.status_code == 302 and location == reverse("admin:index")
+    return response.status_code == 302 and (
+        location.startswith(reverse("admin:login")) or location.startswith(reverse("login"))
+    )
+
+
+@pytest.mark.parametrize("name", admin_url_names())
+def test_admin_url_sends_non_staff_to_login_and_changes_nothing(vault_world, name):
+    url = admin_url(name, vault_world)
+    for persona in NON_STAFF:
+        client = vault_world.client(persona)
+        before = db_snapshot()
+        for method in ("get", "post"):
+            response = getattr(client, method)(url, {})
+            assert _to_login(name, response), f"{persona} {method} {url}: {response.status_code}"
+        assert db_snapshot() == before, f"{persona} {url} changed the database"
+
+
+@pytest.mark.parametrize("name", admin_url_names())
+def test_admin_url_never_fails_for_the_verified_superuser(vault_world, name):
+    response = vault_world.client("superuser").get(admin_url(name, vault_world))
+    assert response.status_code < 500
+
+
+def test_verified_superuser_opens_the_admin_console(vault_world):
+    assert vault_world.client("superuser").get("/admin/").status_code == 200
