@@ -8,6 +8,7 @@ from datetime import datetime
 from django import forms
 from django.utils import timezone
 
+from rotation import schedules
 from rotation.models import RotationSettings
 from rotation.passwords import AWS_SYMBOLS, Complexity, ComplexityError, validate_complexity
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
@@ -26,28 +27,9 @@ SCHEDULE_TYPES = [
     ("CRON", "Cron expression"),
     (CONFIG_DEFAULT, "Use the configuration's default schedule"),
 ]
-WEEKDAYS = [
-    (d, d.title())
-    for d in ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
-]
-OCCURRENCES = [(o, o.title()) for o in ("FIRST", "SECOND", "THIRD", "FOURTH", "LAST")]
-MONTHS = [
-    (m, m.title())
-    for m in (
-        "JANUARY",
-        "FEBRUARY",
-        "MARCH",
-        "APRIL",
-        "MAY",
-        "JUNE",
-        "JULY",
-        "AUGUST",
-        "SEPTEMBER",
-        "OCTOBER",
-        "NOVEMBER",
-        "DECEMBER",
-    )
-]
+WEEKDAYS = [(d, d.title()) for d in schedules.WEEKDAYS]
+OCCURRENCES = [(o, o.title()) for o in schedules.OCCURRENCES]
+MONTHS = [(m, m.title()) for m in schedules.MONTHS]
 
 
 # The form fields each schedule type reads (static/js/rotation-settings.js shows only these).
