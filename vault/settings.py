@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
+    "vault.security.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -247,7 +248,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
-        "django_q": {"level": env.str("Q_LOG_LEVEL", default="INFO")},
+        "django-q": {"level": env.str("Q_LOG_LEVEL", default="INFO")},
         # botocore logs whole request bodies (new passwords included) at DEBUG: never below INFO.
         "botocore": {"level": "INFO"},
         "boto3": {"level": "INFO"},
