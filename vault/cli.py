@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,16 @@ class OutputHelper:
             self.table(value, columns)
 
 
+# Control characters (and Unicode line separators and bidi overrides) from stored or imported
+# text would break the one-line output or drive the operator's terminal: shown escaped.
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written as escapes (\\r, \\x1b, \\u202e)."""
+    return UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -106,7 +117,7 @@ def _cell(value: Any) -> str:
         return ", ".join(_cell(v) for v in value)
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    return printable(str(value))
 
 
 def add_format_argument(parser: argparse.ArgumentParser) -> None:

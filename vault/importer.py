@@ -286,6 +286,23 @@ def load_document(path: Path) -> Any:
         ) from None
 
 
+def _paths_with_nul(value: Any, path: str):
+    """The JSON path of every string (or object key) in `value` that holds a NUL character."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield path or "(document)"
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _paths_with_nul(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            if "\x00" in key:
+                yield where
+            else:
+                yield from _paths_with_nul(item, where)
+
+
 def validate_document(
     data: Any, *, owner_username: str | None = None
 ) -> tuple[Plan, ImportContext]:
@@ -293,6 +310,10 @@ def validate_document(
     check = Checker()
     if not isinstance(data, dict):
         raise CliError(f"(document): must be a JSON object, not {_json_type(data)}")
+    # JSON allows \u0000 in strings; a database does not store it (PostgreSQL refuses it).
+    nul = list(_paths_with_nul(data, ""))
+    if nul:
+        raise CliError(*(f"{path}: must not contain a NUL character (\\u0000)" for path in nul))
     context = ImportContext(data=data)
     for key in data:
         if key not in TOP_KEYS:

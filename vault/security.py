@@ -14,9 +14,11 @@ from datetime import timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
 from django.core import checks
 from django.dispatch import receiver
@@ -45,9 +47,14 @@ def wants_json(request: HttpRequest) -> bool:
 
 
 def safe_next(request: HttpRequest, candidate: str | None, default: str = "home") -> str:
-    """`candidate` if it is a path on this site, else the URL of `default`."""
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    """`candidate` if it is a path on this site (so never another site, and never something
+    redirect() would take for a view name), else the URL of `default`."""
+    if (
+        candidate
+        and candidate.startswith("/")
+        and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
     ):
         return candidate
     return reverse(default)
@@ -90,8 +97,11 @@ def recent_password_required(return_to: str | None = None) -> Callable:
             text = "Enter your password again to continue."
             if wants_json(request):
                 return JsonResponse(
-                    {"error": "password_confirmation_required", "message": text,
-                     "confirm_url": confirm_url},
+                    {
+                        "error": "password_confirmation_required",
+                        "message": text,
+                        "confirm_url": confirm_url,
+                    },
                     status=401,
                 )
             messages.info(request, text)
@@ -164,6 +174,31 @@ def reveal_rate_limited(view: Callable) -> Callable:
     return wrapped
 
 
+# --- NUL characters in addresses ---------------------------------------------------------------
+
+
+class RejectNulMiddleware:
+    """400 for a NUL character in the path or the query string. Such a value would reach a
+    database query as a uid, a username or a search; PostgreSQL refuses NUL in text, which
+    would be a server error. (Forms reject NUL in submitted fields with a field error.)"""
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or any(
+            "\x00" in key or "\x00" in value
+            for key, values in request.GET.lists()
+            for value in values
+        ):
+            return HttpResponse(
+                "Bad request: the address contains a NUL character.\n",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        return self.get_response(request)
+
+
 # --- Two-factor gate ---------------------------------------------------------------------------
 
 
@@ -223,6 +258,31 @@ def _on_login(sender, request, user, **kwargs) -> None:
     request.session[SECOND_FACTOR_PENDING] = user_has_device(user)
 
 
+# --- Sign-in form ------------------------------------------------------------------------------
+
+MAX_PASSWORD_INPUT = 4096
+
+
+class LoginForm(AuthenticationForm):
+    """Django's sign-in form with its lengths enforced: AuthenticationForm sets the username's
+    max_length without a validator, so a username of any length reached authenticate() and
+    django-axes' attempt log (a server error on PostgreSQL); a huge password would cost a slow
+    hash for nothing."""
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"]
+        limit = self.fields["username"].max_length
+        if len(username) > limit:
+            raise forms.ValidationError(f"A username has at most {limit} characters.")
+        return username
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if len(password) > MAX_PASSWORD_INPUT:
+            raise forms.ValidationError("That password is too long.")
+        return password
+
+
 # --- Sign-in lockout (django-axes) -------------------------------------------------------------
 
 
@@ -237,8 +297,6 @@ def lockout_text() -> str:
 def lockout_response(request: HttpRequest, original_response=None, credentials=None):
     """AXES_LOCKOUT_CALLABLE: the page again, with the lockout message (HTTP 429). The same
     for a username that exists and one that does not."""
-    from django.contrib.auth.forms import AuthenticationForm
-
     on_confirm_page = request.resolver_match and request.resolver_match.url_name == (
         "account_confirm"
     )
@@ -249,7 +307,7 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
         template = "registration/confirm_password.html"
     else:
         username = request.POST.get("username", "")[:150]
-        form = AuthenticationForm(request, initial={"username": username})
+        form = LoginForm(request, initial={"username": username})
         template = "registration/login.html"
     context = {
         "form": form,

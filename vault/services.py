@@ -56,6 +56,21 @@ def pam_user_set_password(
         version.save()
 
 
+def pam_users_set_passwords(
+    *, changes: list[tuple[PamUser, str, object, str]], source: str
+) -> None:
+    """pam_user_set_password for many records at once, one INSERT for the history: each change
+    is (record, password, set_by, reason). Callers save the records."""
+    versions = []
+    for record, password, set_by, reason in changes:
+        record.set_secret("password", password)
+        if password:
+            version = PasswordVersion(pam_user=record, set_by=set_by, source=source, reason=reason)
+            version.set_secret("password", password)
+            versions.append(version)
+    PasswordVersion.objects.bulk_create(versions)
+
+
 @transaction.atomic
 def pam_user_create(
     *,

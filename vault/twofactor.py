@@ -172,9 +172,7 @@ def account_confirm(request: HttpRequest) -> HttpResponse:
             mark_password_confirmed(request)
             return redirect(next_url)
         form.add_error("password", "That is not your password.")
-    return render(
-        request, "registration/confirm_password.html", {"form": form, "next": next_url}
-    )
+    return render(request, "registration/confirm_password.html", {"form": form, "next": next_url})
 
 
 # --- Two-factor set-up, sign-in, recovery codes, turning off -----------------------------------
@@ -292,9 +290,7 @@ def twofactor_recovery_codes(request: HttpRequest) -> HttpResponse:
 def twofactor_disable(request: HttpRequest) -> HttpResponse:
     user = request.user
     if settings.VAULT_REQUIRE_2FA:
-        messages.error(
-            request, "Two-factor sign-in is required here; it cannot be turned off."
-        )
+        messages.error(request, "Two-factor sign-in is required here; it cannot be turned off.")
         return redirect("account")
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
@@ -328,4 +324,3 @@ class VaultAdminSite(OTPAdminSite):
             return redirect(url_with_next("twofactor_verify", next_url))
         messages.info(request, "The admin console needs two-factor sign-in: set it up first.")
         return redirect(url_with_next("twofactor_setup", next_url))
-

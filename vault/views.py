@@ -67,6 +67,8 @@ def _permissions(member: FolderMember) -> dict[str, bool]:
 
 
 class LoginView(auth_views.LoginView):
+    authentication_form = security.LoginForm
+
     def form_valid(self, form):
         response = super().form_valid(form)
         if security.second_factor_pending(self.request):

@@ -279,17 +279,23 @@ def admin_url(name: str, world) -> str:
     if name == "<catch-all>":
         return "/admin/no-such-page/"
     route = next(r for ns, n, r in project_urls() if ns == ADMIN_NAMESPACE and n == name)
+    args = re.findall(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>", route)
     kwargs = {}
-    if "content_type_id" in route:
-        kwargs["content_type_id"] = ContentType.objects.get_for_model(PamUser).pk
-        kwargs["object_id"] = world.record.pk
-    elif "object_id" in route:
-        app_label, model_name = _admin_model(name)
-        model = ContentType.objects.get(app_label=app_label, model=model_name).model_class()
-        first = model.objects.order_by("pk").first()
-        kwargs["object_id"] = str(first.pk) if first else "1"
-    if "app_label" in route:
-        kwargs["app_label"] = "vault"
+    for arg in (a or b for a, b in args):
+        if arg == "app_label":
+            kwargs[arg] = "vault"
+        elif arg == "content_type_id":
+            kwargs[arg] = ContentType.objects.get_for_model(PamUser).pk
+        elif arg in ("object_id", "id", "pk"):
+            if "content_type_id" in route:
+                kwargs[arg] = world.record.pk
+                continue
+            app_label, model_name = _admin_model(name)
+            model = ContentType.objects.get(app_label=app_label, model=model_name).model_class()
+            first = model.objects.order_by("pk").first()
+            kwargs[arg] = first.pk if first else 1
+        else:
+            raise AssertionError(f"admin URL {name}: no test value for {arg!r}; add one")
     return reverse(f"{ADMIN_NAMESPACE}:{name}", kwargs=kwargs)
 
 
@@ -316,13 +322,13 @@ def _to_login(name: str, response) -> bool:
 @pytest.mark.parametrize("name", admin_url_names())
 def test_admin_url_sends_non_staff_to_login_and_changes_nothing(vault_world, name):
     url = admin_url(name, vault_world)
-    for persona in NON_STAFF:
-        client = vault_world.client(persona)
-        before = db_snapshot()
+    clients = {persona: vault_world.client(persona) for persona in NON_STAFF}
+    before = db_snapshot()
+    for persona, client in clients.items():
         for method in ("get", "post"):
             response = getattr(client, method)(url, {})
             assert _to_login(name, response), f"{persona} {method} {url}: {response.status_code}"
-        assert db_snapshot() == before, f"{persona} {url} changed the database"
+    assert db_snapshot() == before, f"a non-staff request to {url} changed the database"
 
 
 @pytest.mark.parametrize("name", admin_url_names())

@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from vault import crypto
-from vault.cli import CliError, OutputHelper, iter_app_cli_modules
+from vault.cli import CliError, OutputHelper, iter_app_cli_modules, printable
 
 # A uid is 22 URL-safe base64 characters and may begin with "-", which argparse would take
 # for an option ("--folder -Abc..." -> "expected one argument").
@@ -116,7 +116,8 @@ class Command(BaseCommand):
 
     def _fail(self, messages: list[str], code: int) -> None:
         for message in messages:
-            self.stderr.write(f"pam: error: {message}")
+            # Messages quote input (JSON keys, values): one line each, whatever they hold.
+            self.stderr.write(f"pam: error: {printable(message)}")
         self._exit(code, messages[0] if messages else "failed")
 
     def _exit(self, code: int, message: str) -> None:
