@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, DateTimeField, F, Q, Value, When
+from django.db.models import Case, DateTimeField, Exists, F, OuterRef, Q, Value, When
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -34,7 +33,7 @@ from rotation.passwords import Complexity, ComplexityError, generate_password
 from rotation.schedules import ScheduleError, next_run
 from vault.audit import audit_record
 from vault.models import ApplicationFolder, Gateway, PamConfiguration, PamUser
-from vault.services import pam_user_set_password
+from vault.services import pam_user_set_password, pam_users_set_passwords
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +213,7 @@ class LeaseLost(Exception):
     """Another worker (or the recovery pass) owns this rotation now: stop touching it."""
 
 
-RUN_RELATED = ("pam_user__rotation_settings", "pam_user__folder", "configuration__gateway")
+RUN_RELATED = ("pam_user__rotation_settings", "pam_user__folder", "configuration")
 
 
 def rotation_claim(*, rotation_id: int) -> Rotation | None:
@@ -231,22 +230,25 @@ def rotation_claim(*, rotation_id: int) -> Rotation | None:
     return Rotation.objects.select_related(*RUN_RELATED).get(pk=rotation_id)
 
 
-def _claim_with_pending(rotation_id: int) -> Rotation | None:
-    """rotation_claim and rotation_write_ahead in one UPDATE: read the queued rotation, make
-    its pending password (unless it has one), then claim it and commit the password together.
-
-    Same guarantees, one write instead of two. Conditional on the attempt count read, so a
-    claim made by anyone since the read wins and this one does nothing. When the password
-    cannot be made now (the account's policy unreachable, impossible complexity), the claim
-    goes ahead without it and the run's write-ahead step reports the problem.
-    """
-    rotation = (
+def _claimable():
+    """Queued rotations, read with what running them needs."""
+    return (
         Rotation.objects.select_related(*RUN_RELATED)
-        .filter(pk=rotation_id, status=Rotation.QUEUED)
-        .first()
+        .filter(status=Rotation.QUEUED)
+        .annotate(has_possibly_live=Exists(_possibly_live(OuterRef("pam_user_id"))))
     )
-    if rotation is None:
-        return None
+
+
+def _prepare_claim(rotation: Rotation):
+    """The conditional UPDATE that claims a queued rotation read earlier, and writes its new
+    pending password in the same statement (unless it has one): rotation_claim and
+    rotation_write_ahead in one write.
+
+    Conditional on the attempt count read, so a claim made by anyone since the read wins and
+    this one does nothing. When the password cannot be made now (the account's policy
+    unreachable, impossible complexity), the claim goes ahead without it and the run's
+    write-ahead step reports the problem.
+    """
     now = timezone.now()
     claim = Rotation.objects.filter(
         pk=rotation.pk, status=Rotation.QUEUED, attempts=rotation.attempts
@@ -267,12 +269,49 @@ def _claim_with_pending(rotation_id: int) -> Rotation | None:
         else:
             claim = claim.filter(pending_password_enc="")
             changes["pending_password_enc"] = rotation.pending_password_enc
-    if not claim.update(**changes):
-        return None
-    rotation.status, rotation.started_at = Rotation.RUNNING, now
+    return claim, changes
+
+
+def _claimed(rotation: Rotation, changes: dict) -> Rotation:
+    rotation.status, rotation.started_at = Rotation.RUNNING, changes["started_at"]
     rotation.lease_expires_at = changes["lease_expires_at"]
     rotation.attempts += 1
     return rotation
+
+
+def _claim_with_pending(rotation_id: int) -> Rotation | None:
+    """Claim one queued rotation with its pending password; None when someone else has it."""
+    rotation = _claimable().filter(pk=rotation_id).first()
+    if rotation is None:
+        return None
+    claim, changes = _prepare_claim(rotation)
+    if not claim.update(**changes):
+        return None
+    return _claimed(rotation, changes)
+
+
+def _claim_batch(gateway_name: str) -> list[Rotation] | None:
+    """Claim up to DRAIN_BATCH of the gateway's oldest queued rotations, each with its pending
+    password committed, in one read and one transaction. None when none is queued; an empty
+    list when another drain claimed them first."""
+    rows = list(
+        _claimable().filter(gateway_name=gateway_name).order_by("created_at", "id")[:DRAIN_BATCH]
+    )
+    if not rows:
+        return None
+    prepared = [(rotation, *_prepare_claim(rotation)) for rotation in rows]
+    claimed = []
+    with transaction.atomic():  # one turn of the write lock for the whole batch
+        for rotation, claim, changes in prepared:
+            if claim.update(**changes):
+                claimed.append(_claimed(rotation, changes))
+    return claimed
+
+
+def _lease_is_fresh(rotation: Rotation) -> bool:
+    """Most of the lease is left: the AWS call ends well before anyone may take over."""
+    left = (rotation.lease_expires_at - timezone.now()).total_seconds()
+    return left > 0.8 * settings.ROTATION_LEASE_SECONDS
 
 
 def settings_complexity(rs: RotationSettings) -> Complexity:
@@ -301,18 +340,22 @@ def rotation_write_ahead(*, rotation: Rotation) -> str:
     worker may already have sent.
     """
     if rotation.has_secret("pending_password"):
-        if not _mine(rotation).update(lease_expires_at=_lease_deadline()):
+        lease = _lease_deadline()
+        if not _mine(rotation).update(lease_expires_at=lease):
             raise LeaseLost
+        rotation.lease_expires_at = lease
         return rotation.get_secret("pending_password")
     policy = aws.account_password_policy(rotation.configuration)
     password = generate_password(settings_complexity(rotation.pam_user.rotation_settings), policy)
     rotation.set_secret("pending_password", password)
     # Autocommit: this row is durable before the next line talks to AWS.
+    lease = _lease_deadline()
     unwritten = _mine(rotation).filter(pending_password_enc="")
     if not unwritten.update(
-        pending_password_enc=rotation.pending_password_enc, lease_expires_at=_lease_deadline()
+        pending_password_enc=rotation.pending_password_enc, lease_expires_at=lease
     ):
         raise LeaseLost
+    rotation.lease_expires_at = lease
     return password
 
 
@@ -324,11 +367,14 @@ def rotation_run(*, rotation_id: int) -> str:
     return _run_claimed(rotation)
 
 
-def _run_claimed(rotation: Rotation) -> str:
+def _run_claimed(rotation: Rotation, *, finish=None, before_failure=None) -> str:
+    """Attempt the claimed rotation until it ends. ``finish(rotation, password)`` records a
+    success (default: rotation_finish); ``before_failure()`` runs before any failure is
+    handled (a drain finishes the successes it holds first, while their leases are fresh)."""
     record, config = rotation.pam_user, rotation.configuration
     while True:
         try:
-            if rotation.has_secret("pending_password"):
+            if rotation.has_secret("pending_password") and _lease_is_fresh(rotation):
                 # Committed, and the claim (or _next_attempt) renewed the lease just now.
                 password = rotation.get_secret("pending_password")
             else:
@@ -339,10 +385,16 @@ def _run_claimed(rotation: Rotation) -> str:
             aws.check_account(config, arn=record.distinguished_name, login=record.login)
             aws.set_console_password(config, login=record.login, password=password)
         except (ComplexityError, ScheduleError) as exc:
+            if before_failure:
+                before_failure()
             return rotation_fail(rotation=rotation, error=str(exc))
         except aws.AwsRefused as exc:
+            if before_failure:
+                before_failure()
             return rotation_fail(rotation=rotation, error=exc.message)
         except aws.AwsTransient as exc:
+            if before_failure:
+                before_failure()
             if exc.may_have_applied:
                 _mark_may_be_live(rotation)
             if rotation.attempts >= settings.ROTATION_MAX_ATTEMPTS:
@@ -353,6 +405,8 @@ def _run_claimed(rotation: Rotation) -> str:
             if not _next_attempt(rotation, exc.message):
                 return "skipped"
             continue
+        if finish is not None:
+            return finish(rotation, password)
         return rotation_finish(rotation=rotation, password=password)
 
 
@@ -364,13 +418,13 @@ def _mark_may_be_live(rotation: Rotation) -> None:
 def _next_attempt(rotation: Rotation, reason: str) -> bool:
     """Back off, then take the next attempt under a fresh lease (False if we lost the lease)."""
     time.sleep(min(2 ** (rotation.attempts - 1), 8) * settings.ROTATION_RETRY_BACKOFF_SCALE)
+    lease = _lease_deadline()
     updated = _mine(rotation).update(
-        attempts=F("attempts") + 1,
-        lease_expires_at=_lease_deadline(),
-        error=f"Retrying: {reason}",
+        attempts=F("attempts") + 1, lease_expires_at=lease, error=f"Retrying: {reason}"
     )
     if updated:
         rotation.attempts += 1
+        rotation.lease_expires_at = lease
     return bool(updated)
 
 
@@ -384,65 +438,99 @@ def _next_run_for(rs: RotationSettings, now: datetime) -> datetime | None:
 
 def rotation_finish(*, rotation: Rotation, password: str) -> str:
     """AWS holds the pending password: make it the record's password, in one transaction."""
+    return _finish([(rotation, password)])[0]
+
+
+class _NotAllMine(Exception):
+    """Some rotation of a batch was taken over: roll back and finish them one by one."""
+
+
+def _finish(done: list[tuple[Rotation, str]]) -> list[str]:
+    """rotation_finish for one or more rotations, in one transaction with a few statements
+    whatever their number: each record's new password and its history entry, each rotation
+    succeeded, the settings' last run and next run, the audit events. Returns each status."""
     now = timezone.now()
-    with transaction.atomic():
-        mine = _mine(rotation).update(
-            status=Rotation.SUCCEEDED,
-            finished_at=now,
-            pending_password_enc="",
-            pending_may_be_live=False,
-            error="",
-        )
-        if not mine:  # a recovered copy of this rotation owns it now; it holds the same password
-            return "skipped"
-        # The record's row is written with one UPDATE of the password columns (a row lock
-        # like select_for_update's, without reading the row again); the ciphertext depends
-        # only on the record's uid, which never changes.
-        record = rotation.pam_user
-        pam_user_set_password(
-            record=record,
-            password=password,
-            set_by=rotation.requested_by,
-            source="rotation",
-            reason=f"{rotation.get_trigger_display()} rotation {rotation.uid}",
-        )
-        record.updated_at = now
-        PamUser.objects.filter(pk=record.pk).update(
-            password_enc=record.password_enc, updated_at=now
-        )
-        # Older possibly-live passwords are no longer live: AWS now holds this one.
-        Rotation.objects.filter(
-            pam_user_id=record.pk,
-            status=Rotation.FAILED,
-            pending_may_be_live=True,
-            resolved_at__isnull=True,
-        ).update(resolved_at=now, pending_password_enc="")
-        _settings_after_success(rotation, now)
-        audit_record(
-            f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.ok",
-            actor=rotation.requested_by,
-            obj=record,
-            details={"rotation": rotation.uid, "attempts": rotation.attempts},
-        )
-    return Rotation.SUCCEEDED
+    # Work that needs no lock is done before the transaction, which holds the write lock.
+    next_runs = [_next_run_for(_settings_of(rotation), now) for rotation, _ in done]
+    try:
+        with transaction.atomic():
+            owned = Q()
+            for rotation, _ in done:
+                owned |= Q(pk=rotation.pk, attempts=rotation.attempts)
+            mine = Rotation.objects.filter(owned, status=Rotation.RUNNING).update(
+                status=Rotation.SUCCEEDED,
+                finished_at=now,
+                pending_password_enc="",
+                pending_may_be_live=False,
+                error="",
+            )
+            if mine != len(done):
+                # A recovered copy of a rotation owns it now (it holds the same password).
+                raise _NotAllMine
+            # The records' rows get one UPDATE of the password columns (a row lock like
+            # select_for_update's, without reading the rows again); the ciphertext depends
+            # only on the record's uid, which never changes.
+            records = [rotation.pam_user for rotation, _ in done]
+            pam_users_set_passwords(
+                changes=[
+                    (
+                        rotation.pam_user,
+                        password,
+                        rotation.requested_by if rotation.requested_by_id else None,
+                        f"{rotation.get_trigger_display()} rotation {rotation.uid}",
+                    )
+                    for rotation, password in done
+                ],
+                source="rotation",
+            )
+            for record in records:
+                record.updated_at = now
+            PamUser.objects.bulk_update(records, ["password_enc", "updated_at"])
+            # Older possibly-live passwords are no longer live: AWS now holds the new one.
+            # (None can appear while a rotation is active, so the claim's answer holds.)
+            live = [r.pam_user_id for r, _ in done if getattr(r, "has_possibly_live", True)]
+            if live:
+                _possibly_live(live).update(resolved_at=now, pending_password_enc="")
+            _settings_after_success([r for r, _ in done], now, next_runs)
+            for rotation, _ in done:
+                audit_record(
+                    f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.ok",
+                    actor=rotation.requested_by if rotation.requested_by_id else None,
+                    obj=rotation.pam_user,
+                    details={"rotation": rotation.uid, "attempts": rotation.attempts},
+                )
+    except _NotAllMine:
+        if len(done) == 1:
+            return ["skipped"]
+        return [_finish([item])[0] for item in done]
+    return [Rotation.SUCCEEDED] * len(done)
 
 
-def _settings_after_success(rotation: Rotation, now: datetime) -> None:
-    """Last rotated, last status and the next run, from the settings read at the claim.
-
-    The next run is written only if the settings are unchanged since then (an edit saves the
-    whole row and so moves ``updated_at``); an edit computed its own next run from the new
-    schedule, and that one stands.
-    """
+def _settings_of(rotation: Rotation) -> RotationSettings:
     rs = rotation.pam_user.rotation_settings
     if rs.configuration_id == rotation.configuration_id:
         rs.configuration = rotation.configuration  # already loaded: no query
-    next_run_at = _next_run_for(rs, now)
-    RotationSettings.objects.filter(pk=rs.pk).update(
+    return rs
+
+
+def _settings_after_success(
+    rotations: list[Rotation], now: datetime, next_runs: list[datetime | None]
+) -> None:
+    """Last rotated, last status and the next run, from the settings read at the claim.
+
+    A next run is written only if its settings are unchanged since then (an edit saves the
+    whole row and so moves ``updated_at``); an edit computed its own next run from the new
+    schedule, and that one stands.
+    """
+    settings_rows = [rotation.pam_user.rotation_settings for rotation in rotations]
+    RotationSettings.objects.filter(pk__in=[rs.pk for rs in settings_rows]).update(
         last_rotated_at=now,
         last_status=Rotation.SUCCEEDED,
         next_run_at=Case(
-            When(updated_at=rs.updated_at, then=Value(next_run_at)),
+            *[
+                When(pk=rs.pk, updated_at=rs.updated_at, then=Value(next_run_at))
+                for rs, next_run_at in zip(settings_rows, next_runs, strict=True)
+            ],
             default=F("next_run_at"),
             output_field=DateTimeField(),
         ),
@@ -516,13 +604,20 @@ def rotation_resolve(
         )
 
 
-def possibly_live_rotations(record: PamUser):
+def _possibly_live(pam_user_ids):
+    """Failed rotations of these records (an id, a list, or an OuterRef) whose pending
+    password may be live and is not resolved yet."""
+    lookup = "pam_user_id__in" if isinstance(pam_user_ids, list) else "pam_user_id"
     return Rotation.objects.filter(
-        pam_user=record,
+        **{lookup: pam_user_ids},
         status=Rotation.FAILED,
         pending_may_be_live=True,
         resolved_at__isnull=True,
-    ).exclude(pending_password_enc="")
+    )
+
+
+def possibly_live_rotations(record: PamUser):
+    return _possibly_live(record.pk).exclude(pending_password_enc="")
 
 
 # --- recovery, scheduler and gateways ----------------------------------------------------------
@@ -589,83 +684,143 @@ def _schedule_key(schedule: dict) -> str:
 def rotation_schedule_due(*, now: datetime | None = None, batch_size: int = 1000) -> int:
     """Request a rotation for every enabled record whose next run is due. Returns how many.
 
-    One pass costs a fixed number of queries per batch. A record due many times over (the
-    system was down) is rotated once, and its next run is computed from now.
+    One pass costs a fixed number of queries per batch (five), whatever the number of
+    records, and a few drain tasks per gateway. A record due many times over (the system was
+    down) is rotated once, and its next run is computed from now.
     """
     now = now or timezone.now()
     requested = 0
+    started: set[str] = set()  # gateways whose drains were started in this pass
+    waiting: dict[str, int] = defaultdict(int)  # rotations queued for them since
     while True:
-        count, more = _schedule_batch(now, batch_size)
-        requested += count
+        per_gateway, more = _schedule_batch(now, batch_size)
+        for gateway_name, count in per_gateway.items():
+            requested += count
+            waiting[gateway_name] += count
+        # Start each gateway's drains as soon as it has work; the pass may run for a while.
+        first = {g: n for g, n in waiting.items() if g not in started}
+        if first:
+            transaction.on_commit(lambda first=first: dispatch.enqueue_drains(first))
+            started.update(first)
+            for gateway_name in first:
+                waiting[gateway_name] = 0
         if not more:
-            return requested
+            break
+    # Drains may have emptied the queue and stopped while later batches were queued.
+    later = {g: n for g, n in waiting.items() if n}
+    if later:
+        transaction.on_commit(lambda: dispatch.enqueue_drains(later))
+    return requested
 
 
-def _schedule_batch(now: datetime, batch_size: int) -> tuple[int, bool]:
+def _schedule_batch(now: datetime, batch_size: int) -> tuple[dict[str, int], bool]:
+    """One batch of due settings: their rotations queued and next runs moved, in one
+    transaction. Returns ({gateway name: rotations queued}, whether more may be due)."""
     with transaction.atomic():
-        due = (
-            RotationSettings.objects.filter(enabled=True, next_run_at__lte=now)
-            .select_related("configuration__gateway")
-            .order_by("next_run_at")
+        due = RotationSettings.objects.filter(enabled=True, next_run_at__lte=now).order_by(
+            "next_run_at"
         )
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True, of=("self",))
-        batch = list(due[:batch_size])
-        if not batch:
-            return 0, False
+        # Plain values, not model instances: a batch is thousands of rows.
+        rows = list(
+            due.values_list(
+                "pk",
+                "pam_user_id",
+                "configuration_id",
+                "schedule",
+                "use_configuration_schedule",
+                "configuration__default_rotation_schedule",
+                "configuration__gateway__name",
+            )[:batch_size]
+        )
+        if not rows:
+            return {}, False
         busy = set(
             Rotation.objects.filter(
-                pam_user_id__in=[rs.pam_user_id for rs in batch], status__in=Rotation.ACTIVE
+                pam_user_id__in=[row[1] for row in rows], status__in=Rotation.ACTIVE
             ).values_list("pam_user_id", flat=True)
         )
         lease = _lease_deadline(now)
         new = [
             Rotation(
-                pam_user_id=rs.pam_user_id,
-                configuration_id=rs.configuration_id,
-                gateway_name=rs.configuration.gateway.name,
+                pam_user_id=pam_user_id,
+                configuration_id=configuration_id,
+                gateway_name=gateway_name,
                 trigger="scheduled",
                 lease_expires_at=lease,
                 created_at=now,
             )
-            for rs in batch
-            if rs.pam_user_id not in busy
+            for _, pam_user_id, configuration_id, *_, gateway_name in rows
+            if pam_user_id not in busy
         ]
         Rotation.objects.bulk_create(new, ignore_conflicts=True)
-        cache: dict[str, datetime | None] = {}
-        for rs in batch:
-            key = _schedule_key(rs.effective_schedule)
-            if key not in cache:
-                cache[key] = _next_run_for(rs, now)
-            rs.next_run_at = cache[key]
-        RotationSettings.objects.bulk_update(batch, ["next_run_at"], batch_size=batch_size)
-        per_gateway: dict[str, int] = {}
+        # Records share a handful of schedules: compute each next run once, and write each
+        # distinct value to all its rows at once (one UPDATE, a CASE over the groups).
+        next_by_schedule: dict[str, datetime | None] = {}
+        ids_by_next: dict[datetime | None, list[int]] = defaultdict(list)
+        for pk, _, _, schedule, use_config, config_schedule, _ in rows:
+            effective = (config_schedule if use_config else schedule) or {"type": "ON_DEMAND"}
+            key = _schedule_key(effective)
+            if key not in next_by_schedule:
+                next_by_schedule[key] = _next_run_of(effective, now, pk)
+            ids_by_next[next_by_schedule[key]].append(pk)
+        moved = RotationSettings.objects.filter(pk__in=[row[0] for row in rows])
+        if len(ids_by_next) == 1:
+            moved.update(next_run_at=next(iter(ids_by_next)))
+        else:
+            moved.update(
+                next_run_at=Case(
+                    *[When(pk__in=ids, then=Value(value)) for value, ids in ids_by_next.items()],
+                    output_field=DateTimeField(),
+                )
+            )
+        per_gateway: dict[str, int] = defaultdict(int)
         for rotation in new:
-            per_gateway[rotation.gateway_name] = per_gateway.get(rotation.gateway_name, 0) + 1
-        transaction.on_commit(lambda: dispatch.enqueue_drains(per_gateway))
-    return len(new), len(batch) == batch_size
+            per_gateway[rotation.gateway_name] += 1
+    return dict(per_gateway), len(rows) == batch_size
+
+
+def _next_run_of(schedule: dict, now: datetime, settings_pk: int) -> datetime | None:
+    try:
+        return next_run(schedule, now)
+    except ScheduleError:
+        logger.warning("rotation settings %s have an invalid schedule", settings_pk)
+        return None
 
 
 def rotation_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
     """Run queued rotations of one gateway until none are left or the time budget is spent."""
+    # Successes are finished together, at the end of each batch or before a failure is
+    # handled: one write transaction for several rotations.
+    done: list[tuple[Rotation, str]] = []
+
+    def defer(rotation: Rotation, password: str) -> str:
+        done.append((rotation, password))
+        return Rotation.SUCCEEDED
+
+    def flush() -> None:
+        if done:
+            _finish(done)
+            done.clear()
+
     started, ran = time.monotonic(), 0
     while time.monotonic() - started < budget_seconds:
-        # A random one of the oldest few: drains running side by side rarely pick the same
-        # rotation, so few claims are wasted (a claim is a write, and writes queue up).
-        candidates = list(
-            Rotation.objects.filter(gateway_name=gateway_name, status=Rotation.QUEUED)
-            .order_by("created_at", "id")
-            .values_list("pk", flat=True)[:DRAIN_LOOKAHEAD]
-        )
-        if not candidates:
+        batch = _claim_batch(gateway_name)
+        if batch is None:
             return ran
-        if rotation_run(rotation_id=random.choice(candidates)) != "skipped":
-            ran += 1
+        try:
+            for rotation in batch:
+                _run_claimed(rotation, finish=defer, before_failure=flush)
+                ran += 1
+        finally:
+            flush()
     dispatch.enqueue_drains({gateway_name: 1})  # more work left: hand it to the next task
     return ran
 
 
-DRAIN_LOOKAHEAD = 20
+# Rotations a drain claims at once: one read and one write transaction for all of them.
+DRAIN_BATCH = 10
 
 
 def drain_task_count(queued: int, workers: int) -> int:

@@ -251,7 +251,10 @@ class PamConfigurationAdminForm(forms.ModelForm):
         value = self.cleaned_data["default_rotation_schedule"]
         if not isinstance(value, dict):
             raise ValidationError('A JSON object, e.g. {"type": "ON_DEMAND"}.')
-        return value
+        from vault.importer import CONFIGURATION_FIELD_CLEANERS
+
+        cleaner = CONFIGURATION_FIELD_CLEANERS.get("default_rotation_schedule")
+        return cleaner(value) if cleaner else value
 
     def clean(self) -> dict:
         data = super().clean()

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
 from vault.models import (
     USE_INSTANCE_ROLE,
+    Application,
     FolderMember,
     Gateway,
     PamConfiguration,
@@ -376,3 +377,20 @@ class MemberAddForm(MemberPermissionsForm):
         if FolderMember.objects.filter(folder=self.folder, user=user).exists():
             raise ValidationError(f"{username} is already a member of this folder.")
         return user
+
+
+class FolderShareForm(forms.Form):
+    """Share a folder to an application, whose gateways may then rotate the folder's records."""
+
+    application = forms.ModelChoiceField(
+        queryset=Application.objects.none(), to_field_name="uid", label="Application"
+    )
+    editable = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Editable (needed for rotation: gateways save new passwords)",
+    )
+
+    def __init__(self, *args, folder: SharedFolder, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["application"].queryset = Application.objects.order_by("name")

@@ -353,3 +353,36 @@ def gateway_grant_folder(
 def application_get_or_create(*, name: str) -> Application:
     application, _ = Application.objects.get_or_create(name=name)
     return application
+
+
+@transaction.atomic
+def folder_share(
+    *,
+    folder: SharedFolder,
+    application: Application,
+    editable: bool,
+    actor=None,
+    request: HttpRequest | None = None,
+) -> None:
+    application_share_folder(application=application, folder=folder, editable=editable)
+    audit_record(
+        "folder.shared",
+        actor=actor,
+        obj=folder,
+        request=request,
+        details={"application": application.name, "editable": editable},
+    )
+
+
+@transaction.atomic
+def folder_unshare(
+    *, share: ApplicationFolder, actor=None, request: HttpRequest | None = None
+) -> None:
+    audit_record(
+        "folder.unshared",
+        actor=actor,
+        obj=share.folder,
+        request=request,
+        details={"application": share.application.name},
+    )
+    share.delete()

@@ -235,6 +235,7 @@ Q_CLUSTER = {
     "ack_failures": True,
     "poll": 0.1,
     "label": "Gateways (django-q2)",
+    "log_level": env.str("Q_LOG_LEVEL", default="INFO"),
     "ALT_CLUSTERS": {},
 }
 if REDIS_URL:

@@ -22,6 +22,12 @@ urlpatterns = [
     ),
     path("folders/<str:uid>/members/", views.members, name="members"),
     path("folders/<str:uid>/members/add/", views.member_add, name="member_add"),
+    path("folders/<str:uid>/shares/", views.folder_share, name="folder_share"),
+    path(
+        "folders/<str:uid>/shares/<str:app_uid>/remove/",
+        views.folder_unshare,
+        name="folder_unshare",
+    ),
     path(
         "folders/<str:uid>/members/<str:username>/update/",
         views.member_update,

@@ -16,6 +16,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from vault import security, services
@@ -28,12 +29,14 @@ from vault.access import (
 from vault.forms import (
     PERMISSION_LABELS,
     FolderForm,
+    FolderShareForm,
     MemberAddForm,
     MemberPermissionsForm,
     PamConfigurationForm,
     PamUserForm,
 )
 from vault.models import (
+    ApplicationFolder,
     FolderMember,
     PamConfiguration,
     PamUser,
@@ -60,6 +63,7 @@ def _permissions(member: FolderMember) -> dict[str, bool]:
         "can_edit": has_permission(member, "can_edit"),
         "can_manage_records": has_permission(member, "manage_records"),
         "can_manage_users": has_permission(member, "manage_users"),
+        "can_share": has_permission(member, "can_share"),
     }
 
 
@@ -253,6 +257,7 @@ def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResp
 
 
 @login_required
+@sensitive_post_parameters("password", "access_secret_key")
 def record_create(request: HttpRequest, uid: str) -> HttpResponse:
     folder, member = folder_for_user(request.user, uid, need="manage_records")
     form = PamUserForm(_posted(request), folder=folder)
@@ -281,6 +286,7 @@ def record_create(request: HttpRequest, uid: str) -> HttpResponse:
 
 
 @login_required
+@sensitive_post_parameters("password", "access_secret_key")
 def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     form = PamUserForm(_posted(request), folder=record.folder, instance=record)
@@ -345,6 +351,7 @@ def _save_configuration(
 
 
 @login_required
+@sensitive_post_parameters("password", "access_secret_key")
 def configuration_create(request: HttpRequest, uid: str) -> HttpResponse:
     folder, member = folder_for_user(request.user, uid, need="manage_records")
     form = PamConfigurationForm(_posted(request), folder=folder)
@@ -382,6 +389,7 @@ def configuration_detail(request: HttpRequest, uid: str) -> HttpResponse:
 
 
 @login_required
+@sensitive_post_parameters("password", "access_secret_key")
 def configuration_edit(request: HttpRequest, uid: str) -> HttpResponse:
     config, member = configuration_for_user(request.user, uid, need="can_edit")
     form = PamConfigurationForm(_posted(request), folder=config.folder, instance=config)
@@ -430,11 +438,14 @@ def _members_page(
     request: HttpRequest, folder: SharedFolder, member: FolderMember, add_form: MemberAddForm
 ) -> HttpResponse:
     members = FolderMember.objects.filter(folder=folder).select_related("user")
+    shares = ApplicationFolder.objects.filter(folder=folder).select_related("application")
     context = {
         "folder": folder,
         "member": member,
         "members": members,
         "add_form": add_form,
+        "shares": shares,
+        "share_form": FolderShareForm(folder=folder),
         "permission_labels": PERMISSION_LABELS,
         **_permissions(member),
     }
@@ -468,6 +479,44 @@ def member_add(request: HttpRequest, uid: str) -> HttpResponse:
             return redirect("members", uid=folder.uid)
     messages.error(request, "The member was not added; see the error below.")
     return _members_page(request, folder, member, form)
+
+
+@login_required
+@require_POST
+def folder_share(request: HttpRequest, uid: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid, need="can_share")
+    form = FolderShareForm(request.POST, folder=folder)
+    if form.is_valid():
+        application = form.cleaned_data["application"]
+        services.folder_share(
+            folder=folder,
+            application=application,
+            editable=form.cleaned_data["editable"],
+            actor=request.user,
+            request=request,
+        )
+        messages.success(request, f"Shared “{folder.name}” to the application {application.name}.")
+    else:
+        messages.error(request, "Not shared: " + " ".join(form.errors.get("application", [])))
+    return redirect("members", uid=folder.uid)
+
+
+@login_required
+@require_POST
+def folder_unshare(request: HttpRequest, uid: str, app_uid: str) -> HttpResponse:
+    folder, member = folder_for_user(request.user, uid, need="can_share")
+    share = get_object_or_404(
+        ApplicationFolder.objects.select_related("application"),
+        folder=folder,
+        application__uid=app_uid,
+    )
+    services.folder_unshare(share=share, actor=request.user, request=request)
+    messages.success(
+        request,
+        f"“{folder.name}” is no longer shared to {share.application.name}; its gateways can no "
+        "longer rotate records of this folder.",
+    )
+    return redirect("members", uid=folder.uid)
 
 
 def _target_member(folder: SharedFolder, username: str) -> FolderMember:

@@ -51,6 +51,9 @@ EXPECT: dict[str, dict[str, str]] = {
     "member_add": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
     "member_update": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
     "member_remove": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    # No persona has can_share.
+    "folder_share": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 403 404"},
+    "folder_unshare": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 403 404"},
     # --- PAM Users
     "record_create": {"GET": "L 404 403 200 200 404", "POST": "L 404 403 302 302 404"},
     "record_detail": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
@@ -122,6 +125,7 @@ def url_for(name: str, world) -> str:
         "version_uid": world.version.uid,
         "rotation_uid": world.rotation.uid,
         "batch_uid": world.batch.uid,
+        "app_uid": world.personas.application.uid,
         "username": world.personas.viewer.username,
     }
     kwargs = {}
@@ -171,6 +175,7 @@ def post_data(name: str, world) -> dict:
         "configuration_edit": {**configuration, "title": "Forged title"},
         "member_add": {"username": "outsider", "can_edit": "on", "manage_users": "on"},
         "member_update": {"can_edit": "on", "manage_users": "on"},
+        "folder_share": {"application": "", "editable": "on"},
         "rotation_resolve": {"keep": "pending"},
         "rotation_settings": {
             "method": "iam_user",
