@@ -69,6 +69,7 @@ def bootstrap(settings_module: str = "vault.settings", **extra_env: str) -> Env:
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("VAULT_ENCRYPTION_KEYS", generate_key())
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ.setdefault("Q_LOG_LEVEL", "WARNING")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = f"sqlite:///{env.tmpdir / 'bench.sqlite3'}"

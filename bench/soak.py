@@ -111,8 +111,7 @@ def main() -> int:
         soak = Soak(
             plan=plan,
             proxy=proxy,
-            gateway_name="soak",
-            gateway=gateway,
+            gateways={"soak": gateway},
             web=None if args.no_web else web,
             web_port=web_port,
             editor=(USERNAME, PASSWORD),

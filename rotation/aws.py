@@ -48,6 +48,10 @@ CLIENT_CACHE_SIZE = 64
 VALUE_CACHE_SIZE = 1024
 # EntityTemporarilyUnmodifiable: AWS asks us to come back shortly; total stays under 5 s.
 UNMODIFIABLE_DELAYS = (0.25, 0.5, 1.0, 2.0)
+# No new UpdateLoginProfile call starts this long after the first: one set_console_password
+# must end well inside the rotation's lease (ROTATION_LEASE_SECONDS), or another worker could
+# take the rotation over while this call can still change the password.
+UPDATE_BUDGET_SECONDS = 30.0
 
 ARN_RE = re.compile(r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):user/(?P<path>.+)$")
 NOT_AUTHORIZED_RE = re.compile(
@@ -657,6 +661,7 @@ def set_console_password(config: PamConfiguration, *, login: str, password: str)
     iam = client(config, "iam")
     _attempts.tracking = True
     _attempts.ambiguous = False
+    started = time.monotonic()
     try:
         for delay in (*UNMODIFIABLE_DELAYS, None):
             try:
@@ -666,7 +671,8 @@ def set_console_password(config: PamConfiguration, *, login: str, password: str)
                 return
             except bce.ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
-                if code == "EntityTemporarilyUnmodifiable" and delay is not None:
+                in_budget = time.monotonic() - started + (delay or 0) < UPDATE_BUDGET_SECONDS
+                if code == "EntityTemporarilyUnmodifiable" and delay is not None and in_budget:
                     _sleep(delay)
                     continue
                 error = _translate_update(exc, config, login, password)

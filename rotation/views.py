@@ -45,7 +45,7 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
             )
             messages.success(request, "Password Rotation Settings saved.")
             return redirect("record_detail", uid=record.uid)
-        if not form.is_valid():
+        if not form.is_valid() and "preview" not in request.POST:
             messages.error(request, "The settings were not saved: please correct the errors below.")
     else:
         form = RotationSettingsForm(
@@ -53,6 +53,8 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
         )
     if form.is_bound and form.is_valid():
         upcoming, schedule = form.upcoming_runs(), form.effective_schedule()
+    elif form.is_bound:
+        upcoming, schedule = [], {}  # the page asks to correct the errors first
     else:
         upcoming, schedule = _saved_runs(current), current.effective_schedule if current else {}
     return render(

@@ -195,16 +195,17 @@ class WebSession:
 
 
 class Soak:
-    """One soak run. ``gateway()`` and ``web()`` make process objects with start() and kill();
-    ``web_port`` and the editor's credentials reach the web process."""
+    """One soak run. ``gateways`` maps each gateway name to a function that makes a process
+    serving it (an object with start(), kill(), stop() and ``proc``); ``plan.gateway_processes``
+    of them run per gateway. ``web()`` makes the web process; ``web_port`` and the editor's
+    credentials reach it."""
 
     def __init__(
         self,
         *,
         plan: SoakPlan,
         proxy,
-        gateway_name: str,
-        gateway: Callable[[], object],
+        gateways: dict[str, Callable[[], object]],
         on_demand: list,
         scheduled: list,
         aws_passwords: Callable[[], dict],
@@ -213,8 +214,10 @@ class Soak:
         editor: tuple[str, str] | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
-        self.plan, self.proxy, self.gateway_name = plan, proxy, gateway_name
-        self.make_gateway, self.make_web = gateway, web
+        self.plan, self.proxy = plan, proxy
+        self.factories, self.make_web = gateways, web
+        # One slot per gateway process: (gateway name, its process factory).
+        self.slots = [(n, f) for n, f in gateways.items() for _ in range(plan.gateway_processes)]
         self.on_demand, self.scheduled = on_demand, scheduled
         self.aws_passwords, self.log = aws_passwords, log
         self.web_port, self.editor = web_port, editor
@@ -225,8 +228,8 @@ class Soak:
         self.web_up = threading.Event()
         self.counts: Counter[str] = Counter()
         self.counts_lock = threading.Lock()
-        self.gateways: list = [None] * plan.gateway_processes
-        self.paused_until = [0.0] * plan.gateway_processes
+        self.gateways: list = [None] * len(self.slots)
+        self.paused_until = [0.0] * len(self.slots)
         self.web_process = None
         self.session = WebSession(web_port, *editor) if web and editor else None
         self.errors: list[str] = []
@@ -282,7 +285,8 @@ class Soak:
                         next_run_at=timezone.now() - timedelta(seconds=1)
                     )
                 # What each gateway runs every minute, here every tick.
-                self._count("recovered", services.rotation_recover(gateway_name=self.gateway_name))
+                for name in self.factories:
+                    self._count("recovered", services.rotation_recover(gateway_name=name))
                 self._count("scheduled", services.rotation_schedule_due())
                 close_old_connections()
         except Exception as exc:  # noqa: BLE001 - reported as a soak error
@@ -293,7 +297,7 @@ class Soak:
     # --- processes ---
 
     def _start_gateway(self, slot: int) -> None:
-        self.gateways[slot] = self.make_gateway()
+        self.gateways[slot] = self.slots[slot][1]()
         self.gateways[slot].start()
 
     def _ensure_gateways(self) -> None:
@@ -341,9 +345,17 @@ class Soak:
                 time.sleep(rng.uniform(*plan.gateway_down_for))
                 self._start_gateway(slot)
                 next_kill = time.monotonic() + rng.uniform(*plan.kill_gateway_every)
-            # Pause one only while another is running, so someone can take over.
-            if now >= next_pause and len(running) > 1:
-                slot = rng.choice(running)
+            # Pause a process only while another of its gateway runs, to take over from it;
+            # or, with one process per gateway, pause it and let its own workers take over
+            # once it wakes up (recovery re-queues what the frozen worker held).
+            pausable = [
+                i
+                for i in running
+                if self.plan.gateway_processes == 1
+                or sum(1 for j in running if self.slots[j][0] == self.slots[i][0]) > 1
+            ]
+            if now >= next_pause and pausable:
+                slot = rng.choice(pausable)
                 seconds = rng.uniform(*plan.pause_seconds)
                 self._pause(slot, seconds)
                 paused_until[slot] = now + seconds + 0.5

@@ -102,8 +102,7 @@ def test_no_password_is_lost_under_faults_kills_and_restarts(
     soak = Soak(
         plan=SoakPlan(seconds=40.0, settle_seconds=45.0),
         proxy=proxy,
-        gateway_name=name,
-        gateway=lambda: Gateway(name, log_path=tmp_path / "gateway.log", **PROCESS_ENV),
+        gateways={name: lambda: Gateway(name, log_path=tmp_path / "gateway.log", **PROCESS_ENV)},
         web=lambda: Web(web_port, tmp_path / "web.log"),
         web_port=web_port,
         editor=(personas.editor.username, PASSWORD),
