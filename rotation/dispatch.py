@@ -59,15 +59,23 @@ def enqueue_drains(per_gateway: dict[str, int]) -> None:
 
 
 def ensure_gateway_schedule(gateway_name: str) -> None:
-    """Each gateway's cluster runs its own tick every minute (heartbeat, recovery, scheduler)."""
-    Schedule.objects.get_or_create(
-        name=f"{TICK_PREFIX}{gateway_name}",
-        defaults={
-            "func": "rotation.tasks.gateway_tick",
-            "args": repr(gateway_name),
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-            "cluster": gateway_name,
-        },
+    """Each gateway's cluster runs its own tick every minute (heartbeat, recovery, scheduler).
+
+    Schedule names are not unique in django-q2, and a gateway's workers start together, so two
+    may both create it: keep the oldest and remove the others rather than fail.
+    """
+    name = f"{TICK_PREFIX}{gateway_name}"
+    existing = list(Schedule.objects.filter(name=name).order_by("id").values_list("id", flat=True))
+    if len(existing) > 1:
+        Schedule.objects.filter(pk__in=existing[1:]).delete()
+    if existing:
+        return
+    Schedule.objects.create(
+        name=name,
+        func="rotation.tasks.gateway_tick",
+        args=repr(gateway_name),
+        schedule_type=Schedule.MINUTES,
+        minutes=1,
+        repeats=-1,
+        cluster=gateway_name,
     )

@@ -858,8 +858,8 @@ def gateways_report_offline(*, now: datetime | None = None) -> int:
 
 def gateway_tick(*, gateway_name: str) -> dict:
     """What a gateway does every minute and at start: heartbeat, recovery, scheduling."""
+    gateway_heartbeat(gateway_name=gateway_name)  # first: whatever fails below, it is alive
     dispatch.ensure_gateway_schedule(gateway_name)
-    gateway_heartbeat(gateway_name=gateway_name)
     gateways_report_offline()
     recovered = rotation_recover(gateway_name=gateway_name)
     requested = rotation_schedule_due()

@@ -64,3 +64,14 @@ def test_gateway_reports_a_heartbeat_when_it_starts(world, gateway):
     )
     assert GatewayRow.objects.get(name="default").is_online
     assert Schedule.objects.filter(name="gateway-tick:default").exists()
+
+
+def test_duplicate_tick_schedules_are_merged_instead_of_failing_the_tick(db):
+    from rotation import dispatch
+
+    for _ in range(2):  # two workers of one gateway starting at once
+        Schedule.objects.create(
+            name="gateway-tick:default", func="rotation.tasks.gateway_tick", args="'default'"
+        )
+    dispatch.ensure_gateway_schedule("default")
+    assert Schedule.objects.filter(name="gateway-tick:default").count() == 1

@@ -176,7 +176,7 @@ class WebSession:
             raise OSError(f"login refused (HTTP {status})")
 
     def rotate(self, record_uid: str) -> str:
-        """'requested', 'in_progress', or raises OSError when the web process is unavailable."""
+        """'requested' or 'in_progress'; OSError or HTTPException while the web is down."""
         with self.lock:
             if "sessionid" not in self.cookies:
                 self.login()
@@ -260,7 +260,7 @@ class Soak:
                         outcome = "requested"
                 except services.RotationInProgress:
                     outcome = "in_progress"
-                except OSError:
+                except (OSError, http.client.HTTPException):  # the web process was killed
                     self._count("web_unavailable")
                     outcome = None
                 if outcome:
@@ -431,7 +431,7 @@ class Soak:
             self._ensure_gateways()
             active = Rotation.objects.filter(pam_user_id__in=record_ids, status__in=Rotation.ACTIVE)
             deadline = time.monotonic() + self.plan.settle_seconds
-            while active.exists() and time.monotonic() < deadline and not self.errors:
+            while active.exists() and time.monotonic() < deadline:
                 time.sleep(0.5)
             self.stop_ticks.set()
             threads[1].join(30)
@@ -473,6 +473,12 @@ class Soak:
                 continue
             pending = {
                 r.get_secret("pending_password") for r in services.possibly_live_rotations(record)
+            }
+            # A rotation still active at the end (the run failed to settle) holds its pending
+            # password too: committed, and sent again by the next attempt.
+            pending |= {
+                r.get_secret("pending_password")
+                for r in Rotation.objects.filter(pam_user=record, status__in=Rotation.ACTIVE)
             }
             if in_aws in pending:
                 report.aws_holds_pending += 1

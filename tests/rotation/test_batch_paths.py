@@ -1,0 +1,230 @@
+"""Rotations in bulk: many requests at once, drains working through a gateway's queue in
+batches, and the scheduler's pass whose cost follows batches, not records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from rotation import services
+from rotation.models import Rotation, RotationSettings
+from rotation.schedules import next_run
+from tests.conftest import make_pam_user
+from vault.models import AuditEvent, PasswordVersion
+
+pytestmark = pytest.mark.django_db
+
+DAILY = {"type": "DAILY", "time": "02:00", "tz": "UTC", "intervalCount": 1}
+WEEKLY = {"type": "WEEKLY", "time": "09:30", "weekday": "MONDAY", "tz": "Europe/Berlin"}
+
+
+@pytest.fixture(autouse=True)
+def enqueued():
+    with mock.patch("rotation.dispatch.async_task") as async_task:
+        yield async_task
+
+
+def _funcs(async_task) -> list[str]:
+    return [c.args[0] for c in async_task.call_args_list]
+
+
+def test_request_many_queues_one_rotation_per_record_and_says_why_not_for_the_rest(world, personas):
+    ready = [world.user(f"ready-{n}") for n in range(3)]
+    busy = world.user("busy")
+    already = services.rotation_request(record=busy, trigger="on_demand")
+    disabled = world.user("disabled", enabled=False)
+    unset = make_pam_user(personas.folder, "no-settings")
+
+    active, problems = services.rotation_request_many(
+        records=[*ready, busy, disabled, unset], trigger="cli"
+    )
+
+    assert set(active) == {r.uid for r in ready} | {busy.uid}
+    assert active[busy.uid] == already
+    assert {r.uid for r in ready} == {
+        r.pam_user.uid for r in Rotation.objects.filter(trigger="cli", status=Rotation.QUEUED)
+    }
+    assert "disabled" in problems[disabled.uid]
+    assert "not set up" in problems[unset.uid]
+
+
+def test_request_many_names_what_to_share_when_the_folder_is_not_shared(world, personas):
+    record = world.user()
+    personas.application.folders.clear()
+
+    active, problems = services.rotation_request_many(records=[record], trigger="cli")
+
+    assert active == {}
+    assert "share the folder" in problems[record.uid]
+
+
+def test_request_many_hands_a_large_batch_to_drain_tasks(
+    world, enqueued, settings, django_capture_on_commit_callbacks
+):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 2}
+    records = [world.user(f"many-{n}") for n in range(30)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.rotation_request_many(records=records, trigger="cli")
+
+    assert _funcs(enqueued) == ["rotation.tasks.drain_gateway"] * 2
+    assert {c.kwargs["cluster"] for c in enqueued.call_args_list} == {"default"}
+
+
+def test_request_many_gives_a_small_batch_a_task_per_rotation(
+    world, enqueued, django_capture_on_commit_callbacks
+):
+    records = [world.user(f"few-{n}") for n in range(2)]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        active, _ = services.rotation_request_many(records=records, trigger="cli")
+
+    assert _funcs(enqueued) == ["rotation.tasks.run_rotation"] * 2
+    assert sorted(c.args[1] for c in enqueued.call_args_list) == sorted(
+        r.pk for r in active.values()
+    )
+
+
+def test_a_drain_rotates_every_queued_rotation_and_vault_and_aws_agree(world):
+    records = [world.user(f"drained-{n}") for n in range(services.DRAIN_BATCH + 5)]
+    services.rotation_request_many(records=records, trigger="cli")
+
+    assert services.rotation_drain(gateway_name="default") == len(records)
+
+    held = world.emulator.passwords()
+    for record in records:
+        record.refresh_from_db()
+        assert record.get_secret("password") == held[record.login] != "Initial-Passw0rd!"
+        assert record.rotation_settings.last_status == Rotation.SUCCEEDED
+    assert set(Rotation.objects.values_list("status", flat=True)) == {Rotation.SUCCEEDED}
+    assert PasswordVersion.objects.filter(source="rotation").count() == len(records)
+    assert AuditEvent.objects.filter(action="rotation.on_demand.ok").count() == len(records)
+
+
+def test_a_drain_finishes_the_rest_of_a_batch_when_one_rotation_was_taken_over(world):
+    records = [world.user(f"batch-{n}") for n in range(4)]
+    services.rotation_request_many(records=records, trigger="cli")
+    stolen = records[1]
+    real = services.aws.set_console_password
+
+    def meanwhile_taken_over(config, *, login, password):
+        real(config, login=login, password=password)
+        if login == stolen.login:  # its lease ran out; another worker claimed it
+            Rotation.objects.filter(pam_user=stolen).update(attempts=9)
+
+    with mock.patch("rotation.aws.set_console_password", side_effect=meanwhile_taken_over):
+        services.rotation_drain(gateway_name="default")
+
+    held = world.emulator.passwords()
+    for record in records:
+        record.refresh_from_db()
+        rotation = Rotation.objects.get(pam_user=record)
+        if record == stolen:
+            assert rotation.status == Rotation.RUNNING  # the other worker's to finish
+            assert rotation.get_secret("pending_password") == held[record.login]
+        else:
+            assert rotation.status == Rotation.SUCCEEDED
+            assert record.get_secret("password") == held[record.login]
+
+
+def test_a_drain_keeps_the_pending_password_of_a_failure_after_an_ambiguous_answer(world):
+    records = [world.user(f"mixed-{n}") for n in range(3)]
+    services.rotation_request_many(records=records, trigger="cli")
+    real = services.aws.set_console_password
+    answers = [
+        services.aws.AwsTransient("closed", "ConnectionClosed", may_have_applied=True),
+        services.aws.AwsRefused("denied", "AccessDenied"),
+    ]
+
+    def second_one_fails(config, *, login, password):
+        if login == records[1].login and answers:
+            raise answers.pop(0)
+        real(config, login=login, password=password)
+
+    with mock.patch("rotation.aws.set_console_password", side_effect=second_one_fails):
+        services.rotation_drain(gateway_name="default")
+
+    failed = Rotation.objects.get(pam_user=records[1])
+    assert failed.holds_possibly_live_password
+    for record in (records[0], records[2]):
+        record.refresh_from_db()
+        assert record.get_secret("password") == world.aws_password(record.login)
+
+
+def _make_due(records, minutes: int = 5) -> None:
+    RotationSettings.objects.filter(pam_user__in=records).update(
+        next_run_at=timezone.now() - timedelta(minutes=minutes)
+    )
+
+
+def _pass_queries(batch_size: int) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        services.rotation_schedule_due(batch_size=batch_size)
+    return len(queries)
+
+
+def test_a_scheduler_pass_costs_the_same_queries_for_more_records_in_one_batch(world):
+    few = [world.user(f"few-{n}", schedule=DAILY) for n in range(5)]
+    _make_due(few)
+    queries_for_few = _pass_queries(batch_size=100)
+    more = [world.user(f"more-{n}", schedule=DAILY) for n in range(40)]
+    _make_due(more)
+
+    assert _pass_queries(batch_size=100) == queries_for_few
+
+
+def test_a_scheduler_pass_costs_queries_per_batch(world):
+    records = [world.user(f"batched-{n}", schedule=DAILY) for n in range(20)]
+    _make_due(records[:10])
+    one_batch = _pass_queries(batch_size=10) - _pass_queries(batch_size=10)  # 1 full + 1 empty
+    _make_due(records)
+    Rotation.objects.all().delete()
+
+    assert _pass_queries(batch_size=10) - _pass_queries(batch_size=10) == 2 * one_batch
+
+
+def test_a_scheduler_pass_gives_each_record_the_next_run_of_its_own_schedule(world):
+    daily = [world.user(f"daily-{n}", schedule=DAILY) for n in range(3)]
+    weekly = [world.user(f"weekly-{n}", schedule=WEEKLY) for n in range(2)]
+    _make_due(daily + weekly)
+    before = timezone.now()
+
+    assert services.rotation_schedule_due() == 5
+
+    for records, schedule in ((daily, DAILY), (weekly, WEEKLY)):
+        for record in records:
+            rs = RotationSettings.objects.get(pam_user=record)
+            assert (
+                next_run(schedule, before) <= rs.next_run_at <= next_run(schedule, rs.next_run_at)
+            )
+            assert Rotation.objects.filter(pam_user=record, trigger="scheduled").count() == 1
+
+
+def test_a_scheduler_pass_starts_a_gateways_drains_once_and_again_at_the_end(
+    world, enqueued, django_capture_on_commit_callbacks
+):
+    records = [world.user(f"due-{n}", schedule=DAILY) for n in range(25)]
+    _make_due(records)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.rotation_schedule_due(batch_size=10) == 25
+
+    drains = [c for c in enqueued.call_args_list if c.args[0] == "rotation.tasks.drain_gateway"]
+    assert 2 <= len(drains) <= 4  # up to 2 drains when work starts, up to 2 more at the end
+    assert {c.args[1] for c in drains} == {"default"}
+
+
+def test_a_busy_record_gets_no_second_rotation_from_the_scheduler(world):
+    record = world.user("busy", schedule=DAILY)
+    services.rotation_request(record=record, trigger="on_demand")
+    _make_due([record])
+
+    assert services.rotation_schedule_due() == 0
+
+    assert Rotation.objects.filter(pam_user=record).count() == 1
+    assert RotationSettings.objects.get(pam_user=record).next_run_at > timezone.now()
