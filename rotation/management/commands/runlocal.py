@@ -63,6 +63,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, demo: bool, port: int, emulator_port: int, **options) -> None:
         self.children: list[tuple[str, subprocess.Popen]] = []
+        self.run_dir = Path(os.environ.get("VAULT_RUN_DIR", Path(settings.BASE_DIR) / "run"))
         for busy in [port] + ([emulator_port] if demo else []):
             if _port_open(busy):
                 raise CommandError(
@@ -72,11 +73,14 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             call_command("migrate", interactive=False, verbosity=0)
-            password = self._demo_login()
+            password = self._demo_login() if demo else None
             if demo:
                 endpoint = self._start_emulator(emulator_port)
                 self._import_demo(endpoint)
-            self._start("gateway default", [sys.executable, "manage.py", "qcluster"])
+            gateway_log = self._log("gateway-default.log")
+            self._start(
+                "gateway default", [sys.executable, "manage.py", "qcluster"], log=gateway_log
+            )
             self._start(
                 "web",
                 [
@@ -93,9 +97,11 @@ class Command(BaseCommand):
                     "--log-level",
                     "warning",
                 ],
+                log=self._log("web.log"),
             )
             self._wait_for_port(port, "web")
-            self._banner(port, password, demo, emulator_port)
+            self._wait_for_log(gateway_log, "running.", "gateway default")
+            self._banner(port, password, emulator_port if demo else None)
             self._watch()
         except KeyboardInterrupt:
             pass
@@ -115,6 +121,22 @@ class Command(BaseCommand):
         )
         self.children.append((name, proc))
         return proc
+
+    def _log(self, name: str) -> Path:
+        """A fresh log file under run/ (git-ignored): the console stays for what to do next."""
+        log = self.run_dir / name
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(b"")
+        return log
+
+    def _wait_for_log(self, log: Path, text: str, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in log.read_text(errors="replace"):
+                return
+            self._check_children()
+            time.sleep(0.2)
+        raise CommandError(f"{name} did not start within {timeout:g} s; see {log}")
 
     def _wait_for_port(self, port: int, name: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -169,8 +191,7 @@ class Command(BaseCommand):
 
     def _start_emulator(self, port: int) -> str:
         moto = Path(sys.executable).with_name("moto_server")
-        log = Path(settings.BASE_DIR) / "run" / "aws-emulator.log"
-        log.parent.mkdir(exist_ok=True)
+        log = self._log("aws-emulator.log")
         self._start("AWS emulator", [str(moto), "-H", "127.0.0.1", "-p", str(port)], log=log)
         self._wait_for_port(port, "AWS emulator")
         return f"http://127.0.0.1:{port}"
@@ -180,8 +201,8 @@ class Command(BaseCommand):
         data = demo["import"]
         for config in data["configurations"]:
             config["endpoint_url"] = endpoint
-        demo_file = Path(settings.BASE_DIR) / "run" / "demo-import.json"
-        demo_file.parent.mkdir(exist_ok=True)
+        demo_file = self.run_dir / "demo-import.json"
+        demo_file.parent.mkdir(parents=True, exist_ok=True)
         demo_file.write_text(json.dumps(data, indent=2))
         call_command(
             "pam", "import", str(demo_file), "--owner", "demo", stdout=open(os.devnull, "w")
@@ -204,15 +225,17 @@ class Command(BaseCommand):
         }
         aws.emulator_seed(endpoint, console_passwords=console, password_policy=DEMO_POLICY)
 
-    def _banner(self, port: int, password: str, demo: bool, emulator_port: int) -> None:
-        lines = [
-            "",
-            "PAM Vault is running.",
-            f"  Open:      http://127.0.0.1:{port}/",
-            "  Log in:    demo / " + password,
-        ]
-        if demo:
-            lines.append(f"  AWS emulator: http://127.0.0.1:{emulator_port} (demo IAM users)")
+    def _banner(self, port: int, password: str | None, emulator_port: int | None) -> None:
+        lines = ["", "PAM Vault is running.", f"  Open:      http://127.0.0.1:{port}/"]
+        if password is not None:
+            lines.append("  Log in:    demo / " + password)
+        else:
+            lines.append(
+                "  Log in:    with an account from `.venv/bin/python manage.py createsuperuser`"
+            )
+        if emulator_port is not None:
+            lines.append(f"  AWS:       local emulator at http://127.0.0.1:{emulator_port}")
+        lines.append(f"  Logs:      {self.run_dir}/")
         lines.append("  Stop:      Ctrl-C")
         self.stdout.write("\n".join(lines))
         self.stdout.flush()

@@ -1,0 +1,152 @@
+"""`make run` (manage.py runlocal --demo): the demo works, Ctrl-C leaves nothing running, and a
+second run works and duplicates nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_PASSWORD = "demo-login-Passw0rd"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Demo:
+    def __init__(self, tmp_path: Path) -> None:
+        self.web, self.aws = free_port(), free_port()
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "vault.settings",
+            "DEBUG": "1",
+            "SECRET_KEY": "runlocal-test",
+            "VAULT_ENCRYPTION_KEYS": "dGVzdC1vbmx5LWtleS0wMDAwMDAwMDAwMDAwMDAwMDA=",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+            "VAULT_DEMO_PASSWORD": DEMO_PASSWORD,
+            "VAULT_RUN_DIR": str(tmp_path / "run"),
+            "PORT": str(self.web),
+            "AWS_EMULATOR_PORT": str(self.aws),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.out = tmp_path / "console.log"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "runlocal", "--demo"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.out.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while "PAM Vault is running." not in self.console():
+            assert self.proc.poll() is None, self.console()
+            assert time.monotonic() < deadline, self.console()
+            time.sleep(0.3)
+
+    def console(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def ctrl_c(self) -> int:
+        os.killpg(self.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        return self.proc.wait(30)
+
+
+def browser(base: str):
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+
+    def csrf() -> str:
+        return next(c.value for c in jar if c.name == "csrftoken")
+
+    def get(path: str) -> str:
+        return opener.open(base + path, timeout=10).read().decode()
+
+    def post(path: str, data: dict, accept: str = "text/html") -> str:
+        body = urlencode({**data, "csrfmiddlewaretoken": csrf()}).encode()
+        request = urllib.request.Request(
+            base + path, data=body, headers={"Referer": base + path, "Accept": accept}
+        )
+        return opener.open(request, timeout=10).read().decode()
+
+    return get, post
+
+
+def processes_of(run_dir: Path) -> list[int]:
+    """Processes started for this demo (they inherit its VAULT_RUN_DIR)."""
+    marker = f"VAULT_RUN_DIR={run_dir}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_demo_rotates_and_ctrl_c_leaves_nothing_running(tmp_path):
+    demo = Demo(tmp_path)
+    demo.start()
+    console = demo.console()
+    assert console.rstrip().splitlines()[-1].strip().startswith("Stop:")  # the banner is last
+    assert f"demo / {DEMO_PASSWORD}" in console
+
+    base = f"http://127.0.0.1:{demo.web}"
+    get, post = browser(base)
+    get("/login/")
+    home = post("/login/", {"username": "demo", "password": DEMO_PASSWORD})
+    folder_uid = re.search(r'href="/folders/([^/"]+)/"', home).group(1)
+    folder = get(f"/folders/{folder_uid}/")
+    record_uid = re.search(r'href="/records/([^/"]+)/">AWS user: bob\.deploy', folder).group(1)
+    post(f"/records/{record_uid}/rotate/", {}, accept="application/json")
+    deadline = time.monotonic() + 60
+    while True:
+        status = json.loads(get(f"/records/{record_uid}/rotation/status/"))
+        if not status["active"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status["label"] == "Succeeded", status
+    aws = json.load(urllib.request.urlopen(f"http://127.0.0.1:{demo.aws}/moto-api/data.json"))
+    held = {u["name"]: u.get("password") for u in aws["iam"]["User"]}
+    revealed = json.loads(post(f"/records/{record_uid}/reveal/", {}, accept="application/json"))
+    assert revealed["password"] == held["bob.deploy"] != "Demo-Initial-Passw0rd!"
+
+    assert demo.ctrl_c() == 0
+    assert not listening(demo.web) and not listening(demo.aws)
+    assert processes_of(tmp_path / "run") == []
+
+    # A second run works, duplicates nothing, and gives the emulator the vault's passwords.
+    demo.start()
+    get, post = browser(base)
+    get("/login/")
+    home = post("/login/", {"username": "demo", "password": DEMO_PASSWORD})
+    assert home.count(f'href="/folders/{folder_uid}/"') >= 1
+    folder = get(f"/folders/{folder_uid}/")
+    assert folder.count("AWS user: bob.deploy<") == 1
+    aws = json.load(urllib.request.urlopen(f"http://127.0.0.1:{demo.aws}/moto-api/data.json"))
+    held = {u["name"]: u.get("password") for u in aws["iam"]["User"]}
+    assert held["bob.deploy"] == revealed["password"]
+    assert demo.ctrl_c() == 0
+    assert not listening(demo.web) and not listening(demo.aws)
