@@ -6,6 +6,24 @@
   if (!box) { return; }
   var url = box.getAttribute("data-status-url");
   var timer = null;
+  var watching = false;
+
+  // When a rotation we watched finishes, bring the parts of the page it changed up to date
+  // (last rotated, next run, password history) without reloading the page.
+  function refreshSections() {
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ["rotation-facts", "password-history"].forEach(function (id) {
+          var now = document.getElementById(id);
+          var next = fresh.getElementById(id);
+          if (now && next) { now.replaceWith(next); }
+        });
+      })
+      .catch(function () { /* the status above is already right */ });
+  }
 
   function active() {
     var el = box.querySelector("[data-active]");
@@ -18,7 +36,8 @@
       .then(function (r) { return r.json(); })
       .then(function (data) {
         box.innerHTML = data.html;
-        if (data.active) { schedule(); }
+        if (data.active) { watching = true; schedule(); }
+        else if (watching) { watching = false; refreshSections(); }
       })
       .catch(function () { schedule(5000); });
   }
@@ -42,6 +61,7 @@
         .then(function (r) { return r.json(); })
         .then(function (data) {
           if (!data.ok) { showNotice(data.message); }
+          watching = true;
           poll();
         })
         .catch(function () { showNotice("Could not reach the vault; try again."); })
