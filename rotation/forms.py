@@ -17,6 +17,16 @@ from vault.access import folders_for_user
 from vault.models import PamConfiguration, PamUser
 
 CONFIG_DEFAULT = "CONFIG_DEFAULT"
+SCHEDULE_DETAIL_FIELDS = (
+    "time",
+    "interval_count",
+    "weekday",
+    "month_day",
+    "occurrence",
+    "month",
+    "cron",
+    "symbols",
+)
 SCHEDULE_TYPES = [
     ("ON_DEMAND", "On demand only"),
     ("DAILY", "Daily"),
@@ -120,6 +130,9 @@ class RotationSettingsForm(forms.Form):
             folder__in=folders_for_user(user)
         ).select_related("gateway__application", "folder")
         self.fields["tz"].choices = _time_zones()
+        # Used or not depending on the schedule type: not labelled "(optional)".
+        for name in SCHEDULE_DETAIL_FIELDS:
+            self.fields[name].conditional = True
         self.schedule: dict | None = None
         self.complexity: Complexity | None = None
 
@@ -132,7 +145,7 @@ class RotationSettingsForm(forms.Form):
             "method": rs.method,
             "configuration": rs.configuration.uid,
             "schedule_type": CONFIG_DEFAULT if rs.use_configuration_schedule else schedule["type"],
-            "time": schedule.get("time", "00:00"),
+            "time": schedule.get("time", "00:00")[:5],
             "tz": schedule.get("tz", "UTC"),
             "interval_count": schedule.get("intervalCount", 1),
             "weekday": schedule.get("weekday", "MONDAY"),
