@@ -62,6 +62,39 @@ class RotationSettings(models.Model):
         )
 
 
+def _still_needed(rotations) -> list:
+    """Rotations that are running or queued, or hold a password that may be live in AWS."""
+    return [
+        r
+        for r in rotations
+        if r.status in ("queued", "running")
+        or (r.pending_may_be_live and r.resolved_at is None and r.pending_password_enc)
+    ]
+
+
+def keep_possibly_live(collector, field, sub_objs, using) -> None:
+    """CASCADE, unless a rotation is active or holds a possibly-live password."""
+    needed = _still_needed(sub_objs)
+    if needed:
+        raise models.ProtectedError(
+            "A rotation of this record is in progress or holds a password that may be live "
+            "in AWS: wait for it, or resolve the possibly-live password, before deleting.",
+            set(needed),
+        )
+    models.CASCADE(collector, field, sub_objs, using)
+
+
+def keep_active_or_set_null(collector, field, sub_objs, using) -> None:
+    """SET_NULL for finished rotations; refuse while a rotation using it is active."""
+    active = [r for r in sub_objs if r.status in ("queued", "running")]
+    if active:
+        raise models.ProtectedError(
+            "A rotation using this configuration is in progress: wait for it to finish.",
+            set(active),
+        )
+    models.SET_NULL(collector, field, sub_objs, using)
+
+
 class Rotation(SecretsMixin, UidModel):
     QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
     STATUSES = [
@@ -73,9 +106,14 @@ class Rotation(SecretsMixin, UidModel):
     ACTIVE = (QUEUED, RUNNING)
     TRIGGERS = [("on_demand", "On demand"), ("scheduled", "Scheduled"), ("cli", "CLI")]
 
-    pam_user = models.ForeignKey(PamUser, on_delete=models.CASCADE, related_name="rotations")
+    # Deleting a record (or its folder) must not destroy a password that may be live in AWS;
+    # deleting a configuration keeps the rotation history, without the link.
+    pam_user = models.ForeignKey(PamUser, on_delete=keep_possibly_live, related_name="rotations")
     configuration = models.ForeignKey(
-        PamConfiguration, on_delete=models.PROTECT, related_name="rotations"
+        PamConfiguration,
+        null=True,
+        on_delete=keep_active_or_set_null,
+        related_name="rotations",
     )
     gateway_name = models.CharField(max_length=100)
     trigger = models.CharField(max_length=20, choices=TRIGGERS)
@@ -132,6 +170,18 @@ class Rotation(SecretsMixin, UidModel):
             and self.resolved_at is None
             and self.has_secret("pending_password")
         )
+
+    @property
+    def deletion_blocker(self) -> str | None:
+        """Why this rotation stops its record (or configuration) from being deleted."""
+        if self.is_active:
+            return "a rotation is in progress: wait for it to finish."
+        if self.holds_possibly_live_password:
+            return (
+                "it holds a password that may be live in AWS: resolve it on the record's "
+                "page first."
+            )
+        return None
 
     @property
     def duration_seconds(self) -> float | None:

@@ -317,12 +317,24 @@ def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
     )
 
 
+def _protection_reason(exc: ProtectedError, default: str) -> str:
+    """What stops a deletion, in words: rows that protect themselves say why (a rotation in
+    progress, a password that may be live in AWS); others get `default`."""
+    reasons = {getattr(o, "deletion_blocker", None) for o in exc.protected_objects} - {None}
+    return " ".join(sorted(reasons)) or default
+
+
 @login_required
 @require_POST
 def record_delete(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="manage_records")
     folder, title = record.folder, record.title
-    services.pam_user_delete(record=record, actor=request.user, request=request)
+    try:
+        services.pam_user_delete(record=record, actor=request.user, request=request)
+    except ProtectedError as exc:
+        reason = _protection_reason(exc, "other rows still refer to it.")
+        messages.error(request, f"The record “{title}” was not deleted: {reason}")
+        return redirect("record_detail", uid=record.uid)
     messages.success(request, f"Deleted the record “{title}”.")
     return redirect("folder_detail", uid=folder.uid)
 
@@ -420,12 +432,11 @@ def configuration_delete(request: HttpRequest, uid: str) -> HttpResponse:
     folder, title = config.folder, config.title
     try:
         services.configuration_delete(config=config, actor=request.user, request=request)
-    except ProtectedError:
-        messages.error(
-            request,
-            f"The configuration “{title}” was not deleted: records still use it for "
-            "rotation. Point them at another configuration first.",
+    except ProtectedError as exc:
+        reason = _protection_reason(
+            exc, "records still use it for rotation. Point them at another one first."
         )
+        messages.error(request, f"The configuration “{title}” was not deleted: {reason}")
         return redirect("configuration_detail", uid=config.uid)
     messages.success(request, f"Deleted the configuration “{title}”.")
     return redirect("folder_detail", uid=folder.uid)
