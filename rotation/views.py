@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import csv
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from rotation import aws, services
+from rotation import auditlog, aws, batches, services
 from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
-from rotation.models import Rotation, RotationSettings
+from rotation.models import Rotation, RotationBatch, RotationSettings
 from rotation.panel import panel_context
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
 from vault import security
-from vault.access import configuration_for_user, record_for_user
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
+from vault.access import (
+    configuration_for_user,
+    folder_for_user,
+    record_access_required,
+    record_for_user,
+)
+from vault.security import wants_json as _wants_json
 
 
 @login_required
+@record_access_required("can_edit")
 @security.recent_password_required()
 def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
@@ -191,17 +198,6 @@ def _policy_text(policy) -> str:
 
 
 # --- Rotate all on a folder, and the audit log -------------------------------------------------
-# Imported here so this section could be appended without touching the lines above.
-
-import csv  # noqa: E402
-
-from django.core.paginator import Paginator  # noqa: E402
-from django.http import Http404, StreamingHttpResponse  # noqa: E402
-from django.urls import reverse  # noqa: E402
-
-from rotation import auditlog, batches  # noqa: E402
-from rotation.models import RotationBatch  # noqa: E402
-from vault.access import folder_for_user  # noqa: E402
 
 
 def _batch_or_404(folder, batch_uid: str) -> RotationBatch:

@@ -7,6 +7,9 @@ contents of folders they are not members of.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
@@ -58,6 +61,21 @@ def configuration_for_user(
     if config is None:
         raise Http404("No such configuration.")
     return config, _require(membership_for(user, config.folder), need)
+
+
+def record_access_required(need: str = CAN_VIEW) -> Callable:
+    """Decorator: 404/403 for the record `uid` before anything else the view is wrapped in
+    (re-authentication, rate limits) runs, so outsiders learn nothing and change nothing."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            record_for_user(request.user, kwargs["uid"], need)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
 
 
 def folders_for_user(user) -> QuerySet[SharedFolder]:

@@ -24,6 +24,7 @@ from vault.access import (
     configuration_for_user,
     folder_for_user,
     has_permission,
+    record_access_required,
     record_for_user,
 )
 from vault.forms import (
@@ -47,10 +48,6 @@ from vault.models import (
 RECORDS_PER_PAGE = 50
 CONFIGURATIONS_SHOWN = 50
 HISTORY_SHOWN = 50
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
 
 
 def _posted(request: HttpRequest):
@@ -221,12 +218,13 @@ def record_detail(request: HttpRequest, uid: str) -> HttpResponse:
 @login_required
 @require_POST
 @never_cache
+@record_access_required()
 @security.recent_password_required(return_to="record_detail")
 @security.reveal_rate_limited
 def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid)
     password = services.pam_user_reveal(record=record, actor=request.user, request=request)
-    if _wants_json(request):
+    if security.wants_json(request):
         return JsonResponse({"password": password})
     messages.info(request, "Password revealed. This was recorded in the audit log.")
     return _record_page(request, record, member, revealed_password=password)
@@ -235,6 +233,7 @@ def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
 @login_required
 @require_POST
 @never_cache
+@record_access_required("can_edit")
 @security.recent_password_required(return_to="record_detail")
 @security.reveal_rate_limited
 def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
@@ -243,7 +242,7 @@ def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResp
     password = services.password_version_reveal(
         version=version, actor=request.user, request=request
     )
-    if _wants_json(request):
+    if security.wants_json(request):
         return JsonResponse({"password": password})
     when = f"{version.created_at:%Y-%m-%d %H:%M} UTC"
     messages.info(request, f"Revealed the password set {when}. This was recorded in the audit log.")

@@ -142,3 +142,12 @@ def test_editor_reveals_the_current_password(personas, record):
     response = login(personas.editor).post(f"/records/{record.uid}/reveal/", **JSON)
     assert response.json() == {"password": PASSWORD}
     assert AuditEvent.objects.get(action="password.revealed").actor == personas.editor
+
+
+def test_outsider_gets_404_before_any_password_confirmation(personas, record):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(personas.outsider)  # no recent password entry in this session
+    response = client.post(f"/records/{record.uid}/reveal/")
+    assert response.status_code == 404
