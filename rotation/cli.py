@@ -5,6 +5,7 @@ services (and so the same request path and audit) as the web pages."""
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from rotation import aws, services
@@ -170,7 +171,7 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
 def _dry_run(record: PamUser) -> dict:
     try:
         rs = services.rotation_check_requestable(record=record)
-        aws.check_account(rs.configuration, arn=record.distinguished_name, login=record.login)
+        aws.check_target(rs.configuration, login=record.login, arn=record.distinguished_name)
     except (services.RotationRequestError, aws.AwsError) as exc:
         return {"record": record.uid, "ok": False, "error": getattr(exc, "message", str(exc))}
     return {"record": record.uid, "ok": True, "error": None}
@@ -283,6 +284,17 @@ def pending_password_extra(record: PamUser, unmask: bool) -> dict:
     return {"pending_password": pending.get_secret("pending_password")}
 
 
+def seconds(text: str) -> float:
+    """A finite, positive number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     if pending_password_extra not in vault_cli.RECORD_EXTRAS:
         vault_cli.RECORD_EXTRAS.append(pending_password_extra)
@@ -315,7 +327,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rotate = actions.add_parser("rotate", help="rotate now (through the gateways)")
     _add_target(rotate)
     rotate.add_argument("--dry-run", action="store_true", help="check, change nothing")
-    rotate.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the results")
+    rotate.add_argument(
+        "--wait", type=seconds, metavar="SECONDS", help="wait for the results (up to SECONDS)"
+    )
     rotate.set_defaults(func=cmd_action_rotate)
 
     gateway = subparsers.add_parser("gateway", help="gateways")

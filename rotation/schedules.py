@@ -215,6 +215,8 @@ def _load(data: object) -> dict:
             data = json.loads(data)
         except ValueError as exc:
             raise ScheduleError(f"The schedule is not valid JSON ({exc.msg}).") from None
+        except RecursionError:
+            raise ScheduleError("The schedule JSON is nested too deeply.") from None
     if not isinstance(data, dict):
         raise ScheduleError(
             'The schedule must be a JSON object such as {"type": "DAILY", "time": "03:00"}.'

@@ -144,6 +144,8 @@ def clean_default_rotation_schedule(value: str) -> dict:
         schedule = json.loads(value)
     except ValueError as exc:
         raise ValidationError(f"Not valid JSON: {exc}.") from exc
+    except RecursionError:
+        raise ValidationError("The schedule JSON is nested too deeply.") from None
     if not isinstance(schedule, dict):
         raise ValidationError('The schedule must be a JSON object, e.g. {"type": "ON_DEMAND"}.')
     if not isinstance(schedule.get("type"), str) or not schedule["type"]:
@@ -197,6 +199,7 @@ class PamConfigurationForm(forms.Form):
     )
     default_rotation_schedule = forms.CharField(
         label="Default rotation schedule (JSON)",
+        max_length=2000,
         initial='{"type": "ON_DEMAND"}',
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )

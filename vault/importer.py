@@ -284,6 +284,8 @@ def load_document(path: Path) -> Any:
         raise CliError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise CliError(f"{path}: the JSON is nested too deeply") from None
 
 
 def _paths_with_nul(value: Any, path: str):

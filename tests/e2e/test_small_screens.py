@@ -49,6 +49,8 @@ PAGES = {
     "rotation settings": lambda w: f"/records/{w['record'].uid}/rotation/",
     "configuration": lambda w: f"/configurations/{w['config'].uid}/",
 }
+
+
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_has_no_horizontal_scrolling_at_375px(browsing, live_server, busy_folder, name):
     page = browsing.new_page(viewport={"width": WIDTH, "height": 800})

@@ -240,3 +240,11 @@ def test_import_reports_rotation_errors_with_their_path_and_writes_nothing(db, t
     assert "users[0].rotation.complexity:" in err
     assert "users[0].rotation.schedule:" in err
     assert not RotationSettings.objects.exists()
+
+
+def test_action_rotate_dry_run_reports_missing_console_access(world):
+    record = world.user(console=False)
+    code, out, _ = call_pam("action", "rotate", "--record", record.uid, "--dry-run")
+    assert code == 1
+    assert "console" in lines(out)[0]["error"].lower()
+    assert not Rotation.objects.exists()

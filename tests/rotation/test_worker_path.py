@@ -45,11 +45,11 @@ def test_no_rotated_password_reaches_django_q_tables_or_the_gateway_log(world, g
     for record in records:
         services.rotation_request(record=record, trigger="on_demand")
     wait_for(lambda: _all_finished(records), timeout=60)
-    passwords = [r.get_secret("password") for r in (x.__class__.objects.get(pk=x.pk) for x in records)]
+    passwords = [
+        r.get_secret("password") for r in (x.__class__.objects.get(pk=x.pk) for x in records)
+    ]
     stored = " ".join(
-        repr(row)
-        for model in (Task, OrmQ, Schedule)
-        for row in model.objects.values()
+        repr(row) for model in (Task, OrmQ, Schedule) for row in model.objects.values()
     )
     log = (tmp_path / "gateway.log").read_text(errors="replace")
     for password in passwords:

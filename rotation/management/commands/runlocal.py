@@ -45,6 +45,15 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def _env_port(name: str, default: int) -> int:
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise CommandError(f"{name}={text!r} is not a port number (1-65535)")
+    return int(text)
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
@@ -56,12 +65,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--demo", action="store_true", help="emulator and demo data")
-        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--port", type=int, help="web port (default: PORT or 8000)")
         parser.add_argument(
-            "--emulator-port", type=int, default=int(os.environ.get("AWS_EMULATOR_PORT", "5055"))
+            "--emulator-port", type=int, help="emulator port (default: AWS_EMULATOR_PORT or 5055)"
         )
 
     def handle(self, *args, demo: bool, port: int, emulator_port: int, **options) -> None:
+        port = port or _env_port("PORT", 8000)
+        emulator_port = emulator_port or _env_port("AWS_EMULATOR_PORT", 5055)
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.run_dir = Path(os.environ.get("VAULT_RUN_DIR", Path(settings.BASE_DIR) / "run"))
         for busy in [port] + ([emulator_port] if demo else []):
