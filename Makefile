@@ -32,6 +32,7 @@ serve: $(STAMP) .env
 ## The whole suite (browser tests run when a Chromium is found).
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check --quiet .
 	$(PY) -m pytest -n 2 -q
 
 lint: $(STAMP)
