@@ -6,6 +6,6 @@ class RotationConfig(AppConfig):
     verbose_name = "Password rotation"
 
     def ready(self) -> None:
-        from rotation import importing, signals  # noqa: F401  (signals: gateway start-up hook)
+        from rotation import checks, importing, signals  # noqa: F401  (registered on import)
 
         importing.install()

@@ -219,17 +219,18 @@ ROTATION_RETRY_BACKOFF_SCALE = env.float("ROTATION_RETRY_BACKOFF_SCALE", default
 GATEWAY_OFFLINE_SECONDS = env.int("GATEWAY_OFFLINE_SECONDS", default=120)
 AWS_POLICY_CACHE_SECONDS = env.int("AWS_POLICY_CACHE_SECONDS", default=300)
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=5)
-AWS_READ_TIMEOUT = env.float("AWS_READ_TIMEOUT", default=20)
+AWS_READ_TIMEOUT = env.float("AWS_READ_TIMEOUT", default=10)
 AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=4)
 
 Q_CLUSTER = {
     # The plain `qcluster` serves the gateway named "default"; Q_CLUSTER_NAME=X serves gateway X.
     "name": "default",
     "workers": env.int("Q_WORKERS", default=2),
-    # A rotation task never runs longer than `timeout`; `retry` must be larger so the broker
-    # never hands a still-running task to a second worker.
-    "timeout": env.int("Q_TIMEOUT", default=120),
-    "retry": env.int("Q_RETRY", default=180),
+    # `timeout` kills a task that runs longer (a rotation with every retry of a slow AWS fits
+    # in it); `retry` must be larger so the broker never hands a running task to a second
+    # worker. A killed task is safe: its rotation is recovered when its lease runs out.
+    "timeout": env.int("Q_TIMEOUT", default=900),
+    "retry": env.int("Q_RETRY", default=960),
     "max_attempts": 1,
     "catch_up": False,
     "save_limit": 500,
