@@ -184,15 +184,9 @@ def cmd_action_rotate(options: argparse.Namespace, out: OutputHelper) -> int:
         for result in results:
             out.json_line(result)
         return 0 if all(r["ok"] for r in results) else 1
-    requested: dict[str, Rotation | None] = {}
-    problems: dict[str, str] = {}
-    for record in records:
-        try:
-            requested[record.uid] = services.rotation_request(record=record, trigger="cli")
-        except services.RotationInProgress as exc:
-            requested[record.uid] = exc.rotation
-        except services.RotationRequestError as exc:
-            problems[record.uid] = str(exc)
+    # One transaction for the whole set; large sets go to the gateways as drain tasks.
+    active, problems = services.rotation_request_many(records=records, trigger="cli")
+    requested = {r.uid: active[r.uid] for r in records if r.uid in active}
     if options.wait is None:
         for uid, rotation in requested.items():
             out.json_line({"record": uid, "rotation": rotation.uid, "status": rotation.status})

@@ -820,7 +820,7 @@ def rotation_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
 
 
 # Rotations a drain claims at once: one read and one write transaction for all of them.
-DRAIN_BATCH = 10
+DRAIN_BATCH = 20
 
 
 def drain_task_count(queued: int, workers: int) -> int:

@@ -124,7 +124,9 @@ def pam_user_update(
             reason="imported" if source == "import" else "edited by a person",
         )
         changed.append("password")
-    record.save()
+    # Only the columns this edit owns: a rotation finishing meanwhile keeps its new password.
+    fields = ["title", "login", "distinguished_name", "updated_at"]
+    record.save(update_fields=fields + (["password_enc"] if "password" in changed else []))
     audit_record(
         "record.updated",
         actor=actor,

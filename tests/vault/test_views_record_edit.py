@@ -112,3 +112,20 @@ def test_refusal_page_says_which_permission_is_missing(personas, record):
     html = login(personas.viewer).get(_url(record)).content.decode()
     assert "Refused" in html
     assert "“Edit records” (can_edit)" in html
+
+
+def test_an_edit_without_a_password_keeps_a_password_rotated_meanwhile(personas):
+    from tests.conftest import make_pam_user
+    from vault import services
+    from vault.models import PamUser
+
+    record = make_pam_user(personas.folder, "Racer", password="Old-Passw0rd!")
+    stale = PamUser.objects.get(pk=record.pk)  # the edit form loaded the record...
+    services.pam_user_set_password(record=record, password="Rotated-Passw0rd!", source="rotation")
+    record.save(update_fields=["password_enc"])  # ...then a rotation finished
+    services.pam_user_update(
+        record=stale, title="Renamed", login="Racer", distinguished_name=stale.distinguished_name
+    )
+    record.refresh_from_db()
+    assert record.title == "Renamed"
+    assert record.get_secret("password") == "Rotated-Passw0rd!"
