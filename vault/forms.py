@@ -90,13 +90,7 @@ class PamUserForm(forms.Form):
             self.fields["password"].help_text = "Optional. At most 128 printable ASCII characters."
 
     def clean_title(self) -> str:
-        title = self.cleaned_data["title"]
-        others = PamUser.objects.filter(folder=self.folder, title=title)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
-            raise ValidationError("Another record in this folder already has this title.")
-        return title
+        return _unique_title(PamUser, self.folder, self.cleaned_data["title"], self.instance)
 
     def clean_login(self) -> str:
         login = self.cleaned_data["login"]
@@ -132,6 +126,17 @@ class PamUserForm(forms.Form):
         if self.instance is not None and not password:
             return None
         return password
+
+
+def _unique_title(model, folder: SharedFolder, title: str, instance) -> str:
+    """`title`, unless another row of `model` in `folder` has it (titles are unique per folder)."""
+    others = model.objects.filter(folder=folder, title=title)
+    if instance is not None:
+        others = others.exclude(pk=instance.pk)
+    if others.exists():
+        noun = "record" if model is PamUser else "configuration"
+        raise ValidationError(f"Another {noun} in this folder already has this title.")
+    return title
 
 
 def clean_default_rotation_schedule(value: str) -> dict:
@@ -237,13 +242,9 @@ class PamConfigurationForm(forms.Form):
             )
 
     def clean_title(self) -> str:
-        title = self.cleaned_data["title"]
-        others = PamConfiguration.objects.filter(folder=self.folder, title=title)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
-            raise ValidationError("Another configuration in this folder already has this title.")
-        return title
+        return _unique_title(
+            PamConfiguration, self.folder, self.cleaned_data["title"], self.instance
+        )
 
     def clean_new_gateway(self) -> str:
         name = self.cleaned_data["new_gateway"]
