@@ -63,7 +63,8 @@ def test_gateway_reports_a_heartbeat_when_it_starts(world, gateway):
         timeout=30,
     )
     assert GatewayRow.objects.get(name="default").is_online
-    assert Schedule.objects.filter(name="gateway-tick:default").exists()
+    # The tick writes the heartbeat first, then makes sure its every-minute schedule exists.
+    wait_for(lambda: Schedule.objects.filter(name="gateway-tick:default").exists(), timeout=30)
 
 
 def test_duplicate_tick_schedules_are_merged_instead_of_failing_the_tick(db):
