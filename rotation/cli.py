@@ -20,7 +20,7 @@ from rotation.schedules import (
 from vault import cli as vault_cli
 from vault.audit import audit_record
 from vault.cli import MASK, CliError, OutputHelper, add_format_argument
-from vault.models import Gateway, PamConfiguration, PamUser, SharedFolder
+from vault.models import Gateway, PamConfiguration, PamUser
 
 
 def _iso(value) -> str | None:
@@ -33,9 +33,7 @@ def _records(options: argparse.Namespace) -> list[PamUser]:
         if record is None:
             raise CliError(f"no PAM User with uid {options.record}")
         return [record]
-    folder = SharedFolder.objects.filter(uid=options.folder).first()
-    if folder is None:
-        raise CliError(f"no folder with uid {options.folder}")
+    folder = vault_cli.folder_by_uid(options.folder)
     records = list(PamUser.objects.filter(folder=folder).select_related("folder"))
     if not records:
         raise CliError(f'folder "{folder.name}" has no PAM Users')

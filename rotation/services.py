@@ -429,11 +429,7 @@ def _next_attempt(rotation: Rotation, reason: str) -> bool:
 
 
 def _next_run_for(rs: RotationSettings, now: datetime) -> datetime | None:
-    try:
-        return next_run(rs.effective_schedule, now)
-    except ScheduleError:
-        logger.warning("rotation settings %s have an invalid schedule", rs.pk)
-        return None
+    return _next_run_of(rs.effective_schedule, now, rs.pk)
 
 
 def rotation_finish(*, rotation: Rotation, password: str) -> str:

@@ -149,7 +149,7 @@ LIST_COLUMNS = [
 ]
 
 
-def _folder_by_uid(uid: str) -> SharedFolder:
+def folder_by_uid(uid: str) -> SharedFolder:
     folder = SharedFolder.objects.filter(uid=uid).first()
     if folder is None:
         raise CliError(f'no folder with uid "{uid}" (see `pam list` for uids)')
@@ -160,7 +160,7 @@ def cmd_list(options: argparse.Namespace, out: OutputHelper) -> int:
     users = PamUser.objects.select_related("folder").order_by("folder__name", "title")
     configs = PamConfiguration.objects.select_related("folder").order_by("folder__name", "title")
     if options.folder:
-        folder = _folder_by_uid(options.folder)
+        folder = folder_by_uid(options.folder)
         users, configs = users.filter(folder=folder), configs.filter(folder=folder)
     rows = [
         {
