@@ -6,6 +6,7 @@ class RotationConfig(AppConfig):
     verbose_name = "Password rotation"
 
     def ready(self) -> None:
-        from rotation import checks, importing, signals  # noqa: F401  (registered on import)
+        from rotation import checks, importing, signals, taskguard  # noqa: F401  (registered on import)
 
         importing.install()
+        taskguard.install()  # only the vault's task functions run on gateways
