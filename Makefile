@@ -16,9 +16,10 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 # First run: write what was chosen to .env (git-ignored) so `manage.py pam ...` in this
-# checkout opens the same vault with the same key.
+# checkout opens the same vault with the same key. umask 077: the file is 0600, as it will
+# also hold the demo login's password.
 .env:
-	@printf '# written by make on first run; edit freely\nDEBUG=1\nVAULT_KEY_FILE=%s/.vault-key\n' "$(CURDIR)" > .env
+	@umask 077 && printf '# written by make on first run; edit freely\nDEBUG=1\nVAULT_KEY_FILE=%s/.vault-key\n' "$(CURDIR)" > .env
 	@echo "make: wrote .env (DEBUG=1, encryption key file $(CURDIR)/.vault-key)"
 
 ## The product on this machine: local AWS emulator, demo data, a gateway, the web app.

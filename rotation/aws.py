@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.config
 import botocore.exceptions as bce
+from botocore.parsers import ResponseParserError
 from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from vault.validators import validate_endpoint_url
 
 if TYPE_CHECKING:
     from rotation.passwords import AccountPolicy
@@ -44,6 +48,11 @@ NOTHING_SENT_ERRORS = (
     bce.ConnectTimeoutError,
     bce.ProxyConnectionError,
 )
+# CALL_FAILURES: a botocore call can raise more than ClientError and BotoCoreError: a body that
+# is not AWS's XML (an internal web page) raises botocore.parsers.ResponseParserError, which is
+# neither. So every AWS call here catches Exception around the call itself and turns it into an
+# AwsError (may_have_applied for UpdateLoginProfile): a rotation fails or retries cleanly, and
+# neither a gateway task nor Test connection ever dies of an uncaught botocore error.
 CLIENT_CACHE_SIZE = 64
 VALUE_CACHE_SIZE = 1024
 # EntityTemporarilyUnmodifiable: AWS asks us to come back shortly; total stays under 5 s.
@@ -231,8 +240,11 @@ def client(config: PamConfiguration, service: str):
     """A boto3 client for ``service`` with the configuration's credentials, region and endpoint.
 
     Cached per configuration version (uid, updated_at) and per AWS_* setting, because making a
-    client costs tens of milliseconds and a rotation must cost a few.
+    client costs tens of milliseconds and a rotation must cost a few. The endpoint URL is checked
+    against AWS_ENDPOINT_ALLOWLIST first, every time: the web checked it when the configuration
+    was saved, but the allowlist may have changed since.
     """
+    _check_endpoint(config)
     retry_settings = (
         settings.AWS_MAX_ATTEMPTS,
         settings.AWS_CONNECT_TIMEOUT,
@@ -271,11 +283,7 @@ def client(config: PamConfiguration, service: str):
     except ValueError as exc:
         # botocore says "Invalid endpoint: <url>" or names the bad region; neither holds a secret.
         if config.endpoint_url and "endpoint" in str(exc).lower():
-            raise AwsRefused(
-                f'The endpoint URL "{config.endpoint_url}" of configuration "{config.title}" is '
-                "not valid. Enter a full URL such as https://iam.amazonaws.com, or leave it empty.",
-                "InvalidEndpoint",
-            ) from None
+            raise _invalid_endpoint(config) from None
         raise AwsRefused(
             f'The region "{config.region}" of configuration "{config.title}" is not valid. '
             "Enter an AWS region name such as us-east-1.",
@@ -291,6 +299,32 @@ def client(config: PamConfiguration, service: str):
         made.meta.events.register("needs-retry.iam.UpdateLoginProfile", _observe_update_attempt)
     _clients.put(key, made)
     return made
+
+
+def _check_endpoint(config: PamConfiguration) -> None:
+    """The endpoint URL is a URL that AWS_ENDPOINT_ALLOWLIST allows (empty: AWS's own)."""
+    if not config.endpoint_url:
+        return
+    try:
+        validate_endpoint_url(config.endpoint_url)
+    except ValidationError as exc:
+        if exc.code != "endpoint_not_allowed":
+            raise _invalid_endpoint(config) from None
+        raise AwsRefused(
+            f'The endpoint URL {config.endpoint_url} of configuration "{config.title}" is not '
+            "an allowed AWS endpoint on this vault (AWS_ENDPOINT_ALLOWLIST); nothing was sent. "
+            "Edit the configuration and leave the endpoint URL empty to use AWS's own endpoint, "
+            "or ask the vault's operator to allow this host.",
+            "EndpointNotAllowed",
+        ) from None
+
+
+def _invalid_endpoint(config: PamConfiguration) -> AwsRefused:
+    return AwsRefused(
+        f'The endpoint URL "{config.endpoint_url}" of configuration "{config.title}" is '
+        "not valid. Enter a full URL such as https://iam.amazonaws.com, or leave it empty.",
+        "InvalidEndpoint",
+    )
 
 
 def _secret_key(config: PamConfiguration) -> str:
@@ -340,6 +374,8 @@ def _translate(
     secrets: tuple[str, ...] = (),
 ) -> AwsError:
     """Our error for a botocore exception raised by ``operation``."""
+    if isinstance(exc, AwsError):
+        return exc
     action = IAM_ACTIONS.get(operation, operation)
     where = _where(config, action.split(":")[0])
     if isinstance(exc, bce.ClientError):
@@ -396,6 +432,18 @@ def _translate(
             f"The connection to {where} closed before AWS answered {action}"
             + _maybe_applied_note(mutating),
             "ConnectionClosed",
+            may_have_applied=mutating,
+        )
+    if isinstance(exc, ResponseParserError):
+        # Not a BotoCoreError. Its text quotes the body, which is not repeated here.
+        if config.endpoint_url:
+            hint = f'check that the endpoint URL of configuration "{config.title}" names AWS'
+        else:
+            hint = "a proxy between the gateway and AWS may have answered instead"
+        return AwsTransient(
+            f"{where[0].upper()}{where[1:]} answered {action} with something that is not an AWS "
+            f"answer (not the XML AWS sends): {hint}" + _maybe_applied_note(mutating),
+            "ResponseParserError",
             may_have_applied=mutating,
         )
     return AwsTransient(
@@ -539,7 +587,7 @@ def _call(
     method: Callable[..., dict] = getattr(api, _snake(operation))
     try:
         return method(**params)
-    except (bce.ClientError, bce.BotoCoreError) as exc:
+    except Exception as exc:  # noqa: BLE001 - see CALL_FAILURES
         raise _translate(
             exc, config, operation, login=login, mutating=mutating, secrets=secrets
         ) from None
@@ -562,19 +610,33 @@ def caller_account(config: PamConfiguration) -> str:
     found, value = _values.get(key)
     if found:
         return value
-    account = str(_caller_identity(config)["Account"])
+    account = _account_of(config, _caller_identity(config))
     _values.put(key, account, settings.AWS_POLICY_CACHE_SECONDS)
     return account
 
 
+def _account_of(config: PamConfiguration, identity: dict) -> str:
+    account = str(identity.get("Account") or "")
+    if not re.fullmatch(r"\d{12}", account):
+        where = _where(config, "sts")
+        raise AwsTransient(
+            f"{where[0].upper()}{where[1:]} answered sts:GetCallerIdentity without an AWS "
+            f'account id: check the endpoint URL of configuration "{config.title}". '
+            "Try again later.",
+            "InvalidResponse",
+        )
+    return account
+
+
 def _fetch_policy(config: PamConfiguration) -> AccountPolicy | None:
+    iam = client(config, "iam")
     try:
-        answer = client(config, "iam").get_account_password_policy()
+        answer = iam.get_account_password_policy()
     except bce.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
             return None  # the account has no custom password policy
         raise _translate(exc, config, "GetAccountPasswordPolicy") from None
-    except bce.BotoCoreError as exc:
+    except Exception as exc:  # noqa: BLE001 - see CALL_FAILURES
         raise _translate(exc, config, "GetAccountPasswordPolicy") from None
     from rotation.passwords import AccountPolicy  # here: passwords.py need not load boto3
 
@@ -629,15 +691,16 @@ def check_account(config: PamConfiguration, *, arn: str, login: str = "") -> Non
 def check_target(config: PamConfiguration, *, login: str, arn: str) -> None:
     """The record can be rotated with this configuration: right account, has a console login."""
     check_account(config, arn=arn, login=login)
+    iam = client(config, "iam")
     try:
-        client(config, "iam").get_login_profile(UserName=login)
+        iam.get_login_profile(UserName=login)
     except bce.ClientError as exc:
         if exc.response.get("Error", {}).get("Code") == "NoSuchEntity" and not _user_exists(
             config, login
         ):
             raise AwsRefused(_no_such_user_message(config, login), "NoSuchEntity") from None
         raise _translate(exc, config, "GetLoginProfile", login=login) from None
-    except bce.BotoCoreError as exc:
+    except Exception as exc:  # noqa: BLE001 - see CALL_FAILURES
         raise _translate(exc, config, "GetLoginProfile", login=login) from None
 
 
@@ -647,9 +710,15 @@ def _user_exists(config: PamConfiguration, login: str) -> bool:
         client(config, "iam").get_user(UserName=login)
     except bce.ClientError as exc:
         return exc.response.get("Error", {}).get("Code") != "NoSuchEntity"
-    except bce.BotoCoreError:
+    except Exception:  # noqa: BLE001 - see CALL_FAILURES; only a clear "no" counts
         return True
     return True
+
+
+def user_path(config: PamConfiguration, *, login: str) -> str:
+    """The IAM path AWS holds for the user (GetUser), e.g. "/" or "/rotated/team-a/"."""
+    answer = _call(config, "iam", "GetUser", login=login, UserName=login)
+    return str(answer.get("User", {}).get("Path") or "/")
 
 
 def set_console_password(config: PamConfiguration, *, login: str, password: str) -> None:
@@ -676,7 +745,7 @@ def set_console_password(config: PamConfiguration, *, login: str, password: str)
                     _sleep(delay)
                     continue
                 error = _translate_update(exc, config, login, password)
-            except bce.BotoCoreError as exc:
+            except Exception as exc:  # noqa: BLE001 - see CALL_FAILURES
                 error = _translate_update(exc, config, login, password)
             raise _after_ambiguity(error, getattr(_attempts, "ambiguous", False)) from None
     finally:
@@ -710,7 +779,7 @@ def test_connection(config: PamConfiguration) -> ConnectionReport:
     """GetCallerIdentity and GetAccountPasswordPolicy, uncached: what the configuration reaches."""
     identity = _caller_identity(config)
     return ConnectionReport(
-        account_id=str(identity["Account"]),
+        account_id=_account_of(config, identity),
         arn=str(identity.get("Arn", "")),
         policy=_fetch_policy(config),
         region=config.region,

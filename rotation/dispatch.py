@@ -9,7 +9,7 @@ from django.conf import settings
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from rotation.models import Rotation
+from rotation.models import ConnectionTest, Rotation
 
 TICK_PREFIX = "gateway-tick:"
 
@@ -21,6 +21,17 @@ def enqueue_rotation(rotation: Rotation) -> None:
         cluster=rotation.gateway_name,
         task_name=f"rotate {rotation.uid}",
         group="rotation",
+    )
+
+
+def enqueue_connection_test(test: ConnectionTest) -> None:
+    """Test connection runs on the configuration's gateway, never in the web process."""
+    async_task(
+        "rotation.tasks.test_configuration",
+        test.pk,
+        cluster=test.gateway_name,
+        task_name=f"test connection {test.uid}",
+        group="connection-test",
     )
 
 

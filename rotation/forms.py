@@ -12,8 +12,7 @@ from rotation import schedules
 from rotation.models import RotationSettings
 from rotation.passwords import AWS_SYMBOLS, Complexity, ComplexityError, validate_complexity
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
-from rotation.services import sharing_problem
-from vault.access import folders_for_user
+from vault.access import configurations_usable_by, may_use_configuration
 from vault.models import PamConfiguration, PamUser
 
 CONFIG_DEFAULT = "CONFIG_DEFAULT"
@@ -126,9 +125,11 @@ class RotationSettingsForm(forms.Form):
     def __init__(self, *args, record: PamUser, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.record = record
-        self.fields["configuration"].queryset = PamConfiguration.objects.filter(
-            folder__in=folders_for_user(user)
-        ).select_related("gateway__application", "folder")
+        self.user = user
+        # Only configurations whose folder the person may edit: view-only never suffices.
+        self.fields["configuration"].queryset = configurations_usable_by(user).select_related(
+            "gateway__application", "folder"
+        )
         self.fields["tz"].choices = _time_zones()
         # Used or not depending on the schedule type: not labelled "(optional)".
         for name in SCHEDULE_DETAIL_FIELDS:
@@ -164,7 +165,7 @@ class RotationSettingsForm(forms.Form):
 
     def clean_configuration(self) -> PamConfiguration:
         config = self.cleaned_data["configuration"]
-        problem = sharing_problem(config, self.record)
+        problem = may_use_configuration(self.user, config, self.record)
         if problem:
             raise forms.ValidationError(problem)
         return config

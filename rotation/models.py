@@ -216,3 +216,52 @@ class RotationBatch(UidModel):
 
     def __str__(self) -> str:
         return f"Rotate all in {self.folder} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class ConnectionTest(UidModel):
+    """One press of Test connection on a configuration: recorded by the web, run by the
+    configuration's gateway (the web never talks to AWS), its outcome shown on the page.
+
+    Nothing here is secret: the account id, the caller's ARN, the password policy in words, or
+    the error a person can act on.
+    """
+
+    QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+    STATUSES = [
+        (QUEUED, "Queued"),
+        (RUNNING, "Running"),
+        (SUCCEEDED, "Succeeded"),
+        (FAILED, "Failed"),
+    ]
+    ACTIVE = (QUEUED, RUNNING)
+
+    configuration = models.ForeignKey(
+        PamConfiguration, on_delete=models.CASCADE, related_name="connection_tests"
+    )
+    # The gateway it was handed to, as rotations keep theirs: the configuration may name
+    # another one by the time it runs.
+    gateway_name = models.CharField(max_length=100)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(max_length=20, choices=STATUSES, default=QUEUED)
+    message = models.TextField(blank=True)
+    account_id = models.CharField(max_length=12, blank=True)
+    arn = models.CharField(max_length=2048, blank=True)
+    policy = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["configuration", "-created_at"], name="connection_test_latest_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Test connection of {self.configuration} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE

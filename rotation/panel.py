@@ -5,7 +5,7 @@ from __future__ import annotations
 from rotation.models import Rotation, RotationSettings
 from rotation.schedules import ScheduleError, describe_schedule
 from rotation.services import possibly_live_rotations
-from vault.access import has_permission
+from vault.access import has_permission, member_policy_allows
 from vault.models import FolderMember, PamUser
 
 HISTORY_LENGTH = 20
@@ -37,5 +37,9 @@ def panel_context(record: PamUser, member: FolderMember | None) -> dict:
         "gateway": gateway,
         "gateway_online": bool(gateway and gateway.is_online),
         "can_edit": has_permission(member, "can_edit"),
+        # Buttons only for what the person's policies allow (VAULT_ENFORCE_POLICIES).
+        "can_configure": has_permission(member, "can_edit")
+        and member_policy_allows(member, "configure_rotation"),
+        "can_rotate": has_permission(member, "can_edit") and member_policy_allows(member, "rotate"),
         "possibly_live": list(possibly_live_rotations(record)),
     }

@@ -31,8 +31,9 @@ from rotation import aws, dispatch
 from rotation.models import Rotation, RotationSettings
 from rotation.passwords import Complexity, ComplexityError, generate_password
 from rotation.schedules import ScheduleError, next_run
+from vault import access
 from vault.audit import audit_record
-from vault.models import ApplicationFolder, Gateway, PamConfiguration, PamUser
+from vault.models import Gateway, PamConfiguration, PamUser
 from vault.services import pam_user_set_password, pam_users_set_passwords
 
 logger = logging.getLogger(__name__)
@@ -58,27 +59,8 @@ def _lease_deadline(now: datetime | None = None) -> datetime:
 
 
 def sharing_problem(config: PamConfiguration, record: PamUser) -> str | None:
-    """Why `config` cannot rotate `record`, or None: its gateway's application must have the
-    record's folder shared to it, editable."""
-    gateway, folder = config.gateway, record.folder
-    app = gateway.application
-    if app is None:
-        return (
-            f'The gateway "{gateway.name}" of this configuration belongs to no application: '
-            f'tie it to an application and share the folder "{folder.name}" to that application.'
-        )
-    share = ApplicationFolder.objects.filter(application=app, folder=folder).first()
-    if share is None:
-        return (
-            f'The folder "{folder.name}" is not shared to the application "{app.name}" that owns '
-            f'the gateway "{gateway.name}": share the folder to that application first.'
-        )
-    if not share.editable:
-        return (
-            f'The folder "{folder.name}" is shared read-only to the application "{app.name}": '
-            "share it editable so rotations can save new passwords."
-        )
-    return None
+    """Why `config`'s gateway may not rotate `record`, or None (vault/access.py decides)."""
+    return access.rotation_problem(config, record, config.gateway)
 
 
 def rotation_check_requestable(*, record: PamUser) -> RotationSettings:
@@ -143,13 +125,11 @@ def rotation_request_many(
     all_settings = {
         rs.pam_user_id: rs
         for rs in RotationSettings.objects.filter(pam_user__in=records).select_related(
-            "configuration__gateway__application"
+            "configuration__gateway__application", "configuration__folder"
         )
     }
-    shares = {
-        (share.application_id, share.folder_id): share
-        for share in ApplicationFolder.objects.filter(folder__in={r.folder_id for r in records})
-    }
+    # Records of a folder share a few configurations: one authority check per pair.
+    folder_problems: dict[tuple[int, int], str | None] = {}
     problems: dict[str, str] = {}
     wanted: list[tuple[PamUser, RotationSettings]] = []
     for record in records:
@@ -157,12 +137,13 @@ def rotation_request_many(
         try:
             if rs is None or not rs.enabled:
                 rotation_check_requestable(record=record)  # raises with the message
-            gateway = rs.configuration.gateway
-            share = shares.get((gateway.application_id, record.folder_id))
-            if gateway.application_id is None or share is None or not share.editable:
-                problem = sharing_problem(rs.configuration, record)
-                if problem:
-                    raise RotationRequestError(problem)
+            config = rs.configuration
+            key = (config.pk, record.folder_id)
+            if key not in folder_problems:
+                folder_problems[key] = access.folder_problem(config, record.folder, config.gateway)
+            problem = folder_problems[key] or access.scope_name_problem(config, record.login)
+            if problem:
+                raise RotationRequestError(problem)
         except RotationRequestError as exc:
             problems[record.uid] = str(exc)
             continue
@@ -213,7 +194,12 @@ class LeaseLost(Exception):
     """Another worker (or the recovery pass) owns this rotation now: stop touching it."""
 
 
-RUN_RELATED = ("pam_user__rotation_settings", "pam_user__folder", "configuration")
+RUN_RELATED = (
+    "pam_user__rotation_settings",
+    "pam_user__folder",
+    "configuration__folder",
+    "configuration__gateway",
+)
 
 
 def rotation_claim(*, rotation_id: int) -> Rotation | None:
@@ -259,7 +245,9 @@ def _prepare_claim(rotation: Rotation):
         "lease_expires_at": _lease_deadline(now),
         "attempts": F("attempts") + 1,
     }
-    if not rotation.has_secret("pending_password"):
+    # The gateway's authority check comes before any AWS call, the policy read included.
+    rotation.authority_refusal = _authority_refusal(rotation)
+    if not rotation.has_secret("pending_password") and not rotation.authority_refusal:
         try:
             policy = aws.account_password_policy(rotation.configuration)
             complexity = settings_complexity(rotation.pam_user.rotation_settings)
@@ -372,6 +360,13 @@ def _run_claimed(rotation: Rotation, *, finish=None, before_failure=None) -> str
     success (default: rotation_finish); ``before_failure()`` runs before any failure is
     handled (a drain finishes the successes it holds first, while their leases are fresh)."""
     record, config = rotation.pam_user, rotation.configuration
+    # Checked at the claim, just now, when the rotation came through _prepare_claim.
+    checked = "authority_refusal" in vars(rotation)
+    refusal = rotation.authority_refusal if checked else _authority_refusal(rotation)
+    if refusal:
+        if before_failure:
+            before_failure()
+        return rotation_fail(rotation=rotation, error=refusal)
     while True:
         try:
             if rotation.has_secret("pending_password") and _lease_is_fresh(rotation):
@@ -383,6 +378,7 @@ def _run_claimed(rotation: Rotation, *, finish=None, before_failure=None) -> str
                 except LeaseLost:
                     return "skipped"
             aws.check_account(config, arn=record.distinguished_name, login=record.login)
+            _check_path_scope(config, record)
             aws.set_console_password(config, login=record.login, password=password)
         except (ComplexityError, ScheduleError) as exc:
             if before_failure:
@@ -408,6 +404,35 @@ def _run_claimed(rotation: Rotation, *, finish=None, before_failure=None) -> str
         if finish is not None:
             return finish(rotation, password)
         return rotation_finish(rotation=rotation, password=password)
+
+
+def _authority_refusal(rotation: Rotation) -> str | None:
+    """The gateway's own check, from the database, before any AWS call: this gateway may act
+    with this configuration on this record (vault/access.py). The web checked when the
+    rotation was requested; shares, scopes and gateways may have changed since."""
+    config = rotation.configuration
+    if config is None:
+        return "The configuration of this rotation was deleted: choose another one."
+    gateway = Gateway.objects.select_related("application").filter(name=rotation.gateway_name)
+    gateway = gateway.first()
+    if gateway is None:
+        return f"The gateway “{rotation.gateway_name}” no longer exists."
+    return access.rotation_problem(config, rotation.pam_user, gateway)
+
+
+def _check_path_scope(config: PamConfiguration, record: PamUser) -> None:
+    """The configuration's IAM path prefix, against the path AWS gives the user (the ARN on
+    the record is typed by a person and proves nothing)."""
+    if not config.scope_path_prefix:
+        return
+    path = aws.user_path(config, login=record.login)
+    if not access.scope_allows_path(config, path):
+        raise aws.AwsRefused(
+            f"The IAM user “{record.login}” has the path {path}, outside the target scope of the "
+            f"configuration “{config.title}” (paths under {config.scope_path_prefix}): widen "
+            "the scope or choose another configuration.",
+            "OutOfScope",
+        )
 
 
 def _mark_may_be_live(rotation: Rotation) -> None:
@@ -489,10 +514,9 @@ def _finish(done: list[tuple[Rotation, str]]) -> list[str]:
                 _possibly_live(live).update(resolved_at=now, pending_password_enc="")
             _settings_after_success([r for r, _ in done], now, next_runs)
             for rotation, _ in done:
-                audit_record(
+                audit_rotation(
                     f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.ok",
-                    actor=rotation.requested_by if rotation.requested_by_id else None,
-                    obj=rotation.pam_user,
+                    rotation,
                     details={"rotation": rotation.uid, "attempts": rotation.attempts},
                 )
     except _NotAllMine:
@@ -559,12 +583,27 @@ def _after_failure(rotation: Rotation, *, error: str, keep: bool, now: datetime)
         rs.last_status = Rotation.FAILED
         rs.next_run_at = _next_run_for(rs, now)
         rs.save(update_fields=["last_status", "next_run_at"])
-    audit_record(
+    audit_rotation(
         f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.fail",
-        actor=rotation.requested_by,
-        obj=rotation.pam_user,
+        rotation,
         details={"rotation": rotation.uid, "error": error, "may_be_live": keep},
     )
+
+
+def audit_rotation(action: str, rotation: Rotation, *, details: dict) -> None:
+    """Audit a rotation where each party looks: the record's folder, and the folder of the
+    configuration whose credentials it used (its managers must see every use)."""
+    actor = rotation.requested_by if rotation.requested_by_id else None
+    record = rotation.pam_user
+    audit_record(action, actor=actor, obj=record, details=details)
+    config = rotation.configuration
+    if config is not None and config.folder_id != record.folder_id:
+        audit_record(
+            action,
+            actor=actor,
+            obj=config,
+            details={**details, "record": record.uid, "login": record.login},
+        )
 
 
 # --- a person resolves a possibly-live password ---------------------------------------------

@@ -12,6 +12,11 @@ urlpatterns = [
         name="rotation_resolve",
     ),
     path("configurations/<str:uid>/test/", views.configuration_test, name="configuration_test"),
+    path(
+        "configurations/<str:uid>/test/status/",
+        views.configuration_test_status,
+        name="configuration_test_status",
+    ),
 ]
 urlpatterns += [
     path("folders/<str:uid>/rotate-all/", views.rotate_all, name="rotate_all"),

@@ -14,7 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from rotation import auditlog, aws, batches, services
+# No rotation.aws here: the web never talks to AWS, Test connection included (it runs on the
+# configuration's gateway, rotation/connection.py).
+from rotation import auditlog, batches, connection, services
 from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
 from rotation.models import Rotation, RotationBatch, RotationSettings
 from rotation.panel import panel_context
@@ -25,6 +27,7 @@ from vault.access import (
     folder_for_user,
     record_access_required,
     record_for_user,
+    require_policy,
 )
 from vault.security import wants_json as _wants_json
 
@@ -34,6 +37,7 @@ from vault.security import wants_json as _wants_json
 @security.recent_password_required()
 def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
+    require_policy(request.user, "configure_rotation")
     current = (
         RotationSettings.objects.filter(pam_user=record).select_related("configuration").first()
     )
@@ -98,6 +102,7 @@ def _saved_runs(current: RotationSettings | None) -> list:
 @require_POST
 def rotate(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
+    require_policy(request.user, "rotate")
     try:
         rotation = services.rotation_request(
             record=record, trigger="on_demand", requested_by=request.user, request=request
@@ -160,41 +165,44 @@ def resolve(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
 @login_required
 @require_POST
 def configuration_test(request: HttpRequest, uid: str) -> HttpResponse:
+    """Record a Test connection for the configuration's gateway to run; never calls AWS."""
     config, member = configuration_for_user(request.user, uid, need="can_edit")
-    try:
-        report = aws.test_connection(config)
-    except aws.AwsError as exc:
-        messages.error(request, f"Test connection failed: {exc.message}")
-        result = {"ok": False, "message": exc.message}
-    else:
-        messages.success(request, f"Connected to AWS account {report.account_id}.")
-        result = {"ok": True, "report": report}
-    request.session["connection_test"] = {
-        "uid": config.uid,
-        "ok": result["ok"],
-        "message": result.get("message", ""),
-        "account_id": getattr(result.get("report"), "account_id", ""),
-        "arn": getattr(result.get("report"), "arn", ""),
-        "policy": _policy_text(getattr(result.get("report"), "policy", None)),
-    }
+    test = connection.connection_test_request(config=config, requested_by=request.user)
+    if _wants_json(request):
+        return JsonResponse(
+            {
+                "ok": True,
+                "test": test.uid,
+                "status": test.status,
+                "status_url": reverse("configuration_test_status", args=[config.uid]),
+            }
+        )
+    messages.info(
+        request,
+        f"Test connection requested from the gateway “{test.gateway_name}”: "
+        "the result appears below when it arrives.",
+    )
     return redirect("configuration_detail", uid=config.uid)
 
 
-def _policy_text(policy) -> str:
-    if policy is None:
-        return "no custom password policy"
-    needs = [
-        name
-        for name, flag in (
-            ("upper-case", policy.require_upper),
-            ("lower-case", policy.require_lower),
-            ("digits", policy.require_digits),
-            ("symbols", policy.require_symbols),
-        )
-        if flag
-    ]
-    text = f"minimum length {policy.minimum_length}"
-    return text + (f"; requires {', '.join(needs)}" if needs else "")
+@login_required
+@require_GET
+def configuration_test_status(request: HttpRequest, uid: str) -> HttpResponse:
+    """The latest Test connection of a configuration, for the page's poll (as its page)."""
+    config, member = configuration_for_user(request.user, uid)
+    state = connection.connection_test_state(config)
+    html = render_to_string("rotation/_connection_status.html", state, request=request)
+    test = state["test"]
+    return JsonResponse(
+        {
+            "active": state["active"],
+            "status": test.status if test else None,
+            "label": test.get_status_display() if test else None,
+            "message": test.message if test else "",
+            "waiting": state["waiting"],
+            "html": html,
+        }
+    )
 
 
 # --- Rotate all on a folder, and the audit log -------------------------------------------------
@@ -215,6 +223,7 @@ def _batch_or_404(folder, batch_uid: str) -> RotationBatch:
 @require_POST
 def rotate_all(request: HttpRequest, uid: str) -> HttpResponse:
     folder, member = folder_for_user(request.user, uid, need="can_edit")
+    require_policy(request.user, "rotate")
     batch = batches.rotation_batch_request(
         folder=folder, requested_by=request.user, request=request
     )

@@ -1,20 +1,36 @@
-"""Permission checks, used by every view, form, admin action and CLI command.
+"""Permission checks, used by every view, form, admin action, CLI command and gateway.
 
-Outsiders get 404 for anything in a folder they are not a member of, so uids do not leak;
-members lacking the needed permission get 403. Superusers get the admin console, not the
-contents of folders they are not members of.
+Folder permissions: outsiders get 404 for anything in a folder they are not a member of, so
+uids do not leak; members lacking the needed permission get 403. Superusers get the admin
+console, not the contents of folders they are not members of.
+
+Authority over AWS credentials (docs/security.md): a configuration's credentials act on an IAM
+user only when the person who set it up could edit both folders, the gateway's application has
+both folders shared editable (shared by one of its administrators), the configuration's target
+scope allows the user, and the gateway allows the host's own credentials if they are used.
+Gateways check this again from the database before they call AWS.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 from functools import wraps
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from vault.models import FolderMember, PamConfiguration, PamUser, SharedFolder
+from vault.models import (
+    Application,
+    ApplicationFolder,
+    FolderMember,
+    Gateway,
+    PamConfiguration,
+    PamUser,
+    SharedFolder,
+)
 
 CAN_VIEW = "view"
 PERMISSIONS = (CAN_VIEW, *FolderMember.PERMISSIONS)
@@ -63,14 +79,17 @@ def configuration_for_user(
     return config, _require(membership_for(user, config.folder), need)
 
 
-def record_access_required(need: str = CAN_VIEW) -> Callable:
-    """Decorator: 404/403 for the record `uid` before anything else the view is wrapped in
-    (re-authentication, rate limits) runs, so outsiders learn nothing and change nothing."""
+def record_access_required(need: str = CAN_VIEW, *, policy: str | None = None) -> Callable:
+    """Decorator: 404/403 for the record `uid` (and 403 without `policy`, when policies are
+    enforced) before anything else the view is wrapped in (re-authentication, rate limits)
+    runs, so outsiders learn nothing and change nothing."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
         def wrapped(request, *args, **kwargs):
             record_for_user(request.user, kwargs["uid"], need)
+            if policy is not None:
+                require_policy(request.user, policy)
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -89,3 +108,187 @@ def folders_with_permission(user, need: str) -> QuerySet[SharedFolder]:
     if need == CAN_VIEW:
         return folders
     return folders.filter(**{f"members__{need}": True, "members__user": user})
+
+
+# --- enforcement policies ------------------------------------------------------------------------
+
+POLICIES = {
+    "configure_rotation": "set up password rotation",
+    "rotate": "rotate on demand",
+    "manage_gateways": "manage applications and gateways",
+    "discover": "discover IAM users",
+    "reveal": "reveal passwords",
+}
+
+
+def policy_allows(user, policy: str) -> bool:
+    """With VAULT_ENFORCE_POLICIES on, `user` needs the permission vault.<policy> (granted
+    through a Group in the admin console); off, folder permissions alone decide."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy}")
+    if not settings.VAULT_ENFORCE_POLICIES:
+        return True
+    return bool(user and user.is_authenticated and user.has_perm(f"vault.{policy}"))
+
+
+def member_policy_allows(member: FolderMember | None, policy: str) -> bool:
+    """policy_allows for a member's user, without loading the user when nothing is enforced
+    (pages stay within their query budgets)."""
+    if not settings.VAULT_ENFORCE_POLICIES:
+        return member is not None
+    return member is not None and policy_allows(member.user, policy)
+
+
+def require_policy(user, policy: str) -> None:
+    if not policy_allows(user, policy):
+        raise PermissionDenied(
+            f"Your organisation's policy does not let you {POLICIES[policy]}: ask an "
+            f"administrator for the “{policy}” policy."
+        )
+
+
+# --- applications and gateways -------------------------------------------------------------------
+
+
+def applications_administered_by(user) -> QuerySet[Application]:
+    if not user.is_authenticated:
+        return Application.objects.none()
+    return Application.objects.filter(administrators=user)
+
+
+def administers(user, application: Application | None) -> bool:
+    return (
+        application is not None
+        and user.is_authenticated
+        and application.administrators.filter(pk=user.pk).exists()
+    )
+
+
+def shareable_applications(user) -> QuerySet[Application]:
+    """Applications `user` may share folders to (they also need can_share on the folder)."""
+    if not policy_allows(user, "manage_gateways"):
+        return Application.objects.none()
+    return applications_administered_by(user)
+
+
+def gateways_for_folder(
+    user, folder: SharedFolder, *, also: Gateway | None = None
+) -> QuerySet[Gateway]:
+    """Gateways a configuration in `folder` may name: those of applications `user` administers,
+    those whose application already serves the folder, and `also` (the one a configuration
+    names already). No other gateway is ever named."""
+    serving = ApplicationFolder.objects.filter(folder=folder).values("application_id")
+    mine = Q(application__in=applications_administered_by(user))
+    named = Q(pk=also.pk) if also is not None else Q(pk__in=[])
+    return (
+        Gateway.objects.filter(mine | Q(application_id__in=serving) | named)
+        .select_related("application")
+        .distinct()
+        .order_by("name")
+    )
+
+
+def configurations_usable_by(user) -> QuerySet[PamConfiguration]:
+    """Configurations `user` may choose for a record: view-only never suffices."""
+    return PamConfiguration.objects.filter(folder__in=folders_with_permission(user, "can_edit"))
+
+
+# --- authority over AWS credentials --------------------------------------------------------------
+
+
+def scope_patterns(config: PamConfiguration) -> list[str]:
+    return [p.strip() for p in config.scope_user_pattern.split(",") if p.strip()]
+
+
+def scope_allows_name(config: PamConfiguration, login: str) -> bool:
+    patterns = scope_patterns(config)
+    return not patterns or any(fnmatchcase(login, p) for p in patterns)
+
+
+def scope_allows_path(config: PamConfiguration, path: str) -> bool:
+    return not config.scope_path_prefix or path.startswith(config.scope_path_prefix)
+
+
+def _share_problem(app: Application, folder: SharedFolder, what: str, gateway: Gateway) -> str:
+    share = ApplicationFolder.objects.filter(application=app, folder=folder).first()
+    if share is None:
+        return (
+            f"{what} “{folder.name}” is not shared to the application “{app.name}” that owns the "
+            f"gateway “{gateway.name}”: an administrator of “{app.name}” with the Share "
+            "permission on the folder must share it, editable."
+        )
+    if not share.editable:
+        return (
+            f"{what} “{folder.name}” is shared read-only to the application “{app.name}”: an "
+            f"administrator of “{app.name}” must share it editable so rotations can save "
+            "new passwords."
+        )
+    return ""
+
+
+def configuration_problem(config: PamConfiguration, gateway: Gateway) -> str | None:
+    """Why `gateway` may not act with `config`'s credentials at all, or None. Read from the
+    database each time: the gateway trusts nothing the web said."""
+    if config.gateway_id != gateway.pk:
+        return (
+            f"The configuration “{config.title}” now names the gateway "
+            f"“{config.gateway.name}”, not “{gateway.name}”: request it again."
+        )
+    app = gateway.application
+    if app is None:
+        return (
+            f"The gateway “{gateway.name}” belongs to no application: a superuser must give it "
+            "one in the admin console."
+        )
+    problem = _share_problem(app, config.folder, "The configuration's folder", gateway)
+    if problem:
+        return problem
+    if config.uses_instance_role:
+        if not gateway.allow_instance_role:
+            return (
+                f"The configuration “{config.title}” uses USE_INSTANCE_ROLE (the gateway host's "
+                f"own credentials), which the gateway “{gateway.name}” does not allow: a "
+                "superuser must allow it for this gateway, or enter an access key."
+            )
+        if not config.has_scope:
+            return (
+                f"The configuration “{config.title}” uses the gateway host's own credentials "
+                "without a target scope: set an IAM path prefix or a user-name pattern."
+            )
+    return None
+
+
+def folder_problem(config: PamConfiguration, folder: SharedFolder, gateway: Gateway) -> str | None:
+    """Why `gateway` may not use `config` on records of `folder`, or None: everything
+    configuration_problem checks, and `folder` shared editable to the gateway's application."""
+    problem = configuration_problem(config, gateway)
+    if problem:
+        return problem
+    return _share_problem(gateway.application, folder, "The record's folder", gateway) or None
+
+
+def scope_name_problem(config: PamConfiguration, login: str) -> str | None:
+    if scope_allows_name(config, login):
+        return None
+    return (
+        f"The IAM user “{login}” is outside the target scope of the configuration "
+        f"“{config.title}” (user names {config.scope_user_pattern}): widen the scope or "
+        "choose another configuration."
+    )
+
+
+def rotation_problem(config: PamConfiguration, record: PamUser, gateway: Gateway) -> str | None:
+    """Why `gateway` may not rotate `record` with `config`, or None. (The IAM path prefix is
+    checked on the gateway against what AWS says about the user: a record's ARN is typed.)"""
+    return folder_problem(config, record.folder, gateway) or scope_name_problem(
+        config, record.login
+    )
+
+
+def may_use_configuration(user, config: PamConfiguration, record: PamUser) -> str | None:
+    """Why `user` may not point `config` at `record`, or None: can_edit on both folders, and
+    the gateway's checks (rotation_problem) already pass."""
+    for folder, what in ((record.folder, "the record's"), (config.folder, "the configuration's")):
+        if not has_permission(membership_for(user, folder), "can_edit"):
+            return f"Using this configuration needs Edit records on {what} folder."
+    return rotation_problem(config, record, config.gateway)

@@ -184,7 +184,8 @@ class ApplicationAdmin(admin.ModelAdmin):
     list_display = ["name", "uid"]
     search_fields = ["name"]
     readonly_fields = ["uid"]
-    fields = ["name", "uid"]
+    fields = ["name", "uid", "administrators"]
+    filter_horizontal = ["administrators"]
     inlines = [ApplicationFolderInline]
 
 
@@ -193,7 +194,7 @@ class GatewayAdmin(admin.ModelAdmin):
     list_display = ["name", "application", "online", "last_seen_at"]
     search_fields = ["name"]
     readonly_fields = ["uid", "last_seen_at"]
-    fields = ["name", "uid", "application", "last_seen_at"]
+    fields = ["name", "uid", "application", "allow_instance_role", "last_seen_at"]
 
     @admin.display(boolean=True, description="online")
     def online(self, obj: Gateway) -> bool:
@@ -227,7 +228,17 @@ class PamConfigurationAdminForm(forms.ModelForm):
             "region_names",
             "endpoint_url",
             "default_rotation_schedule",
+            "scope_path_prefix",
+            "scope_user_pattern",
         ]
+
+    def clean_scope_path_prefix(self) -> str:
+        value = self.cleaned_data["scope_path_prefix"]
+        validators.validate_iam_path_prefix(value)
+        return value
+
+    def clean_scope_user_pattern(self) -> str:
+        return validators.normalize_scope_user_pattern(self.cleaned_data["scope_user_pattern"])
 
     def clean_access_key_id(self) -> str:
         value = self.cleaned_data["access_key_id"]
@@ -262,6 +273,14 @@ class PamConfigurationAdminForm(forms.ModelForm):
         if key_id is None:
             return data
         stored = self.instance.pk is not None and self.instance.has_secret("access_secret_key")
+        if key_id == USE_INSTANCE_ROLE and not (
+            data.get("scope_path_prefix") or data.get("scope_user_pattern")
+        ):
+            self.add_error(
+                "scope_user_pattern",
+                f"With {USE_INSTANCE_ROLE} a target scope is required: an IAM path prefix "
+                "or user names.",
+            )
         if key_id == USE_INSTANCE_ROLE:
             if secret and secret != USE_INSTANCE_ROLE:
                 self.add_error(
@@ -311,6 +330,8 @@ class PamConfigurationAdmin(admin.ModelAdmin):
         "region_names",
         "endpoint_url",
         "default_rotation_schedule",
+        "scope_path_prefix",
+        "scope_user_pattern",
         "created_at",
         "updated_at",
     ]

@@ -67,7 +67,7 @@ class OutputHelper:
         self.stderr.write(f"pam: {text}")
 
     def json(self, value: Any, *, indent: int | None = 2) -> None:
-        self.stdout.write(json.dumps(value, indent=indent, ensure_ascii=False))
+        self.stdout.write(json_text(value, indent=indent))
 
     def json_line(self, value: Any) -> None:
         self.json(value, indent=None)
@@ -98,14 +98,44 @@ class OutputHelper:
             self.table(value, columns)
 
 
-# Control characters (and Unicode line separators and bidi overrides) from stored or imported
-# text would break the one-line output or drive the operator's terminal: shown escaped.
-UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# Stored or imported text may hold characters that break the one-line output, drive the
+# operator's terminal (ESC, C1 controls) or make text read differently from what it is (bidi
+# overrides and marks, zero-width and other invisible characters, line separators): every
+# character Python does not call printable (Unicode "Other" and "Separator" categories except
+# the ASCII space; lone surrogates too) is written as an escape. Only non-ASCII characters and
+# ASCII controls need a look, so mostly-ASCII output stays fast.
+NOT_PLAIN_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
 def printable(text: str) -> str:
-    """`text` with control characters written as escapes (\\r, \\x1b, \\u202e)."""
-    return UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+    """`text` with every unprintable character written as a Python escape (\\r, \\x1b, \\u202e,
+    \\U000e0041); visible characters, non-ASCII letters included, are kept."""
+    return NOT_PLAIN_ASCII.sub(_escape_if_unprintable, text)
+
+
+def _escape_if_unprintable(match: re.Match) -> str:
+    char = match.group()
+    return char if char.isprintable() else char.encode("unicode_escape").decode()
+
+
+def _json_escape_if_unprintable(match: re.Match) -> str:
+    char = match.group()
+    if char.isprintable() or char == "\n":  # a raw newline is json.dumps' indentation
+        return char
+    code = ord(char)
+    if code > 0xFFFF:  # JSON spells these as a UTF-16 surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def json_text(value: Any, *, indent: int | None = 2) -> str:
+    """`value` as JSON with unprintable characters as \\u escapes: the same data for a parser,
+    and nothing hidden or reordered for a person reading it. Other non-ASCII text stays
+    readable. (Outside strings JSON is ASCII, so escaping anywhere keeps it valid.)"""
+    return NOT_PLAIN_ASCII.sub(
+        _json_escape_if_unprintable, json.dumps(value, indent=indent, ensure_ascii=False)
+    )
 
 
 def _cell(value: Any) -> str:
@@ -116,7 +146,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value)
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
+        return json_text(value, indent=None)
     return printable(str(value))
 
 

@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import os
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,14 +35,40 @@ def generate_key() -> str:
     return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode()
 
 
-def _decode_key(text: str) -> bytes:
+def _parse_key(text: str) -> tuple[bytes | None, str]:
+    """(the raw key, "") or (None, what is wrong with it). The one parser of a configured key,
+    used by the ring and by the start-up check, so the check refuses exactly what a first
+    encryption would. The problem never quotes the key."""
+    stripped = text.strip()
+    if not stripped:
+        return None, "is empty"
     try:
-        raw = base64.urlsafe_b64decode(text.strip().encode())
-    except (binascii.Error, ValueError) as exc:
-        raise CryptoError("an encryption key is not valid base64") from exc
+        raw = base64.urlsafe_b64decode(stripped.encode())
+    except (binascii.Error, ValueError):  # UnicodeEncodeError is a ValueError too
+        return None, "is not valid base64"
     if len(raw) != 32:
-        raise CryptoError("an encryption key must be 32 bytes (use `pam genkey`)")
+        return None, f"is {len(raw)} bytes, not 32"
+    return raw, ""
+
+
+def _decode_key(text: str) -> bytes:
+    raw, problem = _parse_key(text)
+    if raw is None:
+        raise CryptoError(f"an encryption key {problem} (a key is 32 bytes: use `pam genkey`)")
     return raw
+
+
+def key_ring_problems(keys: Sequence[str]) -> list[str]:
+    """What is wrong with the key ring, one line per bad key, named by its position (never by
+    its value): what would otherwise surface only when the first secret is read or written."""
+    if not keys:
+        return ["no encryption key configured"]
+    problems = []
+    for position, text in enumerate(keys, start=1):
+        _, problem = _parse_key(text)
+        if problem:
+            problems.append(f"key {position} of {len(keys)} {problem}")
+    return problems
 
 
 def key_id(raw_key: bytes) -> str:

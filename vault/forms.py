@@ -12,7 +12,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from vault import validators
+from vault import access, validators
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -40,13 +40,18 @@ def _as_sentence(validator: Callable[[str], None], value: str) -> None:
         raise ValidationError(text[:1].upper() + text[1:].rstrip(".") + ".", code=exc.code) from exc
 
 
+FOLDER_NAME_TAKEN = "This folder name is not available; choose another."
+
+
 class FolderForm(forms.Form):
     name = forms.CharField(label="Folder name", max_length=200)
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
         if SharedFolder.objects.filter(name__iexact=name).exists():
-            raise ValidationError("A folder with this name already exists.")
+            # Folder names are unique across the vault, but other teams' names are not ours
+            # to confirm: the same words whoever's folder it is.
+            raise ValidationError(FOLDER_NAME_TAKEN)
         return name
 
 
@@ -163,11 +168,13 @@ class PamConfigurationForm(forms.Form):
     title = forms.CharField(max_length=200)
     environment = forms.ChoiceField(choices=PamConfiguration.ENVIRONMENTS, initial="aws")
     gateway = forms.ModelChoiceField(
-        queryset=Gateway.objects.all(),
+        queryset=Gateway.objects.none(),
         required=False,
         to_field_name="name",
-        empty_label="— new gateway (type its name below) —",
+        empty_label="— choose a gateway —",
         label="Gateway",
+        help_text="Gateways of the applications you administer, and those already serving "
+        "this folder.",
     )
     new_gateway = forms.CharField(
         label="New gateway name",
@@ -175,6 +182,14 @@ class PamConfigurationForm(forms.Form):
         required=False,
         help_text="Letters, digits, - and _. Leave blank when you chose a gateway above.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    new_gateway_application = forms.ModelChoiceField(
+        label="Application of the new gateway",
+        queryset=Application.objects.none(),
+        required=False,
+        to_field_name="uid",
+        help_text="An application you administer; the gateway rotates only the folders shared "
+        "to it.",
     )
     aws_id = forms.CharField(label="AWS ID", max_length=200, required=False)
     access_key_id = forms.CharField(
@@ -208,8 +223,31 @@ class PamConfigurationForm(forms.Form):
         initial='{"type": "ON_DEMAND"}',
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )
+    scope_path_prefix = forms.CharField(
+        label="Target scope: IAM path prefix",
+        max_length=512,
+        required=False,
+        help_text="Rotations touch only IAM users whose path starts with this, e.g. "
+        "/rotated/. Checked against AWS by the gateway.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    scope_user_pattern = forms.CharField(
+        label="Target scope: user names",
+        max_length=512,
+        required=False,
+        help_text="Comma-separated IAM user names or patterns with * and ?, e.g. svc-*, "
+        "alice.admin. A scope is required with USE_INSTANCE_ROLE.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
 
-    def __init__(self, *args, folder: SharedFolder, instance: PamConfiguration | None = None, **kw):
+    def __init__(
+        self,
+        *args,
+        folder: SharedFolder,
+        user,
+        instance: PamConfiguration | None = None,
+        **kw,
+    ):
         self.folder = folder
         self.instance = instance
         if instance is not None:
@@ -224,12 +262,24 @@ class PamConfigurationForm(forms.Form):
                     "region_names": ", ".join(instance.region_names),
                     "endpoint_url": instance.endpoint_url,
                     "default_rotation_schedule": json.dumps(instance.default_rotation_schedule),
+                    "scope_path_prefix": instance.scope_path_prefix,
+                    "scope_user_pattern": instance.scope_user_pattern,
                 },
             )
         super().__init__(*args, **kw)
+        # Only gateways and applications the person may name: nothing else is listed.
+        self.fields["gateway"].queryset = access.gateways_for_folder(
+            user, folder, also=instance.gateway if instance is not None else None
+        )
+        applications = access.shareable_applications(user)
+        self.fields["new_gateway_application"].queryset = applications.order_by("name")
+        if not applications.exists():
+            # Creating a gateway is for administrators of an application.
+            del self.fields["new_gateway"], self.fields["new_gateway_application"]
         # Required depending on other fields: the label must not call them optional.
-        for name in ("gateway", "new_gateway", "access_secret_key"):
-            self.fields[name].conditional = True
+        for name in ("gateway", "new_gateway", "new_gateway_application", "access_secret_key"):
+            if name in self.fields:
+                self.fields[name].conditional = True
         if instance is not None and instance.has_secret("access_secret_key"):
             self.fields[
                 "access_secret_key"
@@ -250,7 +300,20 @@ class PamConfigurationForm(forms.Form):
         name = self.cleaned_data["new_gateway"]
         if name and not GATEWAY_NAME_RE.fullmatch(name):
             raise ValidationError("A gateway name may contain only letters, digits, - and _.")
+        if name and Gateway.objects.filter(name=name).exists():
+            # Generic: whose gateway it is, or that it exists elsewhere, is not ours to say.
+            raise ValidationError("This gateway name is not available; choose another.")
         return name
+
+    def clean_scope_path_prefix(self) -> str:
+        prefix = self.cleaned_data["scope_path_prefix"]
+        _as_sentence(validators.validate_iam_path_prefix, prefix)
+        return prefix
+
+    def clean_scope_user_pattern(self) -> str:
+        value = self.cleaned_data["scope_user_pattern"]
+        _as_sentence(validators.normalize_scope_user_pattern, value)
+        return validators.normalize_scope_user_pattern(value)
 
     def clean_access_key_id(self) -> str:
         key_id = self.cleaned_data["access_key_id"]
@@ -279,13 +342,47 @@ class PamConfigurationForm(forms.Form):
     def clean(self) -> dict:
         data = super().clean()
         chosen, typed = data.get("gateway"), data.get("new_gateway")
-        if "gateway" in data and "new_gateway" in data:
-            if chosen and typed and chosen.name != typed:
+        if "gateway" in data and ("new_gateway" in data or "new_gateway" not in self.fields):
+            if chosen and typed:
                 self.add_error("new_gateway", "Choose a gateway or type a new name, not both.")
             elif not chosen and not typed:
-                self.add_error("gateway", "Choose a gateway or type a new gateway name.")
+                self.add_error(
+                    "gateway",
+                    "Choose a gateway or type a new gateway name."
+                    if "new_gateway" in self.fields
+                    else "Choose a gateway. If none is listed, ask an administrator of an "
+                    "application to share this folder to it.",
+                )
+            elif typed and not data.get("new_gateway_application"):
+                self.add_error(
+                    "new_gateway_application", "Choose the application the new gateway serves."
+                )
         self._clean_secret(data)
+        self._clean_scope(data)
         return data
+
+    def _clean_scope(self, data: dict) -> None:
+        if data.get("access_key_id") != USE_INSTANCE_ROLE:
+            return
+        if not (data.get("scope_path_prefix") or data.get("scope_user_pattern")):
+            self.add_error(
+                "scope_user_pattern",
+                f"With {USE_INSTANCE_ROLE} (the gateway host's own credentials) a target scope "
+                "is required: give an IAM path prefix or user names.",
+            )
+        gateway = data.get("gateway")
+        if gateway is not None and not gateway.allow_instance_role:
+            self.add_error(
+                "access_key_id",
+                f"The gateway “{gateway.name}” does not allow {USE_INSTANCE_ROLE}: enter an "
+                "access key, or ask a superuser to allow the host's credentials on it.",
+            )
+        elif gateway is None and data.get("new_gateway"):
+            self.add_error(
+                "access_key_id",
+                f"A new gateway does not allow {USE_INSTANCE_ROLE} until a superuser allows it: "
+                "enter an access key.",
+            )
 
     def _clean_secret(self, data: dict) -> None:
         key_id = data.get("access_key_id")
@@ -323,8 +420,12 @@ class PamConfigurationForm(forms.Form):
             and config.has_secret("access_secret_key")
         )
 
-    def gateway_name(self) -> str:
-        return self.cleaned_data["new_gateway"] or self.cleaned_data["gateway"].name
+    def gateway_to_create(self) -> tuple[str, Application] | None:
+        """(name, application) of a gateway to create, or None when an existing one was chosen."""
+        name = self.cleaned_data.get("new_gateway")
+        if not name:
+            return None
+        return name, self.cleaned_data["new_gateway_application"]
 
     def secret_for_service(self) -> str | None:
         """The secret to store; None keeps the stored one."""
@@ -342,6 +443,10 @@ class PamConfigurationForm(forms.Form):
         config.region_names = data["region_names"]
         config.endpoint_url = data["endpoint_url"]
         config.default_rotation_schedule = data["default_rotation_schedule"]
+        config.scope_path_prefix = data["scope_path_prefix"]
+        config.scope_user_pattern = data["scope_user_pattern"]
+        if data.get("gateway") is not None:
+            config.gateway = data["gateway"]
         return config
 
 
@@ -375,9 +480,10 @@ class MemberAddForm(MemberPermissionsForm):
 
     def clean_username(self) -> AbstractBaseUser:
         username = self.cleaned_data["username"]
-        user = get_user_model().objects.filter(username=username).first()
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
-            raise ValidationError(f"There is no user “{username}”.")
+            # Not "there is no such user": the vault's user list is not for members to probe.
+            raise ValidationError("This person could not be added. Check the user name.")
         if FolderMember.objects.filter(folder=self.folder, user=user).exists():
             raise ValidationError(f"{username} is already a member of this folder.")
         return user
@@ -395,6 +501,7 @@ class FolderShareForm(forms.Form):
         label="Editable (needed for rotation: gateways save new passwords)",
     )
 
-    def __init__(self, *args, folder: SharedFolder, **kwargs):
+    def __init__(self, *args, folder: SharedFolder, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["application"].queryset = Application.objects.order_by("name")
+        # Only applications the person administers: a share needs authority over both sides.
+        self.fields["application"].queryset = access.shareable_applications(user).order_by("name")

@@ -33,6 +33,7 @@ one already in the vault.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,12 @@ from vault.models import (
     SharedFolder,
 )
 from vault.validators import (
+    normalize_scope_user_pattern,
     validate_access_key_id,
     validate_arn_matches_login,
     validate_endpoint_url,
     validate_iam_login,
+    validate_iam_path_prefix,
     validate_iam_user_arn,
     validate_password_text,
     validate_region_name,
@@ -91,6 +94,8 @@ CONFIGURATION_KEYS = (
     "region_names",
     "endpoint_url",
     "default_rotation_schedule",
+    "scope_path_prefix",
+    "scope_user_pattern",
 )
 USER_KEYS = ("title", "folder", "login", "password", "distinguished_name", "rotation")
 MISSING = object()
@@ -288,21 +293,43 @@ def load_document(path: Path) -> Any:
         raise CliError(f"{path}: the JSON is nested too deeply") from None
 
 
-def _paths_with_nul(value: Any, path: str):
-    """The JSON path of every string (or object key) in `value` that holds a NUL character."""
+# JSON's \uXXXX escapes can spell half of a surrogate pair on its own ("\ud800"): json.loads
+# accepts it, but it is not Unicode text and no database encoding can store it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a database cannot store `text` as it is, or None."""
+    if "\x00" in text:
+        # JSON allows \u0000 in strings; PostgreSQL refuses it in text.
+        return "must not contain a NUL character (\\u0000)"
+    surrogate = LONE_SURROGATE.search(text)
+    if surrogate:
+        return (
+            f"is not valid Unicode text (\\u{ord(surrogate.group()):04x} is half of a "
+            "surrogate pair)"
+        )
+    return None
+
+
+def _unstorable_text(value: Any, path: str):
+    """(JSON path, problem) for every string (or object key) in `value` that a database cannot
+    store: checked before anything else, so every later step (and query) sees storable text."""
     if isinstance(value, str):
-        if "\x00" in value:
-            yield path or "(document)"
+        problem = _text_problem(value)
+        if problem:
+            yield path or "(document)", problem
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _paths_with_nul(item, f"{path}[{i}]")
+            yield from _unstorable_text(item, f"{path}[{i}]")
     elif isinstance(value, dict):
         for key, item in value.items():
             where = f"{path}.{key}" if path else key
-            if "\x00" in key:
-                yield where
+            problem = _text_problem(key)
+            if problem:
+                yield where, problem
             else:
-                yield from _paths_with_nul(item, where)
+                yield from _unstorable_text(item, where)
 
 
 def validate_document(
@@ -312,10 +339,9 @@ def validate_document(
     check = Checker()
     if not isinstance(data, dict):
         raise CliError(f"(document): must be a JSON object, not {_json_type(data)}")
-    # JSON allows \u0000 in strings; a database does not store it (PostgreSQL refuses it).
-    nul = list(_paths_with_nul(data, ""))
-    if nul:
-        raise CliError(*(f"{path}: must not contain a NUL character (\\u0000)" for path in nul))
+    unstorable = list(_unstorable_text(data, ""))
+    if unstorable:
+        raise CliError(*(f"{path}: {problem}" for path, problem in unstorable))
     context = ImportContext(data=data)
     for key in data:
         if key not in TOP_KEYS:
@@ -568,7 +594,33 @@ def _validate_configuration(
                 for message in _messages(exc):
                     check.add(where, message)
     cleaned["default_rotation_schedule"] = schedule
+    _validate_scope(check, entry, path, cleaned)
     return cleaned if len(check.errors) == before else None
+
+
+def _validate_scope(check: Checker, entry: dict, path: str, cleaned: dict) -> None:
+    """The target scope; required with USE_INSTANCE_ROLE, as in the web form."""
+    prefix = check.string(
+        entry, "scope_path_prefix", path, required=False, max_length=512, allow_empty=True
+    )
+    check.validated(prefix, f"{path}.scope_path_prefix", validate_iam_path_prefix)
+    pattern = check.string(
+        entry, "scope_user_pattern", path, required=False, max_length=512, allow_empty=True
+    )
+    if isinstance(pattern, str):
+        try:
+            pattern = normalize_scope_user_pattern(pattern)
+        except ValidationError as exc:
+            for message in _messages(exc):
+                check.add(f"{path}.scope_user_pattern", message)
+    cleaned["scope_path_prefix"], cleaned["scope_user_pattern"] = prefix, pattern
+    scoped = any(isinstance(v, str) and v for v in (prefix, pattern))
+    if cleaned.get("access_key_id") == USE_INSTANCE_ROLE and not scoped:
+        check.add(
+            f"{path}.scope_user_pattern",
+            f"a target scope (scope_path_prefix or scope_user_pattern) is required when "
+            f"access_key_id is {USE_INSTANCE_ROLE}",
+        )
 
 
 def _validate_user(
@@ -665,7 +717,14 @@ def _apply_configuration(item: dict, context: ImportContext) -> PamConfiguration
         "gateway_id": gateway.pk,
         "access_key_id": item["access_key_id"],
     }
-    for key in ("aws_id", "region_names", "endpoint_url", "default_rotation_schedule"):
+    for key in (
+        "aws_id",
+        "region_names",
+        "endpoint_url",
+        "default_rotation_schedule",
+        "scope_path_prefix",
+        "scope_user_pattern",
+    ):
         if item[key] is not MISSING:
             wanted[key] = item[key]
     changed = [k for k, v in wanted.items() if getattr(config, k) != v]
@@ -738,6 +797,7 @@ def apply_plan(plan: Plan, context: ImportContext) -> dict:
         if plan.applications is not None:
             for app in plan.applications:
                 application = services.application_get_or_create(name=app["name"])
+                _grant_administrator(application, plan.owner)
                 for name in app["gateways"]:
                     services.gateway_get_or_create(name=name, application=application)
                 for name in app["folders"]:
@@ -750,6 +810,7 @@ def apply_plan(plan: Plan, context: ImportContext) -> dict:
                     name=gateway.name
                 )
                 services.gateway_get_or_create(name=gateway.name, application=application)
+                _grant_administrator(application, plan.owner)
                 for item in plan.folders:
                     _share_if_missing(application, context.folders[item["name"]])
 
@@ -771,6 +832,13 @@ def apply_plan(plan: Plan, context: ImportContext) -> dict:
                 if key in item["entry"]:
                     extension.apply(record, item["entry"][key], context)
     return result
+
+
+def _grant_administrator(application: Application, owner) -> None:
+    """`--owner` administers the applications the import names, as it owns its folders: the
+    operator who imports on the vault host has that authority and hands it to the owner."""
+    if owner is not None:
+        application.administrators.add(owner)
 
 
 def _share_if_missing(application: Application, folder: SharedFolder) -> None:

@@ -60,6 +60,15 @@ class SharedFolder(UidModel):
 
     class Meta:
         ordering = ["name"]
+        # Enforcement policies (vault/access.py `policy_allows`), granted through Groups in the
+        # admin console; required only when VAULT_ENFORCE_POLICIES is on.
+        permissions = [
+            ("configure_rotation", "Policy: may set up password rotation"),
+            ("rotate", "Policy: may rotate on demand"),
+            ("manage_gateways", "Policy: may manage applications and gateways"),
+            ("discover", "Policy: may discover IAM users"),
+            ("reveal", "Policy: may reveal passwords"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -91,11 +100,21 @@ class FolderMember(models.Model):
 
 
 class Application(UidModel):
-    """A Secrets-Manager client identity: folders are shared to it and it owns gateways."""
+    """A Secrets-Manager client identity: folders are shared to it and it owns gateways.
+
+    Only superusers create applications and name their administrators; only an administrator
+    (who also has `can_share` on a folder) shares a folder to it.
+    """
 
     name = models.CharField(max_length=200, unique=True)
     folders = models.ManyToManyField(
         SharedFolder, through="ApplicationFolder", related_name="applications"
+    )
+    administrators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="administered_applications",
+        help_text="People who may share folders to this application and use its gateways.",
     )
 
     class Meta:
@@ -125,6 +144,12 @@ class Gateway(UidModel):
     name = models.SlugField(max_length=100, unique=True)
     application = models.ForeignKey(
         Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="gateways"
+    )
+    allow_instance_role = models.BooleanField(
+        "Allow the host's own credentials",
+        default=False,
+        help_text="Configurations on this gateway may use USE_INSTANCE_ROLE (the gateway host's "
+        "instance role), each bounded by a target scope. Only superusers change this.",
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
     # What the audit trail last said about this gateway, so online/offline is written once
@@ -160,6 +185,10 @@ class PamConfiguration(SecretsMixin, UidModel):
     region_names = models.JSONField(default=list, blank=True)
     endpoint_url = models.CharField(max_length=500, blank=True)
     default_rotation_schedule = models.JSONField(default=dict, blank=True)
+    # Target scope: the IAM users rotations through this configuration may touch. Both empty
+    # means any user of the account; USE_INSTANCE_ROLE requires at least one.
+    scope_path_prefix = models.CharField("IAM path prefix", max_length=512, blank=True)
+    scope_user_pattern = models.CharField("User-name pattern", max_length=512, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -179,6 +208,10 @@ class PamConfiguration(SecretsMixin, UidModel):
     @property
     def region(self) -> str:
         return self.region_names[0] if self.region_names else "us-east-1"
+
+    @property
+    def has_scope(self) -> bool:
+        return bool(self.scope_path_prefix or self.scope_user_pattern)
 
 
 class PamUser(SecretsMixin, UidModel):

@@ -7,6 +7,7 @@ docs/security.md describes what an operator configures.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -17,10 +18,11 @@ from urllib.parse import urlencode
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import REDIRECT_FIELD_NAME, get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in
 from django.core import checks
+from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -32,6 +34,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 PASSWORD_CONFIRMED_AT = "vault_password_confirmed_at"
 # True from the password step until a code is entered, for users who have a device.
 SECOND_FACTOR_PENDING = "vault_second_factor_pending"
+# When the session signed in (Unix seconds): the start of its absolute lifetime.
+SIGNED_IN_AT = "vault_signed_in_at"
 
 REVEAL_ACTION = "password.revealed"
 RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([smh])\s*$")
@@ -137,41 +141,54 @@ def _window_text(seconds: int) -> str:
 def reveal_rate_limited(view: Callable) -> Callable:
     """Decorator: refuse (429) a reveal when the person already revealed REVEAL_RATE_LIMIT
     passwords in its window. The audit log is the counter, so every worker process and every
-    restart sees the same count, and the refusal is audited too."""
+    restart sees the same count, and the refusal is audited too.
+
+    The count and the view's reveal (with its audit event) are one transaction, serialised per
+    person: otherwise concurrent requests all count the same past reveals and all go through."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        from vault.audit import audit_record
-        from vault.models import AuditEvent
-
-        limit, window = parse_rate(settings.REVEAL_RATE_LIMIT)
-        now = timezone.now()
-        recent = AuditEvent.objects.filter(
-            actor=request.user, action=REVEAL_ACTION, created_at__gt=now - timedelta(seconds=window)
-        ).order_by("-created_at")
-        times = list(recent.values_list("created_at", flat=True)[:limit])
-        if len(times) < limit:
-            return view(request, *args, **kwargs)
-        # The reveal that frees a slot is the oldest of the last `limit`.
-        retry_after = max(1, int((times[-1] + timedelta(seconds=window) - now).total_seconds()) + 1)
-        audit_record(
-            "password.reveal_rate_limited",
-            actor=request.user,
-            request=request,
-            details={"limit": settings.REVEAL_RATE_LIMIT, "path": request.path},
-        )
-        text = (
-            f"Too many passwords revealed: at most {limit} in {_window_text(window)}. "
-            f"Try again in {retry_after} seconds."
-        )
-        if wants_json(request):
-            response = JsonResponse({"error": "rate_limited", "message": text}, status=429)
-        else:
-            response = render(request, "vault/rate_limited.html", {"message": text}, status=429)
-        response["Retry-After"] = str(retry_after)
-        return response
+        with transaction.atomic():
+            # PostgreSQL: the person's row lock makes their reveals wait for each other (and
+            # nobody else's). SQLite: transaction_mode IMMEDIATE already makes every writing
+            # transaction wait for the one before; select_for_update is a no-op there.
+            user_model = get_user_model()
+            list(user_model.objects.select_for_update().filter(pk=request.user.pk).values("pk"))
+            return _reveal_within_limit(view, request, *args, **kwargs)
 
     return wrapped
+
+
+def _reveal_within_limit(view: Callable, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    from vault.audit import audit_record
+    from vault.models import AuditEvent
+
+    limit, window = parse_rate(settings.REVEAL_RATE_LIMIT)
+    now = timezone.now()
+    recent = AuditEvent.objects.filter(
+        actor=request.user, action=REVEAL_ACTION, created_at__gt=now - timedelta(seconds=window)
+    ).order_by("-created_at")
+    times = list(recent.values_list("created_at", flat=True)[:limit])
+    if len(times) < limit:
+        return view(request, *args, **kwargs)
+    # The reveal that frees a slot is the oldest of the last `limit`.
+    retry_after = max(1, int((times[-1] + timedelta(seconds=window) - now).total_seconds()) + 1)
+    audit_record(
+        "password.reveal_rate_limited",
+        actor=request.user,
+        request=request,
+        details={"limit": settings.REVEAL_RATE_LIMIT, "path": request.path},
+    )
+    text = (
+        f"Too many passwords revealed: at most {limit} in {_window_text(window)}. "
+        f"Try again in {retry_after} seconds."
+    )
+    if wants_json(request):
+        response = JsonResponse({"error": "rate_limited", "message": text}, status=429)
+    else:
+        response = render(request, "vault/rate_limited.html", {"message": text}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
 
 
 # --- NUL characters in addresses ---------------------------------------------------------------
@@ -197,6 +214,83 @@ class RejectNulMiddleware:
                 content_type="text/plain; charset=utf-8",
             )
         return self.get_response(request)
+
+
+# --- Absolute session lifetime -----------------------------------------------------------------
+
+
+def session_lifetime_text() -> str:
+    hours = settings.SESSION_MAX_HOURS
+    return (
+        f"Your session ended: sessions last at most {hours} hour{'s' if hours != 1 else ''} "
+        "after signing in. Sign in again."
+    )
+
+
+class SessionLifetimeMiddleware:
+    """Signs a session out SESSION_MAX_HOURS after sign-in, however active it is. The idle
+    timeout alone lets a session in steady use (or a stolen cookie kept warm) live for ever.
+    The person is sent to the sign-in page with a message and comes back afterwards; a
+    script (Accept: JSON) gets a 401 naming the page."""
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            signed_in = request.session.get(SIGNED_IN_AT)
+            now = int(time.time())
+            if not isinstance(signed_in, int):
+                # Signed in before this limit existed: its lifetime starts now rather than
+                # signing everyone out at once on upgrade.
+                request.session[SIGNED_IN_AT] = now
+            elif now - signed_in > settings.SESSION_MAX_HOURS * 3600:
+                return self._sign_out(request)
+        return self.get_response(request)
+
+    def _sign_out(self, request: HttpRequest) -> HttpResponse:
+        from django.contrib.auth import logout
+
+        back = request.get_full_path() if request.method == "GET" else reverse("home")
+        logout(request)  # flushes the session: its row is deleted, not just forgotten
+        text = session_lifetime_text()
+        url = url_with_next("login", back)
+        if wants_json(request):
+            return JsonResponse(
+                {"error": "session_expired", "message": text, "url": url}, status=401
+            )
+        messages.info(request, text)
+        return redirect(url)
+
+
+def end_other_sessions(request: HttpRequest) -> int:
+    """Sign request.user out of every session but this one; returns how many ended.
+
+    For changes that must not leave an older session behind (turning two-factor sign-in on
+    or off): whoever made the change necessary may hold one. Sessions are rows in the
+    database (Django's default SESSION_ENGINE) that name their user only inside the encoded
+    data, so the unexpired ones are decoded; the idle timeout keeps them few."""
+    from django.contrib.auth import SESSION_KEY
+    from django.contrib.sessions.models import Session
+
+    user_id = request.user._meta.pk.value_to_string(request.user)
+    others = Session.objects.filter(expire_date__gt=timezone.now()).exclude(
+        session_key=request.session.session_key
+    )
+    ended = [
+        row.session_key
+        for row in others.iterator(chunk_size=500)
+        if row.get_decoded().get(SESSION_KEY) == user_id
+    ]
+    Session.objects.filter(session_key__in=ended).delete()
+    return len(ended)
+
+
+def signed_out_elsewhere(ended: int) -> str:
+    """The sentence that tells the person `ended` other sessions were signed out."""
+    if not ended:
+        return ""
+    return f" You were signed out of your {ended} other session{'s' if ended != 1 else ''}."
 
 
 # --- Two-factor gate ---------------------------------------------------------------------------
@@ -255,6 +349,7 @@ def _on_login(sender, request, user, **kwargs) -> None:
     from django_otp import user_has_device
 
     mark_password_confirmed(request)
+    request.session[SIGNED_IN_AT] = int(time.time())
     request.session[SECOND_FACTOR_PENDING] = user_has_device(user)
 
 
@@ -349,4 +444,29 @@ def check_security_settings(app_configs=None, **kwargs) -> list[checks.CheckMess
         problems.append(checks.Error("VAULT_REAUTH_MINUTES must be at least 1", id="vault.E002"))
     if settings.AXES_FAILURE_LIMIT < 1:
         problems.append(checks.Error("AXES_FAILURE_LIMIT must be at least 1", id="vault.E003"))
+    if settings.SESSION_MAX_HOURS < 1:
+        problems.append(checks.Error("SESSION_MAX_HOURS must be at least 1", id="vault.E005"))
+    problems += _key_ring_errors()
     return problems
+
+
+def _key_ring_errors() -> list[checks.CheckMessage]:
+    """A malformed key would pass the settings and fail the first reveal or save; refuse it
+    at start-up (`check`, `runserver`, `migrate`) instead, naming the key by position only."""
+    from vault.crypto import key_ring_problems
+
+    # With VAULT_ENCRYPTION_KEYS empty, the settings read the ring from the local key file.
+    source = (
+        "VAULT_ENCRYPTION_KEYS"
+        if os.environ.get("VAULT_ENCRYPTION_KEYS", "").strip()
+        else "VAULT_ENCRYPTION_KEYS (read from the key file, VAULT_KEY_FILE)"
+    )
+    return [
+        checks.Error(
+            f"{source}: {problem}",
+            hint="A key is 32 random bytes in URL-safe base64: make one with "
+            "`python manage.py pam genkey`.",
+            id="vault.E004",
+        )
+        for problem in key_ring_problems(settings.VAULT_ENCRYPTION_KEYS)
+    ]

@@ -7,6 +7,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from vault.audit import audit_record
+from vault.crypto import CryptoError
 from vault.models import (
     Application,
     ApplicationFolder,
@@ -144,11 +145,58 @@ def pam_user_delete(*, record: PamUser, actor=None, request: HttpRequest | None 
     record.delete()
 
 
+class RevealError(CryptoError):
+    """A stored secret could not be decrypted for a reveal (tampered with, or sealed with a key
+    that is not in VAULT_ENCRYPTION_KEYS). `str()` is the operator's line, naming the row and
+    the reason; `user_message` is what a person on the web is told. Neither holds key material.
+    A CryptoError, so callers that already turn those into one clean line keep doing so."""
+
+    def __init__(self, *, obj, what: str, reason: str) -> None:
+        noun = "secret key" if what == "access_secret_key" else "password"
+        kind = "configuration" if isinstance(obj, PamConfiguration) else "record"
+        self.reason = reason
+        self.user_message = (
+            f"The stored {noun} cannot be decrypted, so it was not revealed. It was changed "
+            "outside the vault or sealed with an encryption key the vault no longer has; "
+            "an administrator can check VAULT_ENCRYPTION_KEYS. This was recorded in the audit log."
+        )
+        super().__init__(
+            f"{kind} {obj.uid}: the stored {noun} cannot be decrypted ({reason}); nothing was "
+            "revealed. Check that VAULT_ENCRYPTION_KEYS holds the key it was encrypted with."
+        )
+
+
+def _secret_for_reveal(row, field: str, *, audit_obj, actor, actor_kind, request, details) -> str:
+    """The decrypted secret; or, when it does not decrypt, the audit event `password.reveal_failed`
+    (written before raising, so the attempt is on record) and RevealError instead of a 500."""
+    try:
+        return row.get_secret(field)
+    except CryptoError as exc:
+        audit_record(
+            "password.reveal_failed",
+            actor=actor,
+            actor_kind=actor_kind,
+            obj=audit_obj,
+            request=request,
+            details={**details, "error": str(exc)},
+        )
+        raise RevealError(obj=audit_obj, what=details["what"], reason=str(exc)) from exc
+
+
 def pam_user_reveal(
     *, record: PamUser, actor=None, actor_kind: str = "user", request=None, what: str = "password"
 ) -> str:
-    """Return the current password and write the audit event that says someone saw it."""
-    password = record.get_secret("password")
+    """Return the current password and write the audit event that says someone saw it.
+    Raises RevealError (audited as a failed reveal) when the stored value does not decrypt."""
+    password = _secret_for_reveal(
+        record,
+        "password",
+        audit_obj=record,
+        actor=actor,
+        actor_kind=actor_kind,
+        request=request,
+        details={"what": what},
+    )
     audit_record(
         "password.revealed",
         actor=actor,
@@ -213,8 +261,17 @@ def application_share_folder(
 def password_version_reveal(
     *, version: PasswordVersion, actor=None, actor_kind: str = "user", request=None
 ) -> str:
-    """Return a password from a record's history and write the audit event that says so."""
-    password = version.get_secret("password")
+    """Return a password from a record's history and write the audit event that says so.
+    Raises RevealError (audited as a failed reveal) when the stored value does not decrypt."""
+    password = _secret_for_reveal(
+        version,
+        "password",
+        audit_obj=version.pam_user,
+        actor=actor,
+        actor_kind=actor_kind,
+        request=request,
+        details={"what": "history", "version": version.uid},
+    )
     audit_record(
         "password.revealed",
         actor=actor,
@@ -317,8 +374,17 @@ def member_remove(*, member: FolderMember, actor=None, request: HttpRequest | No
 def configuration_reveal(
     *, config: PamConfiguration, actor=None, actor_kind: str = "user", request=None
 ) -> str:
-    """Return the configuration's access secret key and write the audit event that says so."""
-    secret = config.get_secret("access_secret_key")
+    """Return the configuration's access secret key and write the audit event that says so.
+    Raises RevealError (audited as a failed reveal) when the stored value does not decrypt."""
+    secret = _secret_for_reveal(
+        config,
+        "access_secret_key",
+        audit_obj=config,
+        actor=actor,
+        actor_kind=actor_kind,
+        request=request,
+        details={"what": "access_secret_key"},
+    )
     audit_record(
         "password.revealed",
         actor=actor,
@@ -331,25 +397,20 @@ def configuration_reveal(
 
 
 @transaction.atomic
-def gateway_grant_folder(
-    *, gateway: Gateway, folder: SharedFolder, actor=None, request: HttpRequest | None = None
-) -> None:
-    """Let `gateway` rotate records of `folder`: give the gateway an application (named after
-    it) if it has none, and share the folder to that application, editable, if it is not."""
-    if gateway.application is None:
-        gateway.application = application_get_or_create(name=gateway.name)
-        gateway.save(update_fields=["application"])
-    share = ApplicationFolder.objects.filter(application=gateway.application, folder=folder)
-    if share.filter(editable=True).exists():
-        return
-    application_share_folder(application=gateway.application, folder=folder, editable=True)
+def gateway_create(
+    *, name: str, application: Application, actor=None, request: HttpRequest | None = None
+) -> Gateway:
+    """A new gateway of `application` (the caller checked that the actor administers it).
+    Raises IntegrityError when the name is taken: an existing gateway never changes hands."""
+    gateway = Gateway.objects.create(name=name, application=application)
     audit_record(
-        "folder.shared",
+        "gateway.created",
         actor=actor,
-        obj=folder,
+        obj=gateway,
         request=request,
-        details={"application": gateway.application.name, "editable": True},
+        details={"application": application.name},
     )
+    return gateway
 
 
 def application_get_or_create(*, name: str) -> Application:

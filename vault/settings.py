@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 
 from vault.crypto import load_or_create_key_file
+from vault.validators import AWS_ENDPOINT_DEFAULTS, parse_endpoint_patterns
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -85,6 +86,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After auth and messages: signs out a session older than SESSION_MAX_HOURS, with a message.
+    "vault.security.SessionLifetimeMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After OTPMiddleware: sends a signed-in but unverified session to the code page.
     "vault.security.TwoFactorMiddleware",
@@ -170,6 +173,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
 SESSION_SAVE_EVERY_REQUEST = True
+# Absolute lifetime: a session ends this long after sign-in however busy it is, which the idle
+# timeout above cannot do (vault.security.SessionLifetimeMiddleware).
+SESSION_MAX_HOURS = env.int("SESSION_MAX_HOURS", default=12)
 
 # --- Sign-in: lockout, two-factor, password confirmation, reveal limit (docs/security.md) ----
 AUTHENTICATION_BACKENDS = [
@@ -195,6 +201,9 @@ VAULT_REQUIRE_2FA = env.bool("VAULT_REQUIRE_2FA", default=False)
 VAULT_REAUTH_MINUTES = env.int("VAULT_REAUTH_MINUTES", default=5)
 # At most N reveals per user in a window: "20/10m" (units s, m, h).
 REVEAL_RATE_LIMIT = env.str("REVEAL_RATE_LIMIT", default="20/10m")
+# Enforcement policies (docs/security.md): off, edit rights on a record let a person set up
+# and run its rotation; on, each action also needs its vault.<policy> permission (via Groups).
+VAULT_ENFORCE_POLICIES = env.bool("VAULT_ENFORCE_POLICIES", default=False)
 
 # django-csp: nothing inline, nothing from another origin.
 CONTENT_SECURITY_POLICY = {
@@ -221,6 +230,14 @@ AWS_POLICY_CACHE_SECONDS = env.int("AWS_POLICY_CACHE_SECONDS", default=300)
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=5)
 AWS_READ_TIMEOUT = env.float("AWS_READ_TIMEOUT", default=10)
 AWS_MAX_ATTEMPTS = env.int("AWS_MAX_ATTEMPTS", default=4)
+# Hosts a configuration's endpoint URL may name, comma-separated `[http://]host[:port]` patterns
+# (vault/validators.py); the default is AWS's own IAM and STS endpoints. `make run` adds its
+# local emulator.
+AWS_ENDPOINT_ALLOWLIST = env.list("AWS_ENDPOINT_ALLOWLIST", default=list(AWS_ENDPOINT_DEFAULTS))
+try:
+    parse_endpoint_patterns(AWS_ENDPOINT_ALLOWLIST)
+except ValueError as _exc:
+    _refuse_to_start(f"AWS_ENDPOINT_ALLOWLIST has a malformed entry: {_exc}")
 
 Q_CLUSTER = {
     # The plain `qcluster` serves the gateway named "default"; Q_CLUSTER_NAME=X serves gateway X.

@@ -21,3 +21,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"vault-test-{os.getpid()}.sqlite3")
     }
 ROTATION_RETRY_BACKOFF_SCALE = 0.05
+# The AWS emulator, the fault proxy and the hostile servers of the tests listen on 127.0.0.1,
+# each on a port picked at start.
+AWS_ENDPOINT_ALLOWLIST = [*AWS_ENDPOINT_ALLOWLIST, "http://127.0.0.1:*"]  # noqa: F405

@@ -36,9 +36,11 @@ from django_otp.util import random_hex
 from vault.audit import audit_record
 from vault.security import (
     SECOND_FACTOR_PENDING,
+    end_other_sessions,
     mark_password_confirmed,
     recent_password_required,
     safe_next,
+    signed_out_elsewhere,
     url_with_next,
 )
 
@@ -210,11 +212,18 @@ def twofactor_setup(request: HttpRequest) -> HttpResponse:
                 device.confirmed = True
                 device.save()
                 codes = _new_recovery_codes(user)
-                audit_record("2fa.enabled", actor=user, request=request)
+                # A session opened before now never gave a code: it must not outlive the change.
+                ended = end_other_sessions(request)
+                audit_record(
+                    "2fa.enabled",
+                    actor=user,
+                    request=request,
+                    details={"other_sessions_ended": ended},
+                )
             del request.session[SETUP_KEY]
             otp_login(request, device)
             request.session[SECOND_FACTOR_PENDING] = True
-            messages.success(request, "Two-factor sign-in is on.")
+            messages.success(request, "Two-factor sign-in is on." + signed_out_elsewhere(ended))
             return render(
                 request, "vault/2fa_recovery_codes.html", {"codes": codes, "next": next_url}
             )
@@ -295,10 +304,16 @@ def twofactor_disable(request: HttpRequest) -> HttpResponse:
     with transaction.atomic():
         TOTPDevice.objects.filter(user=user).delete()
         StaticDevice.objects.filter(user=user).delete()
-        audit_record("2fa.disabled", actor=user, request=request)
+        # A security setting changed: sessions opened elsewhere (perhaps by whoever made the
+        # change necessary) end and must sign in again; this one, which just confirmed the
+        # password, stays.
+        ended = end_other_sessions(request)
+        audit_record(
+            "2fa.disabled", actor=user, request=request, details={"other_sessions_ended": ended}
+        )
     request.session.pop(DEVICE_ID_SESSION_KEY, None)
     request.session[SECOND_FACTOR_PENDING] = False
-    messages.success(request, "Two-factor sign-in is off.")
+    messages.success(request, "Two-factor sign-in is off." + signed_out_elsewhere(ended))
     return redirect("account")
 
 

@@ -6,9 +6,14 @@ appears as a field error in a form and after the JSON path in `pam import`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 # IAM user names: 1..64 of letters, digits and + = , . @ _ -  (case-sensitive).
@@ -21,6 +26,8 @@ IAM_USER_ARN_RE = re.compile(
 )
 REGION_RE = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
 MAX_PASSWORD_LENGTH = 128
+IAM_PATH_RE = re.compile(r"/(?:[\x21-\x2e\x30-\x7e]+/)*")
+SCOPE_PATTERN_RE = re.compile(r"[A-Za-z0-9+=,.@_*?-]{1,64}")
 
 
 def iam_user_name_from_arn(value: str) -> str | None:
@@ -65,7 +72,8 @@ def validate_region_name(value: str) -> None:
 
 
 def validate_endpoint_url(value: str) -> None:
-    """An http(s) URL with a host; an empty value means "AWS's own endpoint"."""
+    """An http(s) URL whose host AWS_ENDPOINT_ALLOWLIST allows; empty means "AWS's own
+    endpoint" and is always allowed."""
     if value == "":
         return
     message = "endpoint URL must be an http:// or https:// URL with a host"
@@ -78,6 +86,182 @@ def validate_endpoint_url(value: str) -> None:
         raise ValidationError(message, code="invalid_endpoint") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(message, code="invalid_endpoint")
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(
+            "endpoint URL must not contain a user name or password", code="invalid_endpoint"
+        )
+    if not endpoint_allowed(value):
+        raise ValidationError(
+            f"endpoint URL {endpoint_origin(value)} is not an allowed AWS endpoint: leave it "
+            "empty to use AWS's own endpoint, or ask the vault's operator to add this host to "
+            "AWS_ENDPOINT_ALLOWLIST",
+            code="endpoint_not_allowed",
+        )
+
+
+# --- AWS_ENDPOINT_ALLOWLIST ---------------------------------------------------------------------
+#
+# The vault sends signed requests to a configuration's endpoint URL, so a URL may name only an
+# allowed host, or anyone who may edit a configuration could make the gateway talk to internal
+# addresses. A pattern is ``[http://|https://]host[:port]``: without a scheme only https, without
+# a port only the scheme's default port, ``:*`` any port. In the host, a label ``*`` matches one
+# DNS label and ``{region}`` one label shaped like an AWS region name (us-east-1).
+
+# AWS's own IAM and STS host names in the partitions the vault knows (aws, aws-us-gov, aws-cn):
+# global, regional, FIPS, dual-stack and interface VPC endpoint names, from botocore's endpoint
+# rules. Narrower than *.amazonaws.com on purpose: other AWS customers control names there
+# (bucket websites, API Gateway, load balancers, EC2 hosts), and some resolve to private
+# addresses. https only: a certificate for these names proves the other end is AWS.
+AWS_ENDPOINT_DEFAULTS = (
+    "iam.amazonaws.com",
+    "iam-fips.amazonaws.com",
+    "iam.us-gov.amazonaws.com",
+    "iam.{region}.amazonaws.com",
+    "iam-fips.{region}.amazonaws.com",
+    "iam.global.api.aws",
+    "iam-fips.global.api.aws",
+    "iam.us-gov.api.aws",
+    "iam.{region}.api.aws",
+    "iam-fips.{region}.api.aws",
+    "sts.amazonaws.com",
+    "sts.{region}.amazonaws.com",
+    "sts-fips.{region}.amazonaws.com",
+    "sts.{region}.api.aws",
+    "sts-fips.{region}.api.aws",
+    "*.iam.{region}.vpce.amazonaws.com",
+    "*.sts.{region}.vpce.amazonaws.com",
+    "*.sts-fips.{region}.vpce.amazonaws.com",
+    "iam-fips.amazonaws.com.cn",
+    "iam.{region}.amazonaws.com.cn",
+    "iam.global.api.amazonwebservices.com.cn",
+    "iam-fips.api.amazonwebservices.com.cn",
+    "sts.{region}.amazonaws.com.cn",
+    "sts-fips.{region}.amazonaws.com.cn",
+    "sts.{region}.api.amazonwebservices.com.cn",
+    "sts-fips.{region}.api.amazonwebservices.com.cn",
+    "*.iam.{region}.vpce.amazonaws.com.cn",
+    "*.sts.{region}.vpce.amazonaws.com.cn",
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_LABEL_RE = re.compile(r"[a-z0-9_-]+")
+_LABEL_PATTERN_RE = re.compile(r"[a-z0-9_-]+|\*|\{region\}")
+_REGION_LABEL_RE = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+
+
+@dataclass(frozen=True)
+class EndpointPattern:
+    scheme: str
+    host: str  # an IP address, or dot-separated labels / label patterns
+    port: int | None  # None: any port
+
+    def matches(self, scheme: str, host: str, port: int) -> bool:
+        if scheme != self.scheme or (self.port is not None and port != self.port):
+            return False
+        if _ip(self.host) is not None:
+            return _ip(self.host) == _ip(host)
+        want, have = self.host.split("."), host.split(".")
+        return len(want) == len(have) and all(map(_label_matches, want, have))
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _label_matches(pattern: str, label: str) -> bool:
+    if pattern == "*":
+        return bool(_LABEL_RE.fullmatch(label))
+    if pattern == "{region}":
+        return bool(_REGION_LABEL_RE.fullmatch(label))
+    return pattern == label
+
+
+def _parse_pattern(text: str) -> EndpointPattern:
+    raw = text.strip().lower()
+    scheme, found, rest = raw.partition("://")
+    if not found:
+        scheme, rest = "https", raw
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"{text!r}: the scheme must be http:// or https://")
+    rest = rest.removesuffix("/")
+    if rest.startswith("["):
+        host, bracket, port_text = rest[1:].partition("]")
+        if not bracket or _ip(host) is None or (port_text and not port_text.startswith(":")):
+            raise ValueError(f"{text!r}: not an IPv6 address in brackets")
+        port_text = port_text[1:]
+    else:
+        host, _, port_text = rest.partition(":")
+        labels = host.split(".")
+        if not all(_LABEL_PATTERN_RE.fullmatch(label) for label in labels):
+            raise ValueError(
+                f"{text!r}: a host is letters, digits, hyphens and dots; a label may be * or "
+                "{region}; no path"
+            )
+        if labels[-1] in ("*", "{region}"):
+            raise ValueError(f"{text!r}: the last label of the host must be a name")
+    if port_text == "":
+        port = DEFAULT_PORTS[scheme]
+    elif port_text == "*":
+        port = None
+    elif port_text.isdigit() and 0 < int(port_text) < 65536:
+        port = int(port_text)
+    else:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535, or *")
+    return EndpointPattern(scheme, host, port)
+
+
+def parse_endpoint_patterns(patterns: Iterable[str]) -> tuple[EndpointPattern, ...]:
+    """The parsed AWS_ENDPOINT_ALLOWLIST; ValueError names the first malformed entry."""
+    parsed = []
+    for text in patterns:
+        if not text.strip():
+            raise ValueError("an empty entry (two commas in a row?)")
+        parsed.append(_parse_pattern(text))
+    return tuple(parsed)
+
+
+@lru_cache(maxsize=8)
+def _allowlist(patterns: tuple[str, ...]) -> tuple[EndpointPattern, ...]:
+    return parse_endpoint_patterns(p for p in patterns if p.strip())
+
+
+def _origin(value: str) -> tuple[str, str, int] | None:
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port or DEFAULT_PORTS[parts.scheme]
+
+
+def endpoint_origin(value: str) -> str:
+    """scheme://host:port of an endpoint URL, as it is checked against the allowlist."""
+    origin = _origin(value)
+    if origin is None:
+        return value
+    scheme, host, port = origin
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+
+def endpoint_allowed(value: str) -> bool:
+    """True when AWS_ENDPOINT_ALLOWLIST allows the endpoint URL ``value`` (empty: AWS itself).
+
+    Called by the validator (web form, admin console, `pam import`) and again by the gateway
+    before it makes a client, so a configuration saved under an older allowlist is refused."""
+    if value == "":
+        return True
+    origin = _origin(value)
+    if origin is None:
+        return False
+    parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:
+        return False
+    patterns = _allowlist(tuple(settings.AWS_ENDPOINT_ALLOWLIST))
+    return any(pattern.matches(*origin) for pattern in patterns)
 
 
 def validate_password_text(value: str) -> None:
@@ -112,3 +296,28 @@ def validate_secret_key_text(value: str) -> None:
         raise ValidationError(
             "a secret key is at most 128 printable ASCII characters", code="invalid_secret_key"
         )
+
+
+def validate_iam_path_prefix(value: str) -> None:
+    """A configuration's target scope: an IAM path such as /rotated/ (empty: any path)."""
+    if value and (not isinstance(value, str) or not IAM_PATH_RE.fullmatch(value)):
+        raise ValidationError(
+            "an IAM path starts and ends with /, e.g. /rotated/ or /teams/ops/ "
+            "(printable ASCII, no spaces)",
+            code="invalid_path",
+        )
+
+
+def normalize_scope_user_pattern(value: str) -> str:
+    """Comma-separated IAM user names or * ? patterns, as "a, b*"; ValidationError if bad."""
+    if not isinstance(value, str):
+        raise ValidationError("user names must be text", code="invalid_pattern")
+    patterns = [p.strip() for p in value.split(",") if p.strip()]
+    for pattern in patterns:
+        if not SCOPE_PATTERN_RE.fullmatch(pattern):
+            raise ValidationError(
+                f'"{pattern}" is not an IAM user name or pattern: letters, digits, '
+                "+ = . @ _ - and the wildcards * and ?",
+                code="invalid_pattern",
+            )
+    return ", ".join(patterns)

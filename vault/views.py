@@ -22,12 +22,16 @@ from django.views.decorators.http import require_POST
 from vault import security, services
 from vault.access import (
     configuration_for_user,
+    configuration_problem,
     folder_for_user,
     has_permission,
+    member_policy_allows,
     record_access_required,
     record_for_user,
+    require_policy,
 )
 from vault.forms import (
+    FOLDER_NAME_TAKEN,
     PERMISSION_LABELS,
     FolderForm,
     FolderShareForm,
@@ -61,6 +65,7 @@ def _permissions(member: FolderMember) -> dict[str, bool]:
         "can_manage_records": has_permission(member, "manage_records"),
         "can_manage_users": has_permission(member, "manage_users"),
         "can_share": has_permission(member, "can_share"),
+        "can_reveal": member_policy_allows(member, "reveal"),
     }
 
 
@@ -143,7 +148,7 @@ def folder_create(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"], owner=request.user, request=request
             )
         except IntegrityError:
-            form.add_error("name", "A folder with this name already exists.")
+            form.add_error("name", FOLDER_NAME_TAKEN)
         else:
             messages.success(request, f"Created the folder “{folder.name}”.")
             return redirect("folder_detail", uid=folder.uid)
@@ -215,15 +220,32 @@ def record_detail(request: HttpRequest, uid: str) -> HttpResponse:
     return _record_page(request, record, member)
 
 
+def _reveal_failed(
+    request: HttpRequest, record: PamUser, member: FolderMember, exc: services.RevealError
+) -> HttpResponse:
+    """The record page (or, for Copy, JSON) saying the password cannot be decrypted. 409: the
+    request was fine, the stored value is not; a 500 would hide what to do about it. The
+    service already audited the failed reveal, and the rate limiter's transaction commits it."""
+    if security.wants_json(request):
+        return JsonResponse({"error": "reveal_failed", "message": exc.user_message}, status=409)
+    messages.error(request, exc.user_message)
+    response = _record_page(request, record, member)
+    response.status_code = 409
+    return response
+
+
 @login_required
 @require_POST
 @never_cache
-@record_access_required()
+@record_access_required(policy="reveal")
 @security.recent_password_required(return_to="record_detail")
 @security.reveal_rate_limited
 def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid)
-    password = services.pam_user_reveal(record=record, actor=request.user, request=request)
+    try:
+        password = services.pam_user_reveal(record=record, actor=request.user, request=request)
+    except services.RevealError as exc:
+        return _reveal_failed(request, record, member, exc)
     if security.wants_json(request):
         return JsonResponse({"password": password})
     messages.info(request, "Password revealed. This was recorded in the audit log.")
@@ -233,15 +255,18 @@ def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
 @login_required
 @require_POST
 @never_cache
-@record_access_required("can_edit")
+@record_access_required("can_edit", policy="reveal")
 @security.recent_password_required(return_to="record_detail")
 @security.reveal_rate_limited
 def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     version = get_object_or_404(PasswordVersion, uid=version_uid, pam_user=record)
-    password = services.password_version_reveal(
-        version=version, actor=request.user, request=request
-    )
+    try:
+        password = services.password_version_reveal(
+            version=version, actor=request.user, request=request
+        )
+    except services.RevealError as exc:
+        return _reveal_failed(request, record, member, exc)
     if security.wants_json(request):
         return JsonResponse({"password": password})
     when = f"{version.created_at:%Y-%m-%d %H:%M} UTC"
@@ -345,27 +370,28 @@ def _save_configuration(
     request: HttpRequest, form: PamConfigurationForm, config: PamConfiguration
 ) -> PamConfiguration:
     # A new gateway and the configuration that names it are saved together or not at all.
+    # Saving grants and shares nothing: the application's administrators share folders.
     with transaction.atomic():
         form.apply_to(config)
-        config.gateway = services.gateway_get_or_create(name=form.gateway_name())
-        saved = services.configuration_save(
+        new_gateway = form.gateway_to_create()
+        if new_gateway is not None:
+            name, application = new_gateway
+            config.gateway = services.gateway_create(
+                name=name, application=application, actor=request.user, request=request
+            )
+        return services.configuration_save(
             config=config,
             access_secret_key=form.secret_for_service(),
             actor=request.user,
             request=request,
         )
-        # Ready to rotate: the gateway's application can reach the configuration's folder.
-        services.gateway_grant_folder(
-            gateway=config.gateway, folder=config.folder, actor=request.user, request=request
-        )
-        return saved
 
 
 @login_required
 @sensitive_post_parameters("password", "access_secret_key")
 def configuration_create(request: HttpRequest, uid: str) -> HttpResponse:
     folder, member = folder_for_user(request.user, uid, need="manage_records")
-    form = PamConfigurationForm(_posted(request), folder=folder)
+    form = PamConfigurationForm(_posted(request), folder=folder, user=request.user)
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -394,6 +420,7 @@ def configuration_detail(request: HttpRequest, uid: str) -> HttpResponse:
         "member": member,
         "has_secret_key": config.has_secret("access_secret_key"),
         "schedule_json": json.dumps(config.default_rotation_schedule),
+        "authority_problem": configuration_problem(config, config.gateway),
         **_permissions(member),
     }
     return render(request, "vault/configuration.html", context)
@@ -403,7 +430,9 @@ def configuration_detail(request: HttpRequest, uid: str) -> HttpResponse:
 @sensitive_post_parameters("password", "access_secret_key")
 def configuration_edit(request: HttpRequest, uid: str) -> HttpResponse:
     config, member = configuration_for_user(request.user, uid, need="can_edit")
-    form = PamConfigurationForm(_posted(request), folder=config.folder, instance=config)
+    form = PamConfigurationForm(
+        _posted(request), folder=config.folder, user=request.user, instance=config
+    )
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -455,7 +484,7 @@ def _members_page(
         "members": members,
         "add_form": add_form,
         "shares": shares,
-        "share_form": FolderShareForm(folder=folder),
+        "share_form": FolderShareForm(folder=folder, user=request.user),
         "permission_labels": PERMISSION_LABELS,
         **_permissions(member),
     }
@@ -495,7 +524,8 @@ def member_add(request: HttpRequest, uid: str) -> HttpResponse:
 @require_POST
 def folder_share(request: HttpRequest, uid: str) -> HttpResponse:
     folder, member = folder_for_user(request.user, uid, need="can_share")
-    form = FolderShareForm(request.POST, folder=folder)
+    require_policy(request.user, "manage_gateways")
+    form = FolderShareForm(request.POST, folder=folder, user=request.user)
     if form.is_valid():
         application = form.cleaned_data["application"]
         services.folder_share(

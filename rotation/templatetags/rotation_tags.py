@@ -3,9 +3,10 @@ import json
 from django import template
 
 from rotation import dashboard
+from rotation.connection import connection_test_state
 from rotation.models import RotationSettings
 from rotation.panel import panel_context
-from vault.access import has_permission
+from vault.access import has_permission, member_policy_allows
 
 register = template.Library()
 
@@ -20,20 +21,14 @@ def rotation_panel(context, record, member):
 
 @register.inclusion_tag("rotation/_configuration_panel.html", takes_context=True)
 def configuration_panel(context, config, can_edit):
-    request = context.get("request")
-    test = None
-    if request is not None:
-        # The result of the last Test connection, shown once, on this configuration only.
-        stored = request.session.get("connection_test")
-        if stored and stored.get("uid") == config.uid:
-            test = request.session.pop("connection_test")
+    # The latest Test connection (run by the gateway); the page polls while it waits.
     return {
+        **connection_test_state(config),
         "config": config,
         "can_edit": can_edit,
-        "test": test,
         "settings_count": RotationSettings.objects.filter(configuration=config).count(),
         "csrf_token": context.get("csrf_token"),
-        "request": request,
+        "request": context.get("request"),
     }
 
 
@@ -42,7 +37,7 @@ def folder_rotation_panel(context, folder, member):
     # No query: the folder page's query budget stays as it is.
     return {
         "folder": folder,
-        "can_edit": has_permission(member, "can_edit"),
+        "can_edit": has_permission(member, "can_edit") and member_policy_allows(member, "rotate"),
         "csrf_token": context.get("csrf_token"),
         "request": context.get("request"),
     }

@@ -42,9 +42,13 @@
             throw new Error("confirm first");
           });
         }
-        if (response.status === 429) {
+        // 429: over the reveal limit; 409: the stored password cannot be decrypted.
+        // Both come with a message meant for the person.
+        if (response.status === 429 || response.status === 409) {
           return response.json().then(function (data) {
-            throw new Error(data.message || "Too many reveals; try again later.");
+            var error = new Error(data.message || "Too many reveals; try again later.");
+            error.forPerson = true;
+            throw error;
           });
         }
         if (!response.ok) { throw new Error("status " + response.status); }
@@ -55,7 +59,7 @@
       .catch(function (error) {
         var text = error && error.message;
         if (text === "confirm first") { return; }
-        say(status, text && text.indexOf("Too many") === 0 ? text : "Copy failed; use Reveal instead.", true);
+        say(status, error && error.forPerson ? text : "Copy failed; use Reveal instead.", true);
       })
       .finally(function () { button.disabled = false; });
   });

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import make_pam_user
 from tests.e2e.conftest import log_in
+from vault.models import PamUser
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,3 +50,18 @@ def test_copy_confirms_visibly_and_changes_nothing_else_then_reveal_shows_the_sa
 
     _copy(page)
     expect(page.locator("#password-value")).to_have_text(PASSWORD)
+
+
+def test_copy_of_an_undecryptable_password_says_why(browsing, live_server, personas):
+    record = make_pam_user(personas.folder, "TamperedUser", password=PASSWORD)
+    # Another valid-looking ciphertext under the same key id, sealed for nothing: AES-GCM
+    # refuses it, as it would a tampered value.
+    other = make_pam_user(personas.other_folder, "Elsewhere", password=PASSWORD)
+    PamUser.objects.filter(pk=record.pk).update(password_enc=other.password_enc)
+    page = browsing.new_page(permissions=["clipboard-read", "clipboard-write"])
+    log_in(page, "editor")
+    page.goto(f"/records/{record.uid}/")
+    page.get_by_role("button", name="Copy", exact=True).click()
+    expect(page.locator(".copy-status")).to_have_text(
+        re.compile("^The stored password cannot be decrypted, so it was not revealed.")
+    )

@@ -40,7 +40,9 @@ def _status_badge(page: Page):
 def test_set_up_rotation_from_scratch_rotate_and_reveal_what_aws_holds(
     page, live_server, personas, emulator, gateway
 ):
-    make_user("alice")
+    alice = make_user("alice")
+    # A superuser named alice an administrator of the gateway's application.
+    personas.application.administrators.add(alice)
     login_name = "e2e-alice-admin"
     emulator.create_user(login_name, password=INITIAL_PASSWORD)
 
@@ -48,6 +50,12 @@ def test_set_up_rotation_from_scratch_rotate_and_reveal_what_aws_holds(
     page.get_by_label("Folder name").fill("Cloud accounts")
     page.get_by_role("button", name="Create folder").click()
     expect(page.get_by_role("heading", name="Cloud accounts", level=1)).to_be_visible()
+    # Her gateway may rotate the folder's records once she shares it to the application.
+    page.get_by_role("link", name="Members").click()
+    page.get_by_label("Application", exact=True).select_option(label=personas.application.name)
+    page.get_by_role("button", name="Share", exact=True).click()
+    expect(page.get_by_text("Shared “Cloud accounts” to the application")).to_be_visible()
+    page.get_by_role("main").get_by_role("link", name="Cloud accounts").first.click()
     page.get_by_role("link", name="New PAM Configuration").click()
     page.get_by_label("Title").fill("Local AWS")
     page.get_by_label("Gateway", exact=True).select_option("default")
@@ -58,8 +66,11 @@ def test_set_up_rotation_from_scratch_rotate_and_reveal_what_aws_holds(
     page.get_by_role("button", name="Create").click()
     expect(page.get_by_role("heading", name="Local AWS")).to_be_visible()
 
+    # The gateway runs the test; the page shows its answer when it arrives.
     page.get_by_role("button", name="Test connection").click()
-    expect(page.locator("#connection-result")).to_contain_text(f"AWS account {ACCOUNT_ID}")
+    expect(page.locator("#connection-result")).to_contain_text(
+        f"AWS account {ACCOUNT_ID}", timeout=ROTATION_TIMEOUT_MS
+    )
 
     page.get_by_role("main").get_by_role("link", name="Cloud accounts").first.click()
     page.get_by_role("link", name="New PAM User").click()

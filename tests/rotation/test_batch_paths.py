@@ -60,7 +60,10 @@ def test_request_many_names_what_to_share_when_the_folder_is_not_shared(world, p
     active, problems = services.rotation_request_many(records=[record], trigger="cli")
 
     assert active == {}
-    assert "share the folder" in problems[record.uid]
+    problem = problems[record.uid]
+    assert f"“{record.folder.name}” is not shared to the application “Rotation App”" in problem
+    assert "an administrator of “Rotation App”" in problem and "must share it, editable" in problem
+    assert not Rotation.objects.filter(pam_user=record).exists()
 
 
 def test_request_many_hands_a_large_batch_to_drain_tasks(

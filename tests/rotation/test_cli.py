@@ -188,6 +188,8 @@ def _import_file(tmp_path, rotation: dict) -> str:
                 "region_names": ["us-east-1"],
                 "endpoint_url": "http://127.0.0.1:5055",
                 "default_rotation_schedule": {"type": "ON_DEMAND"},
+                # USE_INSTANCE_ROLE needs a target scope: the one IAM user below.
+                "scope_user_pattern": "U",
             }
         ],
         "users": [

@@ -160,7 +160,8 @@ def test_gateway_without_an_application_is_a_configuration_error(personas, recor
     form = _form(personas, record, orphan)
     assert not form.is_valid()
     message = form.errors["configuration"][0]
-    assert '"orphan"' in message and "application" in message
+    assert "The gateway “orphan” belongs to no application" in message
+    assert "a superuser must give it one" in message
 
 
 def test_configuration_choices_are_limited_to_the_users_folders(personas, record, config):

@@ -3,11 +3,14 @@ second run works and duplicates nothing."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -15,6 +18,11 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 from urllib.parse import urlencode
+
+import pytest
+from django.contrib.auth.models import User
+
+from rotation.management.commands import runlocal
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_PASSWORD = "demo-login-Passw0rd"
@@ -150,3 +158,67 @@ def test_demo_rotates_and_ctrl_c_leaves_nothing_running(tmp_path):
     assert held["bob.deploy"] == revealed["password"]
     assert demo.ctrl_c() == 0
     assert not listening(demo.web) and not listening(demo.aws)
+
+
+# --- files that hold secrets are readable by their owner only ----------------------------------
+
+
+@pytest.fixture
+def loose_umask():
+    """The usual umask (0644 files), so a file made private by chance would not pass."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_make_writes_env_readable_by_its_owner_only(tmp_path, loose_umask):
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    result = subprocess.run(
+        ["make", "--no-print-directory", ".env"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "VAULT_KEY_FILE=" in (tmp_path / ".env").read_text()
+    assert mode_of(tmp_path / ".env") == 0o600
+
+
+@pytest.mark.django_db
+def test_demo_import_file_is_readable_by_its_owner_only(tmp_path, emulator, loose_umask):
+    User.objects.create_user("demo")
+    command = runlocal.Command()
+    command.run_dir = tmp_path / "run"
+    command._import_demo(emulator.endpoint)
+    demo_file = tmp_path / "run" / "demo-import.json"
+    assert json.loads(demo_file.read_text())["users"]  # it holds the demo passwords
+    assert mode_of(demo_file) == 0o600
+
+
+@pytest.mark.django_db
+def test_demo_import_file_left_readable_by_an_earlier_run_is_made_private(
+    tmp_path, emulator, loose_umask
+):
+    User.objects.create_user("demo")
+    (tmp_path / "run").mkdir()
+    demo_file = tmp_path / "run" / "demo-import.json"
+    demo_file.write_text("{}")
+    demo_file.chmod(0o644)
+    command = runlocal.Command()
+    command.run_dir = tmp_path / "run"
+    command._import_demo(emulator.endpoint)
+    assert mode_of(demo_file) == 0o600
+
+
+@pytest.mark.django_db
+def test_generated_demo_password_is_kept_in_a_private_env_file(
+    tmp_path, settings, monkeypatch, loose_umask
+):
+    settings.BASE_DIR = tmp_path
+    monkeypatch.setenv("VAULT_DEMO_PASSWORD", "")  # generate one; restored afterwards
+    command = runlocal.Command(stdout=io.StringIO())
+    password = command._demo_login()
+    env_file = tmp_path / ".env"
+    assert f"VAULT_DEMO_PASSWORD={password}\n" in env_file.read_text()
+    assert mode_of(env_file) == 0o600

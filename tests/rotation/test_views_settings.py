@@ -339,7 +339,9 @@ def test_configuration_whose_application_lacks_the_folder_says_what_to_share(per
     unshared = make_configuration(personas.folder, gateway, title="Unshared")
     response = _save(login(personas.editor), record, unshared)
     text = _assert_refused(response, record, "configuration")
-    assert '"Team"' in text and '"Other App"' in text and "share" in text
+    assert "“Team” is not shared to the application “Other App”" in text
+    assert "an administrator of “Other App” with the Share permission" in text
+    assert "must share it, editable" in text
 
 
 def test_configuration_from_a_folder_the_user_is_not_in_is_a_field_error(personas, record):

@@ -4,6 +4,7 @@ clean, and the security settings have their production values."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -18,6 +19,7 @@ from vault import crypto
 ROOT = Path(__file__).resolve().parents[2]
 
 DUMP = """
+import base64
 import json
 from django.conf import settings as s
 print(json.dumps({
@@ -155,3 +157,26 @@ def test_a_bad_reveal_limit_fails_the_check(tmp_path):
     result = run_manage(tmp_path, "check", REVEAL_RATE_LIMIT="lots")
     assert result.returncode != 0
     assert "vault.E001" in result.stderr and "REVEAL_RATE_LIMIT" in result.stderr
+
+
+def test_a_malformed_encryption_key_fails_the_deploy_check_without_showing_it(tmp_path):
+    result = run_manage(tmp_path, "check", "--deploy", VAULT_ENCRYPTION_KEYS="notakey")
+    assert result.returncode != 0
+    assert "vault.E004" in result.stderr
+    assert "VAULT_ENCRYPTION_KEYS: key 1 of 1 is not valid base64" in result.stderr
+    assert "notakey" not in result.stdout + result.stderr
+
+
+def test_a_key_of_the_wrong_length_is_named_by_its_position(tmp_path):
+    short = base64.urlsafe_b64encode(b"sixteen-byte-key").decode()
+    keys = f"{crypto.generate_key()},{short}"
+    result = run_manage(tmp_path, "check", VAULT_ENCRYPTION_KEYS=keys)
+    assert result.returncode != 0
+    assert "VAULT_ENCRYPTION_KEYS: key 2 of 2 is 16 bytes, not 32" in result.stderr
+    assert short not in result.stdout + result.stderr
+
+
+def test_a_blank_entry_in_the_key_ring_fails_the_check(tmp_path):
+    result = run_manage(tmp_path, "check", VAULT_ENCRYPTION_KEYS=f"{crypto.generate_key()}, ")
+    assert result.returncode != 0
+    assert "VAULT_ENCRYPTION_KEYS: key 2 of 2 is empty" in result.stderr

@@ -154,7 +154,59 @@ def test_undecryptable_secret_is_one_error_line(record):
     PamUser.objects.filter(pk=record.pk).update(password_enc="v1:0000:AAAA")
     code, _, err = call_pam("get", record.uid, "--unmask")
     assert code == 1
-    assert err.startswith("pam: error: stored secret") and len(err.splitlines()) == 1
+    assert err.startswith(f"pam: error: record {record.uid}: the stored password cannot be")
+    assert "key 0000, which is not in VAULT_ENCRYPTION_KEYS" in err
+    assert len(err.splitlines()) == 1
+
+
+# --- invisible and control characters in output ----------------------------------------------
+
+# Characters that reorder or hide text in a terminal: a right-to-left override, a right-to-left
+# mark, a zero-width space, a byte-order mark, an escape (starts terminal sequences), a
+# next-line control, and a Unicode tag character (outside the 16-bit range).
+HIDDEN = "\u202e\u200f\u200b\ufeff\x1b\x85\U000e0041"
+SPOOFED_TITLE = f"invoice{HIDDEN}fdp.exe"
+
+
+@pytest.fixture
+def spoofed(personas):
+    return make_pam_user(personas.folder, "Spoofed", title=SPOOFED_TITLE)
+
+
+def _assert_nothing_hidden(out: str) -> None:
+    assert not any(ch in out for ch in HIDDEN), ascii(out)
+
+
+def test_list_json_escapes_invisible_characters_and_keeps_the_value(spoofed):
+    code, out, _ = call_pam("list", "--format", "json")
+    assert code == 0
+    _assert_nothing_hidden(out)
+    assert "\\u202e" in out
+    assert [r["title"] for r in json.loads(out)] == [SPOOFED_TITLE]
+
+
+def test_get_json_escapes_invisible_characters_and_keeps_the_value(spoofed):
+    code, out, _ = call_pam("get", spoofed.uid, "--format", "json")
+    assert code == 0
+    _assert_nothing_hidden(out)
+    assert json.loads(out)["title"] == SPOOFED_TITLE
+
+
+def test_list_table_escapes_invisible_characters(spoofed):
+    code, out, _ = call_pam("list")
+    assert code == 0
+    _assert_nothing_hidden(out)
+    assert "invoice\\u202e\\u200f\\u200b\\ufeff\\x1b\\x85\\U000e0041fdp.exe" in out
+
+
+def test_get_table_escapes_invisible_characters_inside_structured_values(personas):
+    schedule = {"type": "ON_DEMAND", "note": f"a{HIDDEN}b"}
+    config = make_configuration(personas.folder, personas.gateway)
+    PamConfiguration.objects.filter(pk=config.pk).update(default_rotation_schedule=schedule)
+    code, out, _ = call_pam("get", config.uid)
+    assert code == 0
+    _assert_nothing_hidden(out)
+    assert "\\u202e" in out
 
 
 # --- pam genkey / rekey ------------------------------------------------------------------------

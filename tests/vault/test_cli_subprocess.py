@@ -3,9 +3,11 @@ Bad input ends with one `pam: error:` line and a non-zero exit, never a tracebac
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +31,8 @@ EXAMPLE = {
             "region_names": ["us-east-1"],
             "endpoint_url": "http://127.0.0.1:5055",
             "default_rotation_schedule": {"type": "ON_DEMAND"},
+            # USE_INSTANCE_ROLE requires a target scope (docs/import.md).
+            "scope_user_pattern": "TestUser",
         }
     ],
     "users": [
@@ -143,3 +147,48 @@ def test_unknown_subcommand_lists_the_commands(db_file):
 
 def test_unmigrated_database_is_one_line_not_a_traceback(tmp_path):
     assert_one_error_line(manage(tmp_path / "empty.sqlite3", "pam", "list"))
+
+
+def test_get_unmask_of_a_tampered_password_is_one_line_naming_the_record(db_file, tmp_path):
+    path = tmp_path / "import.json"
+    # Just the folder and the PAM User: the password is what this test is about.
+    path.write_text(json.dumps({k: v for k, v in EXAMPLE.items() if k != "configurations"}))
+    imported = manage(db_file, "pam", "import", str(path))
+    assert imported.returncode == 0, imported.stderr
+    uid = next(
+        r["uid"]
+        for r in json.loads(manage(db_file, "pam", "list", "--format", "json").stdout)
+        if r["type"] == "pamUser"
+    )
+    with sqlite3.connect(db_file) as db:
+        (blob,) = db.execute(
+            "SELECT password_enc FROM vault_pamuser WHERE uid = ?", (uid,)
+        ).fetchone()
+        version, kid, body = blob.split(":", 2)
+        payload = bytearray(base64.urlsafe_b64decode(body))
+        payload[-1] ^= 1  # one flipped bit: AES-GCM refuses the whole value
+        tampered = f"{version}:{kid}:{base64.urlsafe_b64encode(bytes(payload)).decode()}"
+        db.execute("UPDATE vault_pamuser SET password_enc = ? WHERE uid = ?", (tampered, uid))
+
+    result = manage(db_file, "pam", "get", uid, "--unmask")
+    line = assert_one_error_line(result)
+    assert line.startswith(f"pam: error: record {uid}: the stored password cannot be decrypted")
+    assert "Subprocess-Passw0rd!" not in result.stdout + result.stderr
+    with sqlite3.connect(db_file) as db:
+        actions = [a for (a,) in db.execute("SELECT action FROM vault_auditevent")]
+    assert "password.reveal_failed" in actions and "password.revealed" not in actions
+
+
+def test_import_with_a_lone_surrogate_names_the_json_path_and_imports_nothing(db_file, tmp_path):
+    document = {k: v for k, v in EXAMPLE.items() if k != "configurations"}
+    document["users"] = [{**EXAMPLE["users"][0], "title": "AWS user: \ud800"}]
+    path = tmp_path / "surrogate.json"
+    path.write_text(json.dumps(document))  # ensure_ascii: the file holds the escape \ud800
+    assert "\\ud800" in path.read_text()
+    line = assert_one_error_line(manage(db_file, "pam", "import", str(path)))
+    assert line == (
+        "pam: error: users[0].title: is not valid Unicode text "
+        "(\\ud800 is half of a surrogate pair)"
+    )
+    listed = manage(db_file, "pam", "list", "--format", "json")
+    assert json.loads(listed.stdout) == []

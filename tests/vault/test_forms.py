@@ -9,7 +9,7 @@ from vault.forms import (
     PamUserForm,
     clean_default_rotation_schedule,
 )
-from vault.models import USE_INSTANCE_ROLE
+from vault.models import USE_INSTANCE_ROLE, Application, Gateway
 
 
 def _user_form(personas, **changes) -> PamUserForm:
@@ -95,21 +95,24 @@ def test_password_keeps_surrounding_spaces(personas):
     assert form.cleaned_data["password"] == " spaced "
 
 
-def _config_form(personas, **changes) -> PamConfigurationForm:
+def _config_form(personas, user=None, **changes) -> PamConfigurationForm:
+    """Filled in by the editor of "Team", on the gateway whose application serves "Team"."""
     data = {
         "title": "C",
         "environment": "aws",
         "gateway": "default",
         "new_gateway": "",
         "aws_id": "",
-        "access_key_id": USE_INSTANCE_ROLE,
-        "access_secret_key": "",
+        "access_key_id": "AKIAEXAMPLE",
+        "access_secret_key": "s3cr3t",
         "region_names": "us-east-1",
         "endpoint_url": "",
         "default_rotation_schedule": '{"type": "ON_DEMAND"}',
+        "scope_path_prefix": "",
+        "scope_user_pattern": "",
         **changes,
     }
-    return PamConfigurationForm(data, folder=personas.folder)
+    return PamConfigurationForm(data, folder=personas.folder, user=user or personas.editor)
 
 
 @pytest.mark.parametrize("regions", ["us-east-1", "us-gov-west-1, cn-north-1", "eu-central-2"])
@@ -129,20 +132,27 @@ def test_region_names_are_split_trimmed_and_deduplicated(personas):
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:5055", "https://iam.us-east-1.amazonaws.com", "http://moto:5000/"]
+    "url",
+    ["http://127.0.0.1:5055", "https://iam.us-east-1.amazonaws.com", "https://sts.amazonaws.com/"],
 )
-def test_http_and_https_endpoints_are_accepted(personas, url):
+def test_allowed_http_and_https_endpoints_are_accepted(personas, url):
     assert _config_form(personas, endpoint_url=url).is_valid()
 
 
-@pytest.mark.parametrize("url", ["https://", "http://host:port", "http://a b", "ws://host"])
+@pytest.mark.parametrize(
+    "url", ["https://", "http://host:port", "http://a b", "ws://host", "http://moto:5000/"]
+)
 def test_malformed_endpoints_are_errors(personas, url):
     assert list(_config_form(personas, endpoint_url=url).errors) == ["endpoint_url"]
 
 
 def test_instance_role_secret_is_instance_role(personas):
-    form = _config_form(personas)
-    assert form.is_valid()
+    personas.gateway.allow_instance_role = True
+    personas.gateway.save()
+    form = _config_form(
+        personas, access_key_id=USE_INSTANCE_ROLE, access_secret_key="", scope_user_pattern="svc-*"
+    )
+    assert form.is_valid(), form.errors
     assert form.secret_for_service() == USE_INSTANCE_ROLE
 
 
@@ -158,12 +168,25 @@ def test_access_key_id_with_odd_characters_is_an_error(personas):
 
 
 def test_gateway_name_that_is_not_a_slug_is_an_error(personas):
-    form = _config_form(personas, gateway="", new_gateway="two words")
+    # Only an administrator of an application is offered a new gateway at all.
+    personas.application.administrators.add(personas.editor)
+    form = _config_form(
+        personas,
+        gateway="",
+        new_gateway="two words",
+        new_gateway_application=personas.application.uid,
+    )
     assert list(form.errors) == ["new_gateway"]
 
 
-def test_unknown_gateway_choice_is_an_error(personas):
-    assert list(_config_form(personas, gateway="nope").errors) == ["gateway"]
+@pytest.mark.parametrize("name", ["nope", "foreign"])
+def test_unknown_or_unlisted_gateway_choice_is_an_error(personas, name):
+    # "foreign" exists, but its application neither serves "Team" nor is administered by the
+    # editor: it is not listed, so choosing it is as wrong as naming a gateway that does not exist.
+    Gateway.objects.create(name="foreign", application=Application.objects.create(name="Other"))
+    form = _config_form(personas, gateway=name)
+    assert list(form.errors) == ["gateway"]
+    assert [g.name for g in form.fields["gateway"].queryset] == ["default"]
 
 
 def test_schedule_function_returns_the_normalised_schedule():

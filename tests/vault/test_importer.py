@@ -41,6 +41,8 @@ EXAMPLE = {
             "region_names": ["us-east-1"],
             "endpoint_url": "http://127.0.0.1:5055",
             "default_rotation_schedule": {"type": "ON_DEMAND"},
+            # USE_INSTANCE_ROLE requires a target scope (docs/import.md).
+            "scope_user_pattern": "TestUser",
         }
     ],
     "users": [
@@ -115,6 +117,7 @@ def test_example_file_creates_everything_and_maps_names_to_uids():
     }
     assert config.folder == folder and config.gateway.name == "default"
     assert config.uses_instance_role
+    assert (config.scope_path_prefix, config.scope_user_pattern) == ("", "TestUser")
     assert config.endpoint_url == "http://127.0.0.1:5055"
     assert record.login == "TestUser" and record.folder == folder
     assert not record.has_secret("password")
@@ -134,6 +137,7 @@ def test_without_applications_each_gateway_gets_an_application_sharing_every_fol
     assert gateway.application.name == "default"
     share = ApplicationFolder.objects.get(application=gateway.application)
     assert share.folder.name == "AWS IAM Users" and share.editable
+    assert not gateway.application.administrators.exists()  # without --owner, nobody
 
 
 def test_applications_section_shares_named_folders_and_ties_gateways():
@@ -171,11 +175,29 @@ def test_secret_key_is_stored_encrypted():
     assert "SECRET" not in stored.access_secret_key_enc
 
 
-def test_owner_becomes_a_member_with_every_permission():
+def _administered(user) -> list[str]:
+    return sorted(user.administered_applications.values_list("name", flat=True))
+
+
+def test_owner_becomes_a_member_with_every_permission_and_administers_the_application():
     owner = make_user("alice")
     importer.import_document(example(), owner_username="alice")
     member = FolderMember.objects.get(user=owner, folder__name="AWS IAM Users")
     assert set(member.permission_names()) == set(FolderMember.PERMISSIONS)
+    # The application the import gives the gateway "default" (no applications section).
+    assert _administered(owner) == ["default"]
+
+
+def test_owner_administers_the_applications_the_file_names():
+    owner = make_user("alice")
+    Application.objects.create(name="Unrelated")
+    doc = example(
+        applications=[
+            {"name": "Rotation App", "folders": ["AWS IAM Users"], "gateways": ["default"]}
+        ]
+    )
+    importer.import_document(doc, owner_username="alice")
+    assert _administered(owner) == ["Rotation App"]
 
 
 def test_owner_with_partial_permissions_is_given_all():
@@ -187,6 +209,8 @@ def test_owner_with_partial_permissions_is_given_all():
     importer.import_document(example(), owner_username="alice")
     member.refresh_from_db()
     assert set(member.permission_names()) == set(FolderMember.PERMISSIONS)
+    # The application already existed (first import): the owner administers it now too.
+    assert _administered(owner) == ["default"]
 
 
 def test_import_writes_audit_events_as_the_cli():
@@ -418,6 +442,15 @@ def test_instance_role_in_one_field_only_is_an_error():
     ]
 
 
+def test_instance_role_without_a_target_scope_is_an_error():
+    config = dict(EXAMPLE["configurations"][0], scope_user_pattern="")
+    assert errors_of(example(configurations=[config])) == [
+        "configurations[0].scope_user_pattern: a target scope (scope_path_prefix or "
+        f"scope_user_pattern) is required when access_key_id is {USE_INSTANCE_ROLE}"
+    ]
+    assert not PamConfiguration.objects.exists()
+
+
 def test_endpoint_must_be_http():
     config = dict(EXAMPLE["configurations"][0], endpoint_url="ftp://example.com")
     assert errors_of(example(configurations=[config])) == [
@@ -600,7 +633,7 @@ def test_region_names(value, ok):
     [
         ("", True),
         ("http://127.0.0.1:5055", True),
-        ("http://moto:5000", True),
+        ("http://moto:5000", False),  # not in AWS_ENDPOINT_ALLOWLIST
         ("https://iam.amazonaws.com", True),
         ("ftp://example.com", False),
         ("http://", False),
@@ -633,3 +666,16 @@ def test_arn_match_is_exact():
     validators.validate_arn_matches_login("arn:aws:iam::123456789012:user/path/Bob", "Bob")
     with pytest.raises(ValidationError, match='ARN user name "Bob" does not match login "bob"'):
         validators.validate_arn_matches_login("arn:aws:iam::123456789012:user/Bob", "bob")
+
+
+def test_a_lone_surrogate_in_a_key_is_reported_by_its_json_path_and_nothing_is_written(tmp_path):
+    path = tmp_path / "surrogate.json"
+    path.write_text('{"users": [{"title": "ok", "x\\udc80": 1}]}', encoding="utf-8")
+    before = row_counts()
+    code, _, err = call_pam("import", str(path))
+    assert code == 1
+    assert err == (
+        "pam: error: users[0].x\\udc80: is not valid Unicode text "
+        "(\\udc80 is half of a surrogate pair)\n"
+    )
+    assert row_counts() == before

@@ -5,7 +5,14 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from tests.conftest import login, make_configuration
-from vault.models import USE_INSTANCE_ROLE, AuditEvent, Gateway, PamConfiguration
+from vault.models import (
+    USE_INSTANCE_ROLE,
+    Application,
+    ApplicationFolder,
+    AuditEvent,
+    Gateway,
+    PamConfiguration,
+)
 
 SECRET = "Stored-Secret-Key-1"
 
@@ -94,23 +101,41 @@ def test_editor_creates_a_configuration(personas):
     ]
 
 
-def test_a_typed_gateway_name_creates_that_gateway(personas):
-    login(personas.editor).post(_create_url(personas), _valid(gateway="", new_gateway="east-1"))
-    assert PamConfiguration.objects.get().gateway == Gateway.objects.get(name="east-1")
-
-
-def test_a_new_gateway_gets_an_application_with_the_folder_shared(personas):
-    login(personas.editor).post(_create_url(personas), _valid(gateway="", new_gateway="east-1"))
+def test_a_typed_gateway_name_creates_that_gateway_in_the_chosen_application(personas):
+    personas.application.administrators.add(personas.editor)
+    data = _valid(
+        gateway="", new_gateway="east-1", new_gateway_application=personas.application.uid
+    )
+    login(personas.editor).post(_create_url(personas), data)
     gateway = Gateway.objects.get(name="east-1")
-    assert gateway.application.name == "east-1"
-    assert gateway.application.folders.filter(pk=personas.folder.pk).exists()
-    assert AuditEvent.objects.filter(action="folder.shared").exists()
+    assert PamConfiguration.objects.get().gateway == gateway
+    assert gateway.application == personas.application
+    assert not gateway.allow_instance_role  # only a superuser allows the host's credentials
+    assert AuditEvent.objects.filter(action="gateway.created", object_uid=gateway.uid).exists()
 
 
-def test_an_existing_gateway_application_gets_the_folder_shared(personas):
+def test_a_new_gateway_in_an_application_without_the_folder_shares_nothing(personas):
+    other = Application.objects.create(name="Other App")
+    other.administrators.add(personas.editor)
+    data = _valid(gateway="", new_gateway="east-1", new_gateway_application=other.uid)
+    response = login(personas.editor).post(_create_url(personas), data)
+    assert response.status_code == 302
+    assert Gateway.objects.get(name="east-1").application == other
+    # Saving a configuration grants and shares nothing: an administrator of "Other App" with
+    # the Share permission on "Team" has to share it.
+    assert not other.folders.exists()
+    assert ApplicationFolder.objects.count() == 1
+    assert not AuditEvent.objects.filter(action="folder.shared").exists()
+
+
+def test_an_existing_gateway_whose_application_lacks_the_folder_gets_nothing_shared(personas):
     personas.application.folders.clear()
-    login(personas.editor).post(_create_url(personas), _valid())
-    assert personas.application.folders.filter(pk=personas.folder.pk).exists()
+    personas.application.administrators.add(personas.editor)  # so its gateway is offered
+    response = login(personas.editor).post(_create_url(personas), _valid())
+    assert response.status_code == 302
+    assert PamConfiguration.objects.get().gateway == personas.gateway
+    assert not personas.application.folders.exists()
+    assert not AuditEvent.objects.filter(action="folder.shared").exists()
 
 
 def test_choosing_no_gateway_is_a_field_error(personas):
@@ -119,17 +144,22 @@ def test_choosing_no_gateway_is_a_field_error(personas):
 
 
 def test_choosing_a_gateway_and_typing_another_is_a_field_error(personas):
-    response = login(personas.editor).post(_create_url(personas), _valid(new_gateway="other"))
+    personas.application.administrators.add(personas.editor)
+    data = _valid(new_gateway="other", new_gateway_application=personas.application.uid)
+    response = login(personas.editor).post(_create_url(personas), data)
     assert list(_errors(response)) == ["new_gateway"]
     assert not Gateway.objects.filter(name="other").exists()
 
 
 def test_instance_role_sets_both_key_fields(personas):
-    data = _valid(access_key_id=USE_INSTANCE_ROLE, access_secret_key="")
+    personas.gateway.allow_instance_role = True
+    personas.gateway.save()
+    data = _valid(access_key_id=USE_INSTANCE_ROLE, access_secret_key="", scope_user_pattern="svc-*")
     login(personas.editor).post(_create_url(personas), data)
     config = PamConfiguration.objects.get()
     assert config.access_key_id == USE_INSTANCE_ROLE
     assert config.get_secret("access_secret_key") == USE_INSTANCE_ROLE
+    assert config.scope_user_pattern == "svc-*"
 
 
 def test_missing_secret_key_is_a_field_error(personas):
@@ -186,12 +216,17 @@ def test_errors_keep_what_was_typed_except_the_secret(personas):
 
 
 def test_create_form_labels_every_input(personas):
+    # An administrator of an application is also offered a new gateway: every input there is.
+    personas.application.administrators.add(personas.editor)
     html = login(personas.editor).get(_create_url(personas)).content.decode()
     for name in (
         "title",
         "environment",
         "gateway",
         "new_gateway",
+        "new_gateway_application",
+        "scope_path_prefix",
+        "scope_user_pattern",
         "aws_id",
         "access_key_id",
         "access_secret_key",

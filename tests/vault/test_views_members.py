@@ -81,8 +81,11 @@ def test_adding_a_member_is_audited(personas):
 def test_adding_an_unknown_username_is_a_field_error(personas):
     response = login(personas.manager).post(_url(personas, "add/"), {"username": "ghost"})
     assert response.status_code == 200
-    assert "There is no user “ghost”." in response.content.decode()
-    assert 'value="ghost"' in response.content.decode()
+    html = response.content.decode()
+    assert "This person could not be added. Check the user name." in html
+    assert "There is no user" not in html  # the vault's user list is not for members to probe
+    assert 'value="ghost"' in html
+    assert FolderMember.objects.filter(folder=personas.folder).count() == 3
 
 
 def test_adding_an_existing_member_is_a_field_error(personas):

@@ -5,8 +5,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from tests.conftest import login
-from vault import services
-from vault.models import AuditEvent
+from vault import crypto, services
+from vault.models import AuditEvent, PamUser, PasswordVersion
 
 PASSWORD = "Current-Passw0rd!"
 JSON = {"HTTP_ACCEPT": "application/json"}
@@ -151,3 +151,71 @@ def test_outsider_gets_404_before_any_password_confirmation(personas, record):
     client.force_login(personas.outsider)  # no recent password entry in this session
     response = client.post(f"/records/{record.uid}/reveal/")
     assert response.status_code == 404
+
+
+# --- a stored password that cannot be decrypted ------------------------------------------------
+
+
+def _tamper(blob: str) -> str:
+    """The same blob with one bit of its ciphertext flipped: AES-GCM refuses it."""
+    import base64
+
+    version, kid, body = blob.split(":", 2)
+    payload = bytearray(base64.urlsafe_b64decode(body))
+    payload[-1] ^= 1
+    return f"{version}:{kid}:{base64.urlsafe_b64encode(bytes(payload)).decode()}"
+
+
+def _corrupt(model, row, how: str, settings) -> None:
+    if how == "tampered":
+        model.objects.filter(pk=row.pk).update(password_enc=_tamper(row.password_enc))
+    else:  # the vault now runs with another key than the one the password was sealed with
+        settings.VAULT_ENCRYPTION_KEYS = [crypto.generate_key()]
+
+
+UNDECRYPTABLE = "The stored password cannot be decrypted, so it was not revealed."
+
+
+@pytest.mark.parametrize("how", ["tampered", "wrong key"])
+def test_reveal_of_an_undecryptable_password_shows_an_error_on_the_record_page(
+    personas, record, settings, how
+):
+    _corrupt(PamUser, record, how, settings)
+    response = login(personas.viewer).post(f"/records/{record.uid}/reveal/")
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert UNDECRYPTABLE in html
+    assert record.title in html  # the record page, not an error page
+    assert 'id="password-value" aria-label="Password hidden"' in html  # still masked
+
+
+def test_copy_of_an_undecryptable_password_gets_a_json_error(personas, record, settings):
+    _corrupt(PamUser, record, "tampered", settings)
+    response = login(personas.viewer).post(f"/records/{record.uid}/reveal/", **JSON)
+    assert response.status_code == 409
+    body = response.json()
+    assert body["error"] == "reveal_failed" and "password" not in body
+    assert body["message"].startswith(UNDECRYPTABLE)
+
+
+def test_failed_reveal_is_audited_as_failed_and_not_as_revealed(personas, record, settings):
+    _corrupt(PamUser, record, "tampered", settings)
+    login(personas.viewer).post(f"/records/{record.uid}/reveal/")
+    event = AuditEvent.objects.get(action="password.reveal_failed")
+    assert (event.actor, event.object_uid) == (personas.viewer, record.uid)
+    assert event.details["what"] == "password"
+    assert "failed authentication" in event.details["error"]
+    assert _reveals() == 0
+
+
+@pytest.mark.parametrize("how", ["tampered", "wrong key"])
+def test_history_reveal_of_an_undecryptable_version_shows_an_error(personas, record, settings, how):
+    version = _version(record)
+    _corrupt(PasswordVersion, version, how, settings)
+    url = f"/records/{record.uid}/versions/{version.uid}/reveal/"
+    response = login(personas.editor).post(url)
+    assert response.status_code == 409
+    assert UNDECRYPTABLE in response.content.decode()
+    event = AuditEvent.objects.get(action="password.reveal_failed")
+    assert event.details["what"] == "history" and event.details["version"] == version.uid
+    assert _reveals() == 0

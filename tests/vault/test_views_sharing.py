@@ -31,6 +31,7 @@ def test_members_page_lists_the_applications_the_folder_is_shared_to(personas):
 
 
 def test_a_member_with_can_share_shares_the_folder(personas, sharer, other_app):
+    other_app.administrators.add(sharer)  # a share needs authority over both sides
     response = login(sharer).post(
         _share_url(personas), {"application": other_app.uid, "editable": "on"}
     )
@@ -41,6 +42,7 @@ def test_a_member_with_can_share_shares_the_folder(personas, sharer, other_app):
 
 
 def test_sharing_read_only_is_kept(personas, sharer, other_app):
+    other_app.administrators.add(sharer)
     login(sharer).post(_share_url(personas), {"application": other_app.uid})
     assert not ApplicationFolder.objects.get(application=other_app).editable
 

@@ -1,7 +1,7 @@
 """`make run` / `make serve`: the whole product on one machine, stopped cleanly by Ctrl-C.
 
---demo also starts a local AWS emulator (moto's server), seeds it with demo IAM users and imports
-a demo folder pointing at it. Every child runs in its own process group and is stopped with
+--demo also starts a local AWS emulator (moto's server), seeds it with demo IAM users, allows its
+address in AWS_ENDPOINT_ALLOWLIST for this run and imports a demo folder pointing at it. Every child runs in its own process group and is stopped with
 SIGTERM, then SIGKILL after a grace period (django-q2 can hang after "stopping").
 """
 
@@ -54,6 +54,17 @@ def _env_port(name: str, default: int) -> int:
     return int(text)
 
 
+def write_private(path: Path, text: str, *, append: bool = False) -> None:
+    """Write `text` to a file only its owner may read or write (0600): these files hold
+    passwords. The mode given to os.open applies only to a new file (and the umask cannot
+    widen it); fchmod also tightens one an earlier version left readable by everyone."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fd, 0o600)
+        fh.write(text)
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
@@ -87,6 +98,7 @@ class Command(BaseCommand):
             password = self._demo_login() if demo else None
             if demo:
                 endpoint = self._start_emulator(emulator_port)
+                self._allow_endpoint(endpoint)
                 self._import_demo(endpoint)
             gateway_log = self._log("gateway-default.log")
             self._start(
@@ -190,8 +202,7 @@ class Command(BaseCommand):
         if not password:
             password = secrets.token_urlsafe(12)
             env_file = Path(settings.BASE_DIR) / ".env"
-            with env_file.open("a") as fh:
-                fh.write(f"VAULT_DEMO_PASSWORD={password}\n")
+            write_private(env_file, f"VAULT_DEMO_PASSWORD={password}\n", append=True)
             os.environ["VAULT_DEMO_PASSWORD"] = password
             self.stdout.write(f"Generated a password for the demo login (kept in {env_file}).")
         user, _ = User.objects.get_or_create(username="demo")
@@ -207,6 +218,14 @@ class Command(BaseCommand):
         self._wait_for_port(port, "AWS emulator")
         return f"http://127.0.0.1:{port}"
 
+    def _allow_endpoint(self, endpoint: str) -> None:
+        """The demo configuration names the local emulator, which AWS_ENDPOINT_ALLOWLIST does not
+        allow by default: allow exactly it (scheme, host and port), here for `pam import` and in
+        the environment the gateway and the web server inherit."""
+        allowed = [*settings.AWS_ENDPOINT_ALLOWLIST, endpoint]
+        settings.AWS_ENDPOINT_ALLOWLIST = allowed
+        os.environ["AWS_ENDPOINT_ALLOWLIST"] = ",".join(allowed)
+
     def _import_demo(self, endpoint: str) -> None:
         demo = json.loads(DEMO_FILE.read_text())
         data = demo["import"]
@@ -214,7 +233,7 @@ class Command(BaseCommand):
             config["endpoint_url"] = endpoint
         demo_file = self.run_dir / "demo-import.json"
         demo_file.parent.mkdir(parents=True, exist_ok=True)
-        demo_file.write_text(json.dumps(data, indent=2))
+        write_private(demo_file, json.dumps(data, indent=2))  # it holds the demo passwords
         call_command(
             "pam", "import", str(demo_file), "--owner", "demo", stdout=open(os.devnull, "w")
         )

@@ -1,0 +1,150 @@
+"""Test connection: requested on the web, run on the configuration's gateway.
+
+The web process records a ConnectionTest and hands its id to the configuration's gateway
+(rotation/dispatch.py); it never talks to AWS, so a slow or hostile endpoint cannot hold a web
+worker. The gateway checks its authority from the database (vault/access.py), calls AWS through
+rotation/aws.py and records the outcome, which the configuration page polls for.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from rotation import dispatch
+from rotation.models import ConnectionTest
+from vault import access
+from vault.audit import audit_record
+from vault.models import Gateway, PamConfiguration
+
+logger = logging.getLogger(__name__)
+
+
+def connection_test_request(*, config: PamConfiguration, requested_by) -> ConnectionTest:
+    """Record a Test connection and hand it to the configuration's gateway after commit."""
+    with transaction.atomic():
+        test = ConnectionTest.objects.create(
+            configuration=config,
+            gateway_name=config.gateway.name,
+            requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
+        )
+        transaction.on_commit(lambda: dispatch.enqueue_connection_test(test))
+    return test
+
+
+def connection_test_run(*, test_id: int) -> str:
+    """Run one Test connection on the gateway. Returns its final status (or "skipped")."""
+    claimed = ConnectionTest.objects.filter(pk=test_id, status=ConnectionTest.QUEUED).update(
+        status=ConnectionTest.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return "skipped"  # already run (a redelivered task), or its configuration was deleted
+    test = ConnectionTest.objects.select_related(
+        "configuration__folder", "configuration__gateway", "requested_by"
+    ).get(pk=test_id)
+    config = test.configuration
+    gateway = Gateway.objects.select_related("application").filter(name=test.gateway_name).first()
+    if gateway is None:
+        problem = f"The gateway “{test.gateway_name}” no longer exists."
+    else:
+        # Before any AWS call: shares, gateways and the configuration may have changed since
+        # the web recorded the request.
+        problem = access.configuration_problem(config, gateway)
+    if problem:
+        return _finish(test, ConnectionTest.FAILED, message=problem)
+    # Only the gateway loads the AWS client for a test; the web never reaches this line.
+    from rotation import aws
+
+    try:
+        report = aws.test_connection(config)
+    except aws.AwsError as exc:
+        return _finish(test, ConnectionTest.FAILED, message=exc.message)
+    except Exception as exc:  # noqa: BLE001 - a test must end with an outcome, never stay running
+        logger.exception("Test connection %s failed unexpectedly", test.uid)
+        return _finish(
+            test,
+            ConnectionTest.FAILED,
+            message=f"The gateway could not run the test ({type(exc).__name__}); see its log.",
+        )
+    return _finish(
+        test,
+        ConnectionTest.SUCCEEDED,
+        account_id=report.account_id,
+        arn=report.arn,
+        policy=policy_text(report.policy),
+    )
+
+
+def _finish(test: ConnectionTest, status: str, **outcome: str) -> str:
+    now = timezone.now()
+    with transaction.atomic():
+        updated = ConnectionTest.objects.filter(pk=test.pk, status=ConnectionTest.RUNNING).update(
+            status=status, finished_at=now, **outcome
+        )
+        if not updated:
+            return "skipped"
+        details = {"test": test.uid, "gateway": test.gateway_name, "outcome": status}
+        if status == ConnectionTest.SUCCEEDED:
+            details["account_id"] = outcome["account_id"]
+        else:
+            details["error"] = outcome["message"]
+        config = test.configuration
+        audit_record(
+            "configuration.tested",
+            actor=test.requested_by,
+            obj=config,
+            folder=config.folder,
+            details=details,
+        )
+    return status
+
+
+def policy_text(policy) -> str:
+    """The account password policy in words, as Test connection shows it."""
+    if policy is None:
+        return "no custom password policy"
+    needs = [
+        name
+        for name, flag in (
+            ("upper-case", policy.require_upper),
+            ("lower-case", policy.require_lower),
+            ("digits", policy.require_digits),
+            ("symbols", policy.require_symbols),
+        )
+        if flag
+    ]
+    text = f"minimum length {policy.minimum_length}"
+    return text + (f"; requires {', '.join(needs)}" if needs else "")
+
+
+def connection_test_state(config: PamConfiguration) -> dict:
+    """What the configuration page shows about Test connection: the latest test and, while it
+    waits, whether its gateway is online, offline or was never seen. A test left running longer
+    than a rotation's lease lost its worker: it is shown as such and no longer followed."""
+    latest = (
+        ConnectionTest.objects.filter(configuration=config).select_related("requested_by").first()
+    )
+    gateway = None
+    waiting = ""
+    active = bool(latest and latest.is_active)
+    if active and latest.status == ConnectionTest.RUNNING:
+        lease = timedelta(seconds=settings.ROTATION_LEASE_SECONDS)
+        if latest.started_at and timezone.now() - latest.started_at > lease:
+            waiting, active = "lost", False
+    if active:
+        gateway = Gateway.objects.filter(name=latest.gateway_name).first()
+        if gateway is None or gateway.last_seen_at is None:
+            waiting = "never_seen"
+        elif not gateway.is_online:
+            waiting = "offline"
+    return {
+        "test": latest,
+        "active": active,
+        "waiting": waiting,
+        "test_gateway": gateway,
+        "test_gateway_name": latest.gateway_name if latest else "",
+    }
