@@ -328,7 +328,7 @@ def make_world(
 
 def compare_with_aws(records, held: dict[str, str | None]) -> list[str]:
     """Logins whose vault password (current, or a possibly-live pending one) differs from AWS."""
-    from rotation.services import possibly_live_rotations
+    from rotation.engine import possibly_live_rotations
 
     wrong = []
     for record in records:

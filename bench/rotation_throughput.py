@@ -44,7 +44,7 @@ def parse_args() -> argparse.Namespace:
         "--via",
         choices=["service", "cli"],
         default="service",
-        help="request through services.rotation_request_many (what `pam action rotate "
+        help="request through engine.rotation_request_many (what `pam action rotate "
         "--folder` calls), or through the `pam action rotate --folder` command in-process",
     )
     return parser.parse_args()
@@ -53,14 +53,14 @@ def parse_args() -> argparse.Namespace:
 def request_rotations(folder, via: str) -> None:
     from django.core.management import call_command
 
-    from rotation import services
+    from rotation import engine
     from vault.models import PamUser
 
     if via == "cli":
         call_command("pam", "action", "rotate", "--folder", folder.uid, stdout=io.StringIO())
         return
     records = list(PamUser.objects.filter(folder=folder).select_related("folder"))
-    _active, problems = services.rotation_request_many(records=records, trigger="cli")
+    _active, problems = engine.rotation_request_many(records=records, trigger="cli")
     if problems:
         raise SystemExit(f"bench: {len(problems)} rotations not requested: {problems}")
 

@@ -74,12 +74,12 @@ class QueryCounter:
 def one_pass(batch_size: int) -> tuple[float, QueryCounter, int]:
     from django.db import connection
 
-    from rotation import services
+    from rotation import scheduler
 
     counter = QueryCounter()
     with connection.execute_wrapper(counter):
         started = time.perf_counter()
-        requested = services.rotation_schedule_due(batch_size=batch_size)
+        requested = scheduler.rotation_schedule_due(batch_size=batch_size)
         elapsed = time.perf_counter() - started
     return elapsed, counter, requested
 

@@ -8,7 +8,7 @@ from django.db.models import Count
 from django.http import HttpRequest
 from django.urls import reverse
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation, RotationBatch
 from vault.audit import audit_record
 from vault.models import PamUser, SharedFolder
@@ -35,13 +35,13 @@ def rotation_batch_request(
     records = PamUser.objects.filter(folder=folder).select_related("folder").order_by("title")
     for record in records:
         try:
-            rotation = services.rotation_request(
+            rotation = engine.rotation_request(
                 record=record, trigger=trigger, requested_by=requested_by, request=request
             )
-        except services.RotationInProgress as exc:
+        except engine.RotationInProgress as exc:
             rotation = exc.rotation
             in_progress += 1
-        except services.RotationRequestError as exc:
+        except engine.RotationRequestError as exc:
             skipped.append({"record": record.uid, "title": record.title, "reason": str(exc)})
             continue
         rotation_ids.append(rotation.pk)

@@ -10,7 +10,7 @@ from rotation.aws import UNMODIFIABLE_DELAYS
 
 # botocore's standard retry mode waits at most min(2**n, 20) seconds before retry n.
 MAX_BACKOFF = 20
-# A worker skips renewing its lease when more than this share of it is left (services.py).
+# A worker skips renewing its lease when more than this share of it is left (engine.py).
 FRESH_SHARE = 0.8
 
 

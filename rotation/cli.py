@@ -8,7 +8,7 @@ import argparse
 import math
 import time
 
-from rotation import aws, services
+from rotation import aws, engine, rotation_settings
 from rotation.models import Rotation, RotationSettings
 from rotation.passwords import Complexity, ComplexityError, parse_complexity
 from rotation.schedules import (
@@ -132,7 +132,7 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
         if chosen is None:
             errors.append(f"{record.uid}: no rotation settings yet; give --config UID")
             continue
-        problem = services.sharing_problem(chosen, record)
+        problem = engine.sharing_problem(chosen, record)
         if problem:
             errors.append(f"{record.uid}: {problem}")
             continue
@@ -140,7 +140,7 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
     if errors:
         raise CliError(*errors)
     for record, current, chosen in plans:
-        rs = services.rotation_settings_save(
+        rs = rotation_settings.rotation_settings_save(
             record=record,
             configuration=chosen,
             schedule=schedule if schedule is not None else (current.schedule if current else None),
@@ -148,7 +148,7 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
             if use_config is not None
             else bool(current and current.use_configuration_schedule),
             complexity=complexity
-            or (services.settings_complexity(current) if current else Complexity()),
+            or (rotation_settings.settings_complexity(current) if current else Complexity()),
             enabled=enabled if enabled is not None else (current.enabled if current else True),
             actor_kind="cli",
         )
@@ -168,9 +168,9 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
 
 def _dry_run(record: PamUser) -> dict:
     try:
-        rs = services.rotation_check_requestable(record=record)
+        rs = engine.rotation_check_requestable(record=record)
         aws.check_target(rs.configuration, login=record.login, arn=record.distinguished_name)
-    except (services.RotationRequestError, aws.AwsError) as exc:
+    except (engine.RotationRequestError, aws.AwsError) as exc:
         return {"record": record.uid, "ok": False, "error": getattr(exc, "message", str(exc))}
     return {"record": record.uid, "ok": True, "error": None}
 
@@ -183,7 +183,7 @@ def cmd_action_rotate(options: argparse.Namespace, out: OutputHelper) -> int:
             out.json_line(result)
         return 0 if all(r["ok"] for r in results) else 1
     # One transaction for the whole set; large sets go to the gateways as drain tasks.
-    active, problems = services.rotation_request_many(records=records, trigger="cli")
+    active, problems = engine.rotation_request_many(records=records, trigger="cli")
     requested = {r.uid: active[r.uid] for r in records if r.uid in active}
     if options.wait is None:
         for uid, rotation in requested.items():
@@ -262,7 +262,7 @@ def cmd_gateway_list(options: argparse.Namespace, out: OutputHelper) -> int:
 
 
 def pending_password_extra(record: PamUser, unmask: bool) -> dict:
-    pending = services.possibly_live_rotations(record).first()
+    pending = engine.possibly_live_rotations(record).first()
     if pending is None:
         return {}
     if not unmask:

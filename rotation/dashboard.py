@@ -1,7 +1,10 @@
 """The home page's rotation overview, for the folders a person is a member of.
 
 Seven queries whatever the number of folders, records or rotations: one per figure, each
-scoped by a subquery on the person's memberships. Nothing here reads a secret.
+scoped by a subquery on the person's memberships. None reads every record: the counts by
+status and the chart read counts that database triggers keep as rotations change
+(rotation/counts.py), the lists read indexes in the order they show, and stop after what they
+show. Nothing here reads a secret.
 """
 
 from __future__ import annotations
@@ -10,11 +13,29 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from rotation.models import Rotation, RotationSettings
+from rotation.counts import SLOT_SECONDS, slot_of, slot_start, with_pending
+from rotation.models import (
+    RecordRotationStatus,
+    Rotation,
+    RotationSettings,
+    RotationSlotCount,
+    RotationStatusCount,
+)
 from vault.models import FolderMember, Gateway, PamUser
 
 DUE_DAYS = 7
@@ -80,25 +101,21 @@ class Dashboard:
     now: datetime | None = None
 
 
-def _latest_rotation() -> QuerySet[Rotation]:
-    # The record's newest rotation, served by the (pam_user, -created_at) index.
-    return Rotation.objects.filter(pam_user=OuterRef("pk")).order_by("-created_at", "-id")
-
-
-def _records_with_last_status(folder_ids) -> QuerySet[PamUser]:
-    return PamUser.objects.filter(folder_id__in=folder_ids).annotate(
-        last_status=Subquery(_latest_rotation().values("status")[:1])
-    )
+def _in_folders(folder_ids) -> Exists:
+    """The row's record is in one of these folders (for models with a pam_user)."""
+    return Exists(PamUser.objects.filter(pk=OuterRef("pam_user_id"), folder_id__in=folder_ids))
 
 
 def status_counts(folder_ids) -> dict[str, int]:
-    """Records by the status of their latest rotation: rotating, succeeded, failed, never."""
-    rows = (
-        _records_with_last_status(folder_ids)
-        .order_by()
-        .values("last_status")
-        .annotate(n=Count("pk"))
-        .values_list("last_status", "n")
+    """Records by the status of their latest rotation: rotating, succeeded, failed, never.
+
+    From the counts per folder and status (with, on PostgreSQL, the changes this transaction
+    has made and not yet committed: see rotation/counts.py)."""
+    rows = with_pending(
+        RotationStatusCount.objects.filter(folder_id__in=folder_ids).values_list("status", "n"),
+        lambda pending: pending.filter(folder_id__in=folder_ids, slot__isnull=True).values_list(
+            "status", "n"
+        ),
     )
     counts = {"succeeded": 0, "failed": 0, "rotating": 0, "never": 0}
     for status, n in rows:
@@ -114,13 +131,17 @@ def status_counts(folder_ids) -> dict[str, int]:
 
 def due_rotations(folder_ids, now: datetime) -> list[RotationSettings]:
     """Scheduled rotations due within DUE_DAYS, soonest first (overdue ones run within a minute
-    of a gateway's next tick, so they are listed too)."""
+    of a gateway's next tick, so they are listed too).
+
+    Read in the order shown through rotation_due_order_idx, stopping after DUE_SHOWN; the
+    folder test is an EXISTS per row, so that the database cannot start from every record of
+    the folders instead."""
     return list(
         RotationSettings.objects.filter(
+            _in_folders(folder_ids),
             enabled=True,
             next_run_at__isnull=False,
             next_run_at__lte=now + timedelta(days=DUE_DAYS),
-            pam_user__folder_id__in=folder_ids,
         )
         .select_related("pam_user__folder")
         .defer("pam_user__password_enc")
@@ -129,19 +150,23 @@ def due_rotations(folder_ids, now: datetime) -> list[RotationSettings]:
 
 
 def failed_records(folder_ids) -> list[PamUser]:
-    """Records whose latest rotation failed, newest failure first, with its error."""
-    latest = _latest_rotation()
-    return list(
-        _records_with_last_status(folder_ids)
-        .filter(last_status=Rotation.FAILED)
-        .annotate(
-            last_error=Subquery(latest.values("error")[:1]),
-            last_finished_at=Subquery(latest.values("finished_at")[:1]),
-        )
-        .select_related("folder")
-        .defer("password_enc")
-        .order_by("-last_finished_at", "pk")[:ATTENTION_SHOWN]
+    """Records whose latest rotation failed, newest failure first, with its error.
+
+    Read through the index on each record's latest status (status, finished_at desc, record),
+    which gives them in the order shown."""
+    rows = (
+        RecordRotationStatus.objects.filter(status=Rotation.FAILED, folder_id__in=folder_ids)
+        .select_related("pam_user__folder", "rotation")
+        .defer("pam_user__password_enc", "rotation__pending_password_enc")
+        .order_by("-finished_at", "pam_user_id")[:ATTENTION_SHOWN]
     )
+    records = []
+    for row in rows:
+        record = row.pam_user
+        record.last_error = row.rotation.error if row.rotation else ""
+        record.last_finished_at = row.finished_at
+        records.append(record)
+    return records
 
 
 def possibly_live(folder_ids) -> list[Rotation]:
@@ -169,9 +194,78 @@ def serving_gateways(folder_ids) -> list[Gateway]:
 
 
 def daily_rotations(folder_ids, now: datetime) -> dict[tuple[date, str], int]:
-    """Finished rotations per local day and outcome over the last CHART_DAYS days."""
-    first_day = timezone.localdate(now) - timedelta(days=CHART_DAYS - 1)
-    start = timezone.make_aware(datetime.combine(first_day, time.min))
+    """Finished rotations per local day and outcome over the last CHART_DAYS days.
+
+    Sums the 15-minute slot counts from the first day's midnight to the slot holding `now`,
+    grouped into days by the database (at most CHART_DAYS x 2 rows come back), less the
+    rotations of that last slot finished after `now` (a gateway's clock ahead of the web's):
+    the same rotations as finished_at between midnight and now, in one query. Local midnights
+    fall on slot boundaries in every time zone whose offset is a multiple of 15 minutes (all in
+    use today); otherwise the rotations themselves are read (_scan_days)."""
+    today = timezone.localdate(now)
+    first_day = today - timedelta(days=CHART_DAYS - 1)
+    days = [first_day + timedelta(days=n) for n in range(CHART_DAYS)]
+    midnights = [_midnight(day) for day in [*days, today + timedelta(days=1)]]
+    if not all(_on_the_grid(m) for m in midnights):
+        return _scan_days(folder_ids, midnights[0], now)
+    first, last = slot_of(midnights[0]), slot_of(now)
+    # Day n holds the slots from midnight n up to midnight n+1: a division when every day has
+    # 24 hours, else (a change to or from summer time in the window) one comparison per day.
+    bounds = [slot_of(midnight) for midnight in midnights]
+    day_slots = 86400 // SLOT_SECONDS
+    if all(b - a == day_slots for a, b in zip(bounds, bounds[1:], strict=False)):
+        day_of_slot = ExpressionWrapper(
+            (F("slot") - Value(first)) / Value(day_slots), output_field=IntegerField()
+        )
+    else:
+        day_of_slot = Case(
+            *[When(slot__lt=bound, then=Value(n)) for n, bound in enumerate(bounds[1:-1])],
+            default=Value(CHART_DAYS - 1),
+            output_field=IntegerField(),
+        )
+
+    def per_day(counts):
+        return (
+            counts.filter(folder_id__in=folder_ids, slot__gte=first, slot__lte=last)
+            .annotate(day=day_of_slot, outcome=F("status"))
+            .values("day", "outcome")
+            .annotate(total=Sum("n"))
+            .values_list("day", "outcome", "total")
+        )
+
+    # (Filtered by status below, not here: on finished_at alone the index is the only way.)
+    ahead = (
+        Rotation.objects.filter(
+            _in_folders(folder_ids),
+            finished_at__gt=now,
+            finished_at__lt=slot_start(last + 1),
+        )
+        .order_by()
+        .annotate(day=Value(CHART_DAYS - 1), outcome=F("status"))
+        .values("day", "outcome")
+        .annotate(total=-Count("pk"))
+        .values_list("day", "outcome", "total")
+    )
+    totals: dict[tuple[date, str], int] = {}
+    rows = with_pending(per_day(RotationSlotCount.objects), per_day, ahead)
+    for n, status, total in rows:
+        if status not in (Rotation.SUCCEEDED, Rotation.FAILED):
+            continue
+        key = (days[n], status)
+        totals[key] = totals.get(key, 0) + int(total)
+    return totals
+
+
+def _midnight(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _on_the_grid(moment: datetime) -> bool:
+    offset = moment.utcoffset()
+    return not moment.timestamp() % SLOT_SECONDS and not (offset and offset.total_seconds() % 900)
+
+
+def _scan_days(folder_ids, start: datetime, now: datetime) -> dict[tuple[date, str], int]:
     rows = (
         Rotation.objects.filter(
             pam_user__folder_id__in=folder_ids,

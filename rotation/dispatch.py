@@ -1,9 +1,12 @@
-"""Handing work to gateways: the only module that enqueues django-q2 tasks.
+"""Handing work to gateways: the only module that enqueues django-q2 tasks, and how much work
+one drain task takes at a turn (DRAIN_BATCH), from which the number of drains started follows.
 
 Task arguments are ids and names only; a secret never enters django-q2's tables.
 """
 
 from __future__ import annotations
+
+import math
 
 from django.conf import settings
 from django_q.models import Schedule
@@ -12,6 +15,14 @@ from django_q.tasks import async_task
 from rotation.models import ConnectionTest, Rotation
 
 TICK_PREFIX = "gateway-tick:"
+# Rotations a drain claims at once: one read and one write transaction for all of them.
+DRAIN_BATCH = 20
+
+
+def drain_task_count(queued: int, workers: int) -> int:
+    """Drain tasks to start for ``queued`` rotations: one per batch a drain claims at once, but
+    never more than the gateway has workers (a drain goes on until the queue is empty)."""
+    return max(1, min(workers, math.ceil(queued / DRAIN_BATCH)))
 
 
 def enqueue_rotation(rotation: Rotation) -> None:
@@ -55,8 +66,6 @@ def enqueue_requested(per_gateway: dict[str, list[int]]) -> None:
 
 def enqueue_drains(per_gateway: dict[str, int]) -> None:
     """Start enough drain tasks on each gateway to keep its workers busy."""
-    from rotation.services import drain_task_count
-
     workers = settings.Q_CLUSTER.get("workers", 2)
     for gateway_name, queued in per_gateway.items():
         for _ in range(drain_task_count(queued, workers)):

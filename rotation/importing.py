@@ -15,8 +15,8 @@ from django.core.exceptions import ValidationError
 
 from rotation.models import RotationSettings
 from rotation.passwords import Complexity, ComplexityError, parse_complexity
+from rotation.rotation_settings import rotation_settings_save
 from rotation.schedules import ScheduleError, normalize_schedule
-from rotation.services import rotation_settings_save
 from vault.importer import CONFIGURATION_FIELD_CLEANERS, USER_EXTENSIONS, ImportContext
 from vault.models import PamUser
 

@@ -1,6 +1,6 @@
 """Rotation settings per PAM User, and each attempt to rotate one (a Rotation).
 
-The state machine lives in rotation/services.py; this module only holds the data and the
+The state machine lives in rotation/engine.py; this module only holds the data and the
 database constraint that allows one active rotation per record.
 """
 
@@ -43,7 +43,15 @@ class RotationSettings(models.Model):
 
     class Meta:
         verbose_name_plural = "rotation settings"
-        indexes = [models.Index(fields=["enabled", "next_run_at"], name="rotation_due_idx")]
+        indexes = [
+            models.Index(fields=["enabled", "next_run_at"], name="rotation_due_idx"),
+            # The home page's "Due in the next 7 days", in the order shown (rotation/dashboard.py).
+            models.Index(
+                fields=["next_run_at", "id"],
+                condition=models.Q(enabled=True),
+                name="rotation_due_order_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Rotation settings of {self.pam_user}"
@@ -153,6 +161,17 @@ class Rotation(SecretsMixin, UidModel):
         indexes = [
             models.Index(fields=["status", "lease_expires_at"], name="rotation_lease_idx"),
             models.Index(fields=["pam_user", "-created_at"], name="rotation_history_idx"),
+            # The home page: rotations finished after "now" (clock skew) within the chart's
+            # current slot (rotation/dashboard.py), and possibly-live passwords newest first,
+            # without reading every failed rotation.
+            models.Index(fields=["finished_at"], name="rotation_finished_idx"),
+            models.Index(
+                fields=["status", "-created_at", "-id"],
+                condition=models.Q(
+                    status="failed", pending_may_be_live=True, resolved_at__isnull=True
+                ),
+                name="rotation_possibly_live_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -265,3 +284,130 @@ class ConnectionTest(UidModel):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+
+# --- what the home page counts, kept by the database (rotation/counts.py) ---------------------
+#
+# Triggers on rotation_rotation, vault_pamuser and vault_sharedfolder write these tables in
+# the same transaction as the change they follow, whoever makes it (the engine, bulk_create,
+# QuerySet.update, the admin, a test). No Python code writes them; `manage.py rotation_counts`
+# checks them against the rows they are derived from and rebuilds them.
+
+
+class RecordRotationStatus(models.Model):
+    """Each PAM User's latest rotation (by created_at, then id) and its status: "" when the
+    record was never rotated. One row per record."""
+
+    pam_user = models.OneToOneField(
+        PamUser,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,  # the triggers delete it with the record
+        db_constraint=False,
+        related_name="+",
+    )
+    folder = models.ForeignKey(
+        SharedFolder,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    status = models.CharField(max_length=20, blank=True)
+    rotation = models.ForeignKey(
+        "Rotation",
+        null=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        db_table = "rotation_record_status"
+        default_permissions = ()
+        indexes = [
+            # "Last rotation failed", newest failure first.
+            models.Index(fields=["status", "-finished_at", "pam_user"], name="record_status_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Latest rotation of record {self.pam_user_id}: {self.status or 'never'}"
+
+
+class RotationStatusCount(models.Model):
+    """How many records of a folder have each latest-rotation status ("" = never rotated)."""
+
+    folder = models.ForeignKey(
+        SharedFolder,
+        on_delete=models.DO_NOTHING,  # the triggers delete it with the folder
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    status = models.CharField(max_length=20, blank=True)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "rotation_status_count"
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "status"], name="status_count_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"Folder {self.folder_id}, {self.status or 'never'}: {self.n}"
+
+
+class RotationSlotCount(models.Model):
+    """Finished rotations (succeeded or failed) of a folder's records per 15-minute slot of
+    their finished_at (slot = Unix seconds // 900), for the home page's 30-day chart."""
+
+    folder = models.ForeignKey(
+        SharedFolder,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    slot = models.BigIntegerField()
+    status = models.CharField(max_length=20)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "rotation_slot_count"
+        default_permissions = ()
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "slot", "status"], name="slot_count_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"Folder {self.folder_id}, slot {self.slot}, {self.status}: {self.n}"
+
+
+class RotationCountDelta(models.Model):
+    """PostgreSQL only: changes to the two count tables above made by a transaction that has
+    not committed yet. Its triggers write them here and add them to the counts at commit, in
+    one sorted pass, so concurrent transactions never wait for each other's count rows in
+    opposite orders (no deadlock); folder 0 marks the row whose deferred trigger does it.
+    Empty outside open transactions; readers add what they see here, which is only their own
+    transaction's."""
+
+    txid = models.BigIntegerField(db_index=True)
+    folder = models.ForeignKey(
+        SharedFolder,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    status = models.CharField(max_length=20, blank=True)
+    slot = models.BigIntegerField(null=True)  # None: a RotationStatusCount change
+    n = models.BigIntegerField()
+
+    class Meta:
+        db_table = "rotation_count_delta"
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"Transaction {self.txid}: folder {self.folder_id} {self.status} {self.n:+d}"

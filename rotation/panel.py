@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from rotation.engine import possibly_live_rotations
 from rotation.models import Rotation, RotationSettings
 from rotation.schedules import ScheduleError, describe_schedule
-from rotation.services import possibly_live_rotations
 from vault.access import has_permission, member_policy_allows
 from vault.models import FolderMember, PamUser
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -42,6 +43,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ScheduleError",
@@ -534,6 +537,17 @@ def next_run(schedule: dict, after: datetime) -> datetime | None:
     if canonical["type"] == "ON_DEMAND":
         return None
     return _next(canonical, after.astimezone(UTC))
+
+
+def next_run_or_none(schedule: dict, after: datetime, *, settings_pk: int) -> datetime | None:
+    """next_run for a schedule already stored: an invalid one (saved under older rules) must
+    not stop a rotation from finishing or a scheduler pass from moving on, so it is logged
+    and the record gets no next run."""
+    try:
+        return next_run(schedule, after)
+    except ScheduleError:
+        logger.warning("rotation settings %s have an invalid schedule", settings_pk)
+        return None
 
 
 def next_runs(schedule: dict, after: datetime, count: int = 5) -> list[datetime]:

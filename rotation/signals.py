@@ -13,7 +13,7 @@ logger = logging.getLogger(__name__)
 def gateway_started(sender, proc_name, **kwargs) -> None:
     from django_q.conf import Conf
 
-    from rotation.services import gateway_tick
+    from rotation.gateways import gateway_tick
 
     try:
         gateway_tick(gateway_name=Conf.CLUSTER_NAME)

@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 # No rotation.aws here: the web never talks to AWS, Test connection included (it runs on the
 # configuration's gateway, rotation/connection.py).
-from rotation import auditlog, batches, connection, services
+from rotation import auditlog, batches, connection, engine
 from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
 from rotation.models import Rotation, RotationBatch, RotationSettings
 from rotation.panel import panel_context
+from rotation.rotation_settings import rotation_settings_save
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
 from vault import security
 from vault.access import (
@@ -44,7 +45,7 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
     if request.method == "POST":
         form = RotationSettingsForm(request.POST, record=record, user=request.user)
         if form.is_valid() and "preview" not in request.POST:
-            services.rotation_settings_save(
+            rotation_settings_save(
                 record=record,
                 configuration=form.cleaned_data["configuration"],
                 schedule=form.schedule,
@@ -104,10 +105,10 @@ def rotate(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     require_policy(request.user, "rotate")
     try:
-        rotation = services.rotation_request(
+        rotation = engine.rotation_request(
             record=record, trigger="on_demand", requested_by=request.user, request=request
         )
-    except services.RotationRequestError as exc:
+    except engine.RotationRequestError as exc:
         if _wants_json(request):
             return JsonResponse({"ok": False, "message": str(exc)}, status=409)
         messages.warning(request, str(exc))
@@ -147,10 +148,10 @@ def resolve(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
         messages.error(request, "Choose which password to keep.")
         return redirect("record_detail", uid=record.uid)
     try:
-        services.rotation_resolve(
+        engine.rotation_resolve(
             rotation=rotation, use_pending=choice == "pending", actor=request.user, request=request
         )
-    except services.RotationRequestError as exc:
+    except engine.RotationRequestError as exc:
         messages.warning(request, str(exc))
     else:
         messages.success(

@@ -277,12 +277,27 @@ def scope_name_problem(config: PamConfiguration, login: str) -> str | None:
     )
 
 
-def rotation_problem(config: PamConfiguration, record: PamUser, gateway: Gateway) -> str | None:
+def rotation_problem(
+    config: PamConfiguration,
+    record: PamUser,
+    gateway: Gateway,
+    *,
+    folder_memo: dict[tuple[int, int, int], str | None] | None = None,
+) -> str | None:
     """Why `gateway` may not rotate `record` with `config`, or None. (The IAM path prefix is
-    checked on the gateway against what AWS says about the user: a record's ARN is typed.)"""
-    return folder_problem(config, record.folder, gateway) or scope_name_problem(
-        config, record.login
-    )
+    checked on the gateway against what AWS says about the user: a record's ARN is typed.)
+
+    For many records at once, pass the same `folder_memo` (an empty dict to start): the
+    records of a folder share a few configurations, so folder_problem runs once per pair.
+    """
+    if folder_memo is None:
+        problem = folder_problem(config, record.folder, gateway)
+    else:
+        key = (config.pk, record.folder_id, gateway.pk)
+        if key not in folder_memo:
+            folder_memo[key] = folder_problem(config, record.folder, gateway)
+        problem = folder_memo[key]
+    return problem or scope_name_problem(config, record.login)
 
 
 def may_use_configuration(user, config: PamConfiguration, record: PamUser) -> str | None:

@@ -33,6 +33,7 @@ from django.apps import apps
 from django.db import transaction
 
 from vault import crypto, services
+from vault.importer import ImportProblems, import_document, load_document
 from vault.models import PamConfiguration, PamUser, SecretsMixin, SharedFolder
 
 MASK = "********"
@@ -160,10 +161,11 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_import(options: argparse.Namespace, out: OutputHelper) -> int:
-    from vault.importer import import_document, load_document
-
-    document = load_document(Path(options.file))
-    result = import_document(document, owner_username=options.owner)
+    try:
+        document = load_document(Path(options.file))
+        result = import_document(document, owner_username=options.owner)
+    except ImportProblems as exc:
+        raise CliError(*exc.problems) from None
     out.json(result)
     return 0
 

@@ -16,7 +16,7 @@ References (a configuration's or user's ``folder``, a configuration's ``gateway`
 application's ``folders``/``gateways``) name an entry of the same file or a row already in the
 vault.
 
-Extension points for other apps (the rotation app registers at import time of its cli.py):
+Extension points for other apps (the rotation app registers in its AppConfig.ready()):
 
 - ``USER_EXTENSIONS[key]``: an object with ``validate(value, path, context) -> list[str]``
   (complete error lines, each starting with ``path``) and ``apply(record, value, context)``,
@@ -24,6 +24,9 @@ Extension points for other apps (the rotation app registers at import time of it
   ``rotation`` is checked to be an object and otherwise ignored.
 - ``CONFIGURATION_FIELD_CLEANERS[key]``: ``clean(value) -> stored value``, raising Django's
   ValidationError; used for ``default_rotation_schedule`` (which otherwise must be an object).
+
+Every problem with the document is reported by raising ``ImportProblems``, whose ``problems``
+are the "json.path: message" lines; `pam import` prints one per line.
 
 ``ImportContext`` lets an extension resolve a configuration title to the configuration in the
 same file (``configuration_error`` while validating, ``configuration`` while applying) or to
@@ -45,7 +48,6 @@ from django.core.validators import validate_slug
 from django.db import transaction
 
 from vault import services
-from vault.cli import CliError
 from vault.models import (
     USE_INSTANCE_ROLE,
     Application,
@@ -68,6 +70,15 @@ from vault.validators import (
     validate_region_name,
     validate_secret_key_text,
 )
+
+
+class ImportProblems(Exception):
+    """The document cannot be imported: one line per problem, each starting with where it is
+    (a JSON path such as ``users[3].login``, or the file)."""
+
+    def __init__(self, problem: str, *more: str) -> None:
+        super().__init__(problem)
+        self.problems = [problem, *more]
 
 
 class UserExtension(Protocol):
@@ -270,27 +281,27 @@ class Plan:
 
 
 def load_document(path: Path) -> Any:
-    """Read and parse the JSON file, or raise CliError with one line that says why not."""
+    """Read and parse the JSON file, or raise ImportProblems with one line that says why not."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CliError(f"cannot read {path}: no such file") from None
+        raise ImportProblems(f"cannot read {path}: no such file") from None
     except IsADirectoryError:
-        raise CliError(f"cannot read {path}: it is a directory") from None
+        raise ImportProblems(f"cannot read {path}: it is a directory") from None
     except PermissionError:
-        raise CliError(f"cannot read {path}: permission denied") from None
+        raise ImportProblems(f"cannot read {path}: permission denied") from None
     except UnicodeDecodeError:
-        raise CliError(f"cannot read {path}: not UTF-8 text") from None
+        raise ImportProblems(f"cannot read {path}: not UTF-8 text") from None
     except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise ImportProblems(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CliError(
+        raise ImportProblems(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     except RecursionError:
-        raise CliError(f"{path}: the JSON is nested too deeply") from None
+        raise ImportProblems(f"{path}: the JSON is nested too deeply") from None
 
 
 # JSON's \uXXXX escapes can spell half of a surrogate pair on its own ("\ud800"): json.loads
@@ -335,13 +346,13 @@ def _unstorable_text(value: Any, path: str):
 def validate_document(
     data: Any, *, owner_username: str | None = None
 ) -> tuple[Plan, ImportContext]:
-    """Check everything; raise CliError with every problem (one per line) if any."""
+    """Check everything; raise ImportProblems with every problem (one per line) if any."""
     check = Checker()
     if not isinstance(data, dict):
-        raise CliError(f"(document): must be a JSON object, not {_json_type(data)}")
+        raise ImportProblems(f"(document): must be a JSON object, not {_json_type(data)}")
     unstorable = list(_unstorable_text(data, ""))
     if unstorable:
-        raise CliError(*(f"{path}: {problem}" for path, problem in unstorable))
+        raise ImportProblems(*(f"{path}: {problem}" for path, problem in unstorable))
     context = ImportContext(data=data)
     for key in data:
         if key not in TOP_KEYS:
@@ -468,7 +479,7 @@ def validate_document(
     context.current_user_entry = None
 
     if check.errors:
-        raise CliError(*check.errors)
+        raise ImportProblems(*check.errors)
     plan = Plan(folders, gateways, applications, configurations, users, owner)
     return plan, context
 

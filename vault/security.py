@@ -1,5 +1,6 @@
 """Sign-in protections shared by every page: the two-factor gate, "confirm your password"
-before sensitive actions, the per-user reveal limit, and the sign-in lockout page.
+before sensitive actions, the per-user reveal limit, the sign-in and confirm-password forms, and
+the sign-in lockout page.
 
 Imported by VaultConfig.ready(), which connects the signal receivers and registers the checks.
 docs/security.md describes what an operator configures.
@@ -353,7 +354,7 @@ def _on_login(sender, request, user, **kwargs) -> None:
     request.session[SECOND_FACTOR_PENDING] = user_has_device(user)
 
 
-# --- Sign-in form ------------------------------------------------------------------------------
+# --- Sign-in forms -----------------------------------------------------------------------------
 
 MAX_PASSWORD_INPUT = 4096
 
@@ -378,6 +379,18 @@ class LoginForm(AuthenticationForm):
         return password
 
 
+class ConfirmPasswordForm(forms.Form):
+    """The "confirm your password" page's form (vault/twofactor.py); here beside the sign-in
+    form because the lockout page (below) shows either."""
+
+    password = forms.CharField(
+        label="Password",
+        strip=False,
+        max_length=MAX_PASSWORD_INPUT,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
 # --- Sign-in lockout (django-axes) -------------------------------------------------------------
 
 
@@ -396,8 +409,6 @@ def lockout_response(request: HttpRequest, original_response=None, credentials=N
         "account_confirm"
     )
     if on_confirm_page:
-        from vault.twofactor import ConfirmPasswordForm
-
         form = ConfirmPasswordForm()
         template = "registration/confirm_password.html"
     else:

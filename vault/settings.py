@@ -73,6 +73,9 @@ INSTALLED_APPS = [
     "django_q",
     "vault",
     "rotation",
+    # Apps above rotation (docs/architecture.md): they may import vault and rotation, never the
+    # reverse.
+    "events",
 ]
 
 MIDDLEWARE = [
@@ -95,7 +98,8 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-ROOT_URLCONF = "vault.urls"
+# Includes every app's `urls` module; it names none of them (vault/root_urls.py).
+ROOT_URLCONF = "vault.root_urls"
 WSGI_APPLICATION = "vault.wsgi.application"
 
 TEMPLATES = [

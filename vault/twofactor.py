@@ -36,6 +36,7 @@ from django_otp.util import random_hex
 from vault.audit import audit_record
 from vault.security import (
     SECOND_FACTOR_PENDING,
+    ConfirmPasswordForm,
     end_other_sessions,
     mark_password_confirmed,
     recent_password_required,
@@ -72,15 +73,6 @@ class CodeForm(forms.Form):
     def clean_code(self) -> str:
         # People type codes with spaces or dashes, and recovery codes in capitals.
         return re.sub(r"[\s-]", "", self.cleaned_data["code"]).lower()
-
-
-class ConfirmPasswordForm(forms.Form):
-    password = forms.CharField(
-        label="Password",
-        strip=False,
-        max_length=4096,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-    )
 
 
 # --- Devices -----------------------------------------------------------------------------------

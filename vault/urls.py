@@ -1,10 +1,10 @@
+"""The vault's pages. The site's root URLconf is vault/root_urls.py, which includes these and
+every other app's."""
+
 from django.contrib import admin
 from django.urls import include, path
 
 from vault import views
-
-handler403 = "vault.views.permission_denied"
-handler404 = "vault.views.page_not_found"
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -54,5 +54,4 @@ urlpatterns = [
         views.configuration_delete,
         name="configuration_delete",
     ),
-    path("", include("rotation.urls")),
 ]

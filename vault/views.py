@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -19,7 +20,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from vault import security, services
+from vault import counting, security, services
 from vault.access import (
     configuration_for_user,
     configuration_problem,
@@ -125,7 +126,7 @@ def _home(request: HttpRequest, form: FolderForm) -> HttpResponse:
         FolderMember.objects.filter(user=request.user)
         .select_related("folder")
         .annotate(
-            record_count=_count_in_folder(PamUser),
+            record_count=counting.record_count(OuterRef("folder")),
             configuration_count=_count_in_folder(PamConfiguration),
         )
         .order_by("folder__name")
@@ -167,9 +168,10 @@ def folder_detail(request: HttpRequest, uid: str) -> HttpResponse:
     if q:
         records = records.filter(Q(title__icontains=q) | Q(login__icontains=q))
         configurations = configurations.filter(title__icontains=q)
-    page = Paginator(records.order_by("title", "pk"), RECORDS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    paginator = Paginator(records.order_by("title", "pk"), RECORDS_PER_PAGE)
+    if not q:
+        paginator.count = counting.records_in(folder)  # kept counts, when an app keeps them
+    page = paginator.get_page(request.GET.get("page"))
     # One extra row tells whether there are more, without a second COUNT query.
     configurations = list(configurations.order_by("title")[: CONFIGURATIONS_SHOWN + 1])
     context = {
@@ -309,32 +311,53 @@ def record_create(request: HttpRequest, uid: str) -> HttpResponse:
     )
 
 
+def _save_edit(
+    request: HttpRequest,
+    form: PamUserForm | PamConfigurationForm,
+    instance: PamUser | PamConfiguration,
+    save: Callable[[], None],
+    *,
+    noun: str,
+    page: str,
+) -> HttpResponse | None:
+    """An edit page's POST: `save()` a valid form and redirect to `page` (the URL name of the
+    `noun`'s page), or say why it was not saved (the form's errors, or a title another `noun`
+    of the folder has) and return None for the caller to show the form again, as on GET."""
+    if request.method != "POST":
+        return None
+    if form.is_valid():
+        try:
+            save()
+        except IntegrityError:
+            instance.refresh_from_db()  # the failed save had already changed the instance
+            form.add_error("title", f"Another {noun} in this folder already has this title.")
+        else:
+            messages.success(request, f"Saved the {noun} “{instance.title}”.")
+            return redirect(page, uid=instance.uid)
+    messages.error(request, f"The {noun} was not saved; see the errors below.")
+    return None
+
+
 @login_required
 @sensitive_post_parameters("password", "access_secret_key")
 def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     form = PamUserForm(_posted(request), folder=record.folder, instance=record)
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                services.pam_user_update(
-                    record=record,
-                    title=data["title"],
-                    login=data["login"],
-                    distinguished_name=data["distinguished_name"],
-                    password=form.password_for_service(),
-                    actor=request.user,
-                    request=request,
-                )
-            except IntegrityError:
-                record.refresh_from_db()  # the service had already changed the instance
-                form.add_error("title", "Another record in this folder already has this title.")
-            else:
-                messages.success(request, f"Saved the record “{record.title}”.")
-                return redirect("record_detail", uid=record.uid)
-        messages.error(request, "The record was not saved; see the errors below.")
-    return render(
+
+    def save() -> None:
+        data = form.cleaned_data
+        services.pam_user_update(
+            record=record,
+            title=data["title"],
+            login=data["login"],
+            distinguished_name=data["distinguished_name"],
+            password=form.password_for_service(),
+            actor=request.user,
+            request=request,
+        )
+
+    saved = _save_edit(request, form, record, save, noun="record", page="record_detail")
+    return saved or render(
         request,
         "vault/record_form.html",
         {"form": form, "folder": record.folder, "record": record},
@@ -433,20 +456,14 @@ def configuration_edit(request: HttpRequest, uid: str) -> HttpResponse:
     form = PamConfigurationForm(
         _posted(request), folder=config.folder, user=request.user, instance=config
     )
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                _save_configuration(request, form, config)
-            except IntegrityError:
-                config.refresh_from_db()  # apply_to had already changed the instance
-                form.add_error(
-                    "title", "Another configuration in this folder already has this title."
-                )
-            else:
-                messages.success(request, f"Saved the configuration “{config.title}”.")
-                return redirect("configuration_detail", uid=config.uid)
-        messages.error(request, "The configuration was not saved; see the errors below.")
-    return render(
+
+    def save() -> None:
+        _save_configuration(request, form, config)
+
+    saved = _save_edit(
+        request, form, config, save, noun="configuration", page="configuration_detail"
+    )
+    return saved or render(
         request,
         "vault/configuration_form.html",
         {"form": form, "folder": config.folder, "config": config},

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation, RotationSettings
 from tests.cluster import Gateway, wait_for
 from tests.conftest import login, make_configuration, make_pam_user
@@ -68,7 +68,7 @@ def two_gateways(personas, emulator, tmp_path):
 
 
 def _request_all(records) -> dict[int, Rotation]:
-    return {r.pk: services.rotation_request(record=r, trigger="on_demand") for r in records}
+    return {r.pk: engine.rotation_request(record=r, trigger="on_demand") for r in records}
 
 
 def _finished(rotations) -> bool:

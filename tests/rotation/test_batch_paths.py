@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from rotation import services
+from rotation import aws, dispatch, engine, gateways, scheduler
 from rotation.models import Rotation, RotationSettings
 from rotation.schedules import next_run
 from tests.conftest import make_pam_user
@@ -36,11 +36,11 @@ def _funcs(async_task) -> list[str]:
 def test_request_many_queues_one_rotation_per_record_and_says_why_not_for_the_rest(world, personas):
     ready = [world.user(f"ready-{n}") for n in range(3)]
     busy = world.user("busy")
-    already = services.rotation_request(record=busy, trigger="on_demand")
+    already = engine.rotation_request(record=busy, trigger="on_demand")
     disabled = world.user("disabled", enabled=False)
     unset = make_pam_user(personas.folder, "no-settings")
 
-    active, problems = services.rotation_request_many(
+    active, problems = engine.rotation_request_many(
         records=[*ready, busy, disabled, unset], trigger="cli"
     )
 
@@ -57,7 +57,7 @@ def test_request_many_names_what_to_share_when_the_folder_is_not_shared(world, p
     record = world.user()
     personas.application.folders.clear()
 
-    active, problems = services.rotation_request_many(records=[record], trigger="cli")
+    active, problems = engine.rotation_request_many(records=[record], trigger="cli")
 
     assert active == {}
     problem = problems[record.uid]
@@ -73,7 +73,7 @@ def test_request_many_hands_a_large_batch_to_drain_tasks(
     records = [world.user(f"many-{n}") for n in range(30)]
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.rotation_request_many(records=records, trigger="cli")
+        engine.rotation_request_many(records=records, trigger="cli")
 
     assert _funcs(enqueued) == ["rotation.tasks.drain_gateway"] * 2
     assert {c.kwargs["cluster"] for c in enqueued.call_args_list} == {"default"}
@@ -85,7 +85,7 @@ def test_request_many_gives_a_small_batch_a_task_per_rotation(
     records = [world.user(f"few-{n}") for n in range(2)]
 
     with django_capture_on_commit_callbacks(execute=True):
-        active, _ = services.rotation_request_many(records=records, trigger="cli")
+        active, _ = engine.rotation_request_many(records=records, trigger="cli")
 
     assert _funcs(enqueued) == ["rotation.tasks.run_rotation"] * 2
     assert sorted(c.args[1] for c in enqueued.call_args_list) == sorted(
@@ -94,10 +94,10 @@ def test_request_many_gives_a_small_batch_a_task_per_rotation(
 
 
 def test_a_drain_rotates_every_queued_rotation_and_vault_and_aws_agree(world):
-    records = [world.user(f"drained-{n}") for n in range(services.DRAIN_BATCH + 5)]
-    services.rotation_request_many(records=records, trigger="cli")
+    records = [world.user(f"drained-{n}") for n in range(dispatch.DRAIN_BATCH + 5)]
+    engine.rotation_request_many(records=records, trigger="cli")
 
-    assert services.rotation_drain(gateway_name="default") == len(records)
+    assert gateways.gateway_drain(gateway_name="default") == len(records)
 
     held = world.emulator.passwords()
     for record in records:
@@ -111,9 +111,9 @@ def test_a_drain_rotates_every_queued_rotation_and_vault_and_aws_agree(world):
 
 def test_a_drain_finishes_the_rest_of_a_batch_when_one_rotation_was_taken_over(world):
     records = [world.user(f"batch-{n}") for n in range(4)]
-    services.rotation_request_many(records=records, trigger="cli")
+    engine.rotation_request_many(records=records, trigger="cli")
     stolen = records[1]
-    real = services.aws.set_console_password
+    real = aws.set_console_password
 
     def meanwhile_taken_over(config, *, login, password):
         real(config, login=login, password=password)
@@ -121,7 +121,7 @@ def test_a_drain_finishes_the_rest_of_a_batch_when_one_rotation_was_taken_over(w
             Rotation.objects.filter(pam_user=stolen).update(attempts=9)
 
     with mock.patch("rotation.aws.set_console_password", side_effect=meanwhile_taken_over):
-        services.rotation_drain(gateway_name="default")
+        gateways.gateway_drain(gateway_name="default")
 
     held = world.emulator.passwords()
     for record in records:
@@ -137,11 +137,11 @@ def test_a_drain_finishes_the_rest_of_a_batch_when_one_rotation_was_taken_over(w
 
 def test_a_drain_keeps_the_pending_password_of_a_failure_after_an_ambiguous_answer(world):
     records = [world.user(f"mixed-{n}") for n in range(3)]
-    services.rotation_request_many(records=records, trigger="cli")
-    real = services.aws.set_console_password
+    engine.rotation_request_many(records=records, trigger="cli")
+    real = aws.set_console_password
     answers = [
-        services.aws.AwsTransient("closed", "ConnectionClosed", may_have_applied=True),
-        services.aws.AwsRefused("denied", "AccessDenied"),
+        aws.AwsTransient("closed", "ConnectionClosed", may_have_applied=True),
+        aws.AwsRefused("denied", "AccessDenied"),
     ]
 
     def second_one_fails(config, *, login, password):
@@ -150,7 +150,7 @@ def test_a_drain_keeps_the_pending_password_of_a_failure_after_an_ambiguous_answ
         real(config, login=login, password=password)
 
     with mock.patch("rotation.aws.set_console_password", side_effect=second_one_fails):
-        services.rotation_drain(gateway_name="default")
+        gateways.gateway_drain(gateway_name="default")
 
     failed = Rotation.objects.get(pam_user=records[1])
     assert failed.holds_possibly_live_password
@@ -167,7 +167,7 @@ def _make_due(records, minutes: int = 5) -> None:
 
 def _pass_queries(batch_size: int) -> int:
     with CaptureQueriesContext(connection) as queries:
-        services.rotation_schedule_due(batch_size=batch_size)
+        scheduler.rotation_schedule_due(batch_size=batch_size)
     return len(queries)
 
 
@@ -197,7 +197,7 @@ def test_a_scheduler_pass_gives_each_record_the_next_run_of_its_own_schedule(wor
     _make_due(daily + weekly)
     before = timezone.now()
 
-    assert services.rotation_schedule_due() == 5
+    assert scheduler.rotation_schedule_due() == 5
 
     for records, schedule in ((daily, DAILY), (weekly, WEEKLY)):
         for record in records:
@@ -215,7 +215,7 @@ def test_a_scheduler_pass_starts_a_gateways_drains_once_and_again_at_the_end(
     _make_due(records)
 
     with django_capture_on_commit_callbacks(execute=True):
-        assert services.rotation_schedule_due(batch_size=10) == 25
+        assert scheduler.rotation_schedule_due(batch_size=10) == 25
 
     drains = [c for c in enqueued.call_args_list if c.args[0] == "rotation.tasks.drain_gateway"]
     assert 2 <= len(drains) <= 4  # up to 2 drains when work starts, up to 2 more at the end
@@ -224,10 +224,10 @@ def test_a_scheduler_pass_starts_a_gateways_drains_once_and_again_at_the_end(
 
 def test_a_busy_record_gets_no_second_rotation_from_the_scheduler(world):
     record = world.user("busy", schedule=DAILY)
-    services.rotation_request(record=record, trigger="on_demand")
+    engine.rotation_request(record=record, trigger="on_demand")
     _make_due([record])
 
-    assert services.rotation_schedule_due() == 0
+    assert scheduler.rotation_schedule_due() == 0
 
     assert Rotation.objects.filter(pam_user=record).count() == 1
     assert RotationSettings.objects.get(pam_user=record).next_run_at > timezone.now()

@@ -7,7 +7,7 @@ from unittest import mock
 
 import pytest
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation, RotationSettings
 from tests.conftest import make_pam_user
 from vault.cli import call_pam
@@ -103,7 +103,7 @@ def test_action_rotate_wait_reports_success_per_record(world):
     record = world.user()
 
     def run_inline(func, rotation_id, **kwargs):
-        services.rotation_run(rotation_id=rotation_id)
+        engine.rotation_run(rotation_id=rotation_id)
 
     with mock.patch("rotation.dispatch.async_task", side_effect=run_inline):
         code, out, err = call_pam("action", "rotate", "--record", record.uid, "--wait", "10")
@@ -118,7 +118,7 @@ def test_action_rotate_wait_exits_1_when_a_rotation_fails(world):
     record = world.user(console=False)
 
     def run_inline(func, rotation_id, **kwargs):
-        services.rotation_run(rotation_id=rotation_id)
+        engine.rotation_run(rotation_id=rotation_id)
 
     with mock.patch("rotation.dispatch.async_task", side_effect=run_inline):
         code, out, _ = call_pam("action", "rotate", "--record", record.uid, "--wait", "10")
@@ -162,9 +162,9 @@ def test_gateway_list_json(personas):
 
 def test_get_shows_a_possibly_live_password_masked_unless_unmasked(world):
     record = world.user()
-    rotation = services.rotation_request(record=record, trigger="cli")
-    rotation = services.rotation_claim(rotation_id=rotation.pk)
-    pending = services.rotation_write_ahead(rotation=rotation)
+    rotation = engine.rotation_request(record=record, trigger="cli")
+    rotation = engine.rotation_claim_with_pending(rotation_id=rotation.pk)
+    pending = engine.rotation_write_ahead(rotation=rotation)
     Rotation.objects.filter(pk=rotation.pk).update(status=Rotation.FAILED, pending_may_be_live=True)
     code, out, _ = call_pam("get", record.uid, "--format", "json")
     assert json.loads(out)["pending_password"] == "********"

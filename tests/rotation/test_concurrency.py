@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from django.db import connection
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,11 +26,11 @@ def test_fifty_concurrent_rotate_requests_make_exactly_one_rotation(world):
         try:
             start.wait()
             try:
-                services.rotation_request(record=record, trigger="on_demand")
+                engine.rotation_request(record=record, trigger="on_demand")
                 outcome = "queued"
-            except services.RotationInProgress:
+            except engine.RotationInProgress:
                 outcome = "in progress"
-            except services.RotationRequestError as exc:  # "a rotation just finished"
+            except engine.RotationRequestError as exc:  # "a rotation just finished"
                 outcome = str(exc)
             with lock:
                 outcomes.append(outcome)

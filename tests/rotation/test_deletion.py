@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 from django.db.models import ProtectedError
 
-from rotation import services
+from rotation import aws, engine
 from rotation.models import Rotation
 from tests.conftest import login
 from vault.models import PamConfiguration, PamUser, SharedFolder
@@ -22,12 +22,10 @@ def no_queue():
 
 
 def _possibly_live(record) -> Rotation:
-    rotation = services.rotation_request(record=record, trigger="on_demand")
+    rotation = engine.rotation_request(record=record, trigger="on_demand")
     Rotation.objects.filter(pk=rotation.pk).update(pending_may_be_live=True)
-    with mock.patch(
-        "rotation.aws.set_console_password", side_effect=services.aws.AwsRefused("no", "x")
-    ):
-        services.rotation_run(rotation_id=rotation.pk)
+    with mock.patch("rotation.aws.set_console_password", side_effect=aws.AwsRefused("no", "x")):
+        engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     assert rotation.holds_possibly_live_password
     return rotation
@@ -35,7 +33,7 @@ def _possibly_live(record) -> Rotation:
 
 def test_a_record_with_an_active_rotation_is_not_deleted(world, personas):
     record = world.user()
-    services.rotation_request(record=record, trigger="on_demand")
+    engine.rotation_request(record=record, trigger="on_demand")
     response = login(personas.editor).post(f"/records/{record.uid}/delete/", follow=True)
     assert PamUser.objects.filter(pk=record.pk).exists()
     assert "in progress" in response.content.decode()
@@ -50,7 +48,7 @@ def test_a_record_holding_a_possibly_live_password_is_not_deleted(world, persona
 
 def test_a_record_whose_rotations_are_settled_is_deleted(world, personas):
     record = world.user()
-    services.rotation_run(rotation_id=services.rotation_request(record=record, trigger="cli").pk)
+    engine.rotation_run(rotation_id=engine.rotation_request(record=record, trigger="cli").pk)
     login(personas.editor).post(f"/records/{record.uid}/delete/")
     assert not PamUser.objects.filter(pk=record.pk).exists()
 
@@ -64,8 +62,8 @@ def test_a_folder_holding_a_possibly_live_password_is_not_deleted(world, persona
 
 def test_a_used_configuration_can_be_deleted_and_its_rotation_history_stays(world, personas):
     record = world.user()
-    rotation = services.rotation_request(record=record, trigger="cli")
-    services.rotation_run(rotation_id=rotation.pk)
+    rotation = engine.rotation_request(record=record, trigger="cli")
+    engine.rotation_run(rotation_id=rotation.pk)
     record.rotation_settings.delete()
     login(personas.editor).post(f"/configurations/{world.config.uid}/delete/")
     assert not PamConfiguration.objects.filter(pk=world.config.pk).exists()
@@ -75,7 +73,7 @@ def test_a_used_configuration_can_be_deleted_and_its_rotation_history_stays(worl
 
 def test_a_configuration_with_an_active_rotation_is_not_deleted(world, personas):
     record = world.user()
-    services.rotation_request(record=record, trigger="cli")
+    engine.rotation_request(record=record, trigger="cli")
     record.rotation_settings.delete()
     response = login(personas.editor).post(
         f"/configurations/{world.config.uid}/delete/", follow=True

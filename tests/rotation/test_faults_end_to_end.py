@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation
 from tests.faultproxy import FaultProxy
 from tests.rotation.conftest import AwsWorld
@@ -28,8 +28,8 @@ def faulty_world(personas, emulator, proxy, settings):
 
 
 def rotate(record) -> Rotation:
-    rotation = services.rotation_request(record=record, trigger="on_demand")
-    services.rotation_run(rotation_id=rotation.pk)
+    rotation = engine.rotation_request(record=record, trigger="on_demand")
+    engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     return rotation
 

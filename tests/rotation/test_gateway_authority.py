@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation
 from tests.conftest import make_configuration, make_member, make_pam_user
 from tests.rotation.conftest import make_settings
@@ -39,12 +39,12 @@ def _queued(record, config) -> Rotation:
         configuration=config,
         gateway_name=config.gateway.name,
         trigger="scheduled",
-        lease_expires_at=services._lease_deadline(),
+        lease_expires_at=engine.lease_deadline(),
     )
 
 
 def _run(rotation: Rotation) -> Rotation:
-    services.rotation_run(rotation_id=rotation.pk)
+    engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     return rotation
 

@@ -13,7 +13,7 @@ import time
 import pytest
 from django.test import override_settings
 
-from rotation import aws, services, tasks
+from rotation import aws, engine, tasks
 from rotation.models import Rotation
 from tests.conftest import make_configuration, make_pam_user
 from tests.hostile import HtmlServer, ResetServer, SilentServer
@@ -201,7 +201,7 @@ def test_rotation_whose_password_change_hits_a_web_page_keeps_the_password(
     monkeypatch.setattr(aws, "account_password_policy", lambda config: None)
     monkeypatch.setattr(aws, "check_account", lambda *a, **k: None)
 
-    assert services.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
+    assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
 
     rotation.refresh_from_db()
     assert rotation.holds_possibly_live_password

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from rotation import aws, services
+from rotation import aws, engine
 from rotation.models import Rotation
 from vault.models import AuditEvent, PasswordVersion
 
@@ -23,7 +23,7 @@ def no_queue():
 
 
 def request(record, trigger="on_demand", user=None):
-    return services.rotation_request(record=record, trigger=trigger, requested_by=user)
+    return engine.rotation_request(record=record, trigger=trigger, requested_by=user)
 
 
 def test_request_creates_a_queued_rotation_and_enqueues_it_on_commit(
@@ -41,7 +41,7 @@ def test_request_creates_a_queued_rotation_and_enqueues_it_on_commit(
 def test_second_request_while_one_is_active_is_told_it_is_in_progress(world):
     record = world.user()
     first = request(record)
-    with pytest.raises(services.RotationInProgress) as caught:
+    with pytest.raises(engine.RotationInProgress) as caught:
         request(record, trigger="scheduled")
     assert caught.value.rotation == first
     assert Rotation.objects.filter(pam_user=record).count() == 1
@@ -51,20 +51,20 @@ def test_request_without_settings_says_to_set_up_rotation(personas):
     from tests.conftest import make_pam_user
 
     record = make_pam_user(personas.folder, "NoSettings")
-    with pytest.raises(services.RotationRequestError, match="not set up"):
+    with pytest.raises(engine.RotationRequestError, match="not set up"):
         request(record)
 
 
 def test_request_for_disabled_settings_is_refused(world):
     record = world.user(enabled=False)
-    with pytest.raises(services.RotationRequestError, match="disabled"):
+    with pytest.raises(engine.RotationRequestError, match="disabled"):
         request(record)
 
 
 def test_successful_rotation_stores_the_password_aws_holds(world, personas):
     record = world.user()
     rotation = request(record, user=personas.editor)
-    assert services.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
+    assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
     record.refresh_from_db()
     rotation.refresh_from_db()
     assert rotation.status == Rotation.SUCCEEDED
@@ -81,7 +81,7 @@ def test_successful_rotation_stores_the_password_aws_holds(world, personas):
 
 def test_generated_password_meets_the_record_complexity(world):
     record = world.user(length=30, min_upper=6, min_lower=6, min_digits=6, min_symbols=6)
-    services.rotation_run(rotation_id=request(record).pk)
+    engine.rotation_run(rotation_id=request(record).pk)
     record.refresh_from_db()
     password = record.get_secret("password")
     assert len(password) == 30
@@ -94,7 +94,7 @@ def test_account_password_policy_raises_the_length(world):
         MinimumPasswordLength=40, RequireSymbols=True
     )
     record = world.user(length=16)
-    services.rotation_run(rotation_id=request(record).pk)
+    engine.rotation_run(rotation_id=request(record).pk)
     record.refresh_from_db()
     assert len(record.get_secret("password")) == 40
 
@@ -102,7 +102,7 @@ def test_account_password_policy_raises_the_length(world):
 def test_user_without_console_access_fails_with_the_console_message(world):
     record = world.user(console=False)
     rotation = request(record)
-    assert services.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
+    assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
     rotation.refresh_from_db()
     assert "console" in rotation.error.lower()
     assert "temporary password" in rotation.error
@@ -124,7 +124,7 @@ def test_wrong_account_fails_naming_both_account_ids(world, personas):
     )
     RotationSettings.objects.create(pam_user=record, configuration=world.config)
     rotation = request(record)
-    services.rotation_run(rotation_id=rotation.pk)
+    engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     assert rotation.status == Rotation.FAILED
     assert "111111111111" in rotation.error and "123456789012" in rotation.error
@@ -132,9 +132,9 @@ def test_wrong_account_fails_naming_both_account_ids(world, personas):
 
 def test_claim_is_given_to_one_worker_only(world):
     rotation = request(world.user())
-    assert services.rotation_claim(rotation_id=rotation.pk) is not None
-    assert services.rotation_claim(rotation_id=rotation.pk) is None
-    assert services.rotation_run(rotation_id=rotation.pk) == "skipped"
+    assert engine.rotation_claim_with_pending(rotation_id=rotation.pk) is not None
+    assert engine.rotation_claim_with_pending(rotation_id=rotation.pk) is None
+    assert engine.rotation_run(rotation_id=rotation.pk) == "skipped"
 
 
 def _expire_lease(rotation):
@@ -145,29 +145,29 @@ def _expire_lease(rotation):
 
 def test_worker_killed_after_write_ahead_retries_with_the_same_pending_password(world):
     record = world.user()
-    rotation = services.rotation_claim(rotation_id=request(record).pk)
-    pending = services.rotation_write_ahead(rotation=rotation)
+    rotation = engine.rotation_claim_with_pending(rotation_id=request(record).pk)
+    pending = engine.rotation_write_ahead(rotation=rotation)
     # ...the worker dies here, before calling AWS.
     _expire_lease(rotation)
-    assert services.rotation_recover() == 1
+    assert engine.rotation_recover() == 1
     rotation.refresh_from_db()
     assert rotation.status == Rotation.QUEUED
     assert rotation.pending_may_be_live
     assert rotation.get_secret("pending_password") == pending
-    assert services.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
+    assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
     record.refresh_from_db()
     assert record.get_secret("password") == pending == world.aws_password("TestUser")
 
 
 def test_worker_killed_after_the_aws_call_keeps_the_password_aws_holds(world):
     record = world.user()
-    rotation = services.rotation_claim(rotation_id=request(record).pk)
-    pending = services.rotation_write_ahead(rotation=rotation)
+    rotation = engine.rotation_claim_with_pending(rotation_id=request(record).pk)
+    pending = engine.rotation_write_ahead(rotation=rotation)
     aws.set_console_password(world.config, login="TestUser", password=pending)
     # ...the worker dies here, before the final commit: AWS holds `pending`.
     _expire_lease(rotation)
-    services.rotation_recover()
-    assert services.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
+    engine.rotation_recover()
+    assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
     record.refresh_from_db()
     assert record.get_secret("password") == pending == world.aws_password("TestUser")
 
@@ -178,14 +178,14 @@ def test_ambiguous_failures_until_the_cap_keep_the_pending_password_as_may_be_li
     rotation = request(record)
     ambiguous = aws.AwsTransient("connection closed", "ConnectionClosed", may_have_applied=True)
     with mock.patch("rotation.aws.set_console_password", side_effect=ambiguous) as call:
-        assert services.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
+        assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
     assert call.call_count == 2
     rotation.refresh_from_db()
     assert rotation.holds_possibly_live_password
     assert "gave up after 2 attempts" in rotation.error
     passwords = {c.kwargs["password"] for c in call.call_args_list}
     assert passwords == {rotation.get_secret("pending_password")}
-    assert list(services.possibly_live_rotations(record)) == [rotation]
+    assert list(engine.possibly_live_rotations(record)) == [rotation]
 
 
 def test_refused_after_an_ambiguous_attempt_still_keeps_the_pending_password(world):
@@ -196,7 +196,7 @@ def test_refused_after_an_ambiguous_attempt_still_keeps_the_pending_password(wor
         aws.AwsRefused("access denied to iam:UpdateLoginProfile", "AccessDenied"),
     ]
     with mock.patch("rotation.aws.set_console_password", side_effect=answers):
-        assert services.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
+        assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
     rotation.refresh_from_db()
     assert rotation.holds_possibly_live_password
 
@@ -206,7 +206,7 @@ def test_transient_failure_that_proves_nothing_changed_discards_pending_at_the_c
     rotation = request(world.user())
     throttled = aws.AwsTransient("throttled", "Throttling", may_have_applied=False)
     with mock.patch("rotation.aws.set_console_password", side_effect=throttled):
-        services.rotation_run(rotation_id=rotation.pk)
+        engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     assert rotation.status == Rotation.FAILED
     assert not rotation.has_secret("pending_password")
@@ -224,7 +224,7 @@ def test_transient_failure_then_success_succeeds(world):
         real(config, login=login, password=password)
 
     with mock.patch("rotation.aws.set_console_password", side_effect=flaky):
-        assert services.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
+        assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
     record.refresh_from_db()
     assert record.get_secret("password") == world.aws_password("TestUser")
 
@@ -235,10 +235,10 @@ def test_resolving_with_the_pending_password_makes_it_current(world, personas):
     ambiguous = aws.AwsRefused("denied", "AccessDenied")
     Rotation.objects.filter(pk=rotation.pk).update(pending_may_be_live=True)
     with mock.patch("rotation.aws.set_console_password", side_effect=ambiguous):
-        services.rotation_run(rotation_id=rotation.pk)
+        engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     pending = rotation.get_secret("pending_password")
-    services.rotation_resolve(rotation=rotation, use_pending=True, actor=personas.editor)
+    engine.rotation_resolve(rotation=rotation, use_pending=True, actor=personas.editor)
     record.refresh_from_db()
     rotation.refresh_from_db()
     assert record.get_secret("password") == pending
@@ -251,25 +251,25 @@ def test_a_later_successful_rotation_supersedes_a_possibly_live_password(world):
     first = request(record)
     Rotation.objects.filter(pk=first.pk).update(pending_may_be_live=True)
     with mock.patch("rotation.aws.set_console_password", side_effect=aws.AwsRefused("x", "y")):
-        services.rotation_run(rotation_id=first.pk)
-    services.rotation_run(rotation_id=request(record).pk)
+        engine.rotation_run(rotation_id=first.pk)
+    engine.rotation_run(rotation_id=request(record).pk)
     first.refresh_from_db()
     assert first.resolved_at is not None and not first.holds_possibly_live_password
 
 
 def test_recovery_gives_up_after_the_attempt_cap_and_keeps_the_pending_password(world, settings):
     settings.ROTATION_MAX_ATTEMPTS = 1
-    rotation = services.rotation_claim(rotation_id=request(world.user()).pk)
-    services.rotation_write_ahead(rotation=rotation)
+    rotation = engine.rotation_claim_with_pending(rotation_id=request(world.user()).pk)
+    engine.rotation_write_ahead(rotation=rotation)
     _expire_lease(rotation)
-    services.rotation_recover()
+    engine.rotation_recover()
     rotation.refresh_from_db()
     assert rotation.status == Rotation.FAILED
     assert rotation.holds_possibly_live_password
 
 
 def test_unexpired_running_rotation_is_not_recovered(world):
-    rotation = services.rotation_claim(rotation_id=request(world.user()).pk)
-    assert services.rotation_recover() == 0
+    rotation = engine.rotation_claim_with_pending(rotation_id=request(world.user()).pk)
+    assert engine.rotation_recover() == 0
     rotation.refresh_from_db()
     assert rotation.status == Rotation.RUNNING

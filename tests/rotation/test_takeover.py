@@ -9,7 +9,7 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from rotation import services
+from rotation import engine, rotation_settings
 from rotation.models import Rotation
 from rotation.schedules import next_run
 
@@ -30,20 +30,20 @@ def _expire(rotation: Rotation) -> None:
 
 def _taken_over(record):
     """A claims the rotation, A's lease runs out, recovery re-queues it, B claims it."""
-    queued = services.rotation_request(record=record, trigger="on_demand")
-    stale = services.rotation_claim(rotation_id=queued.pk)
+    queued = engine.rotation_request(record=record, trigger="on_demand")
+    stale = engine.rotation_claim_with_pending(rotation_id=queued.pk)
     _expire(stale)
-    assert services.rotation_recover() == 1
-    fresh = services.rotation_claim(rotation_id=queued.pk)
+    assert engine.rotation_recover() == 1
+    fresh = engine.rotation_claim_with_pending(rotation_id=queued.pk)
     return stale, fresh
 
 
 def test_a_worker_that_lost_its_claim_cannot_replace_the_pending_password(world):
     stale, fresh = _taken_over(world.user())
-    pending = services.rotation_write_ahead(rotation=fresh)
+    pending = engine.rotation_write_ahead(rotation=fresh)
 
-    with pytest.raises(services.LeaseLost):
-        services.rotation_write_ahead(rotation=stale)
+    with pytest.raises(engine.LeaseLost):
+        engine.rotation_write_ahead(rotation=stale)
 
     fresh.refresh_from_db()
     assert fresh.get_secret("pending_password") == pending
@@ -53,7 +53,7 @@ def test_a_worker_that_lost_its_claim_does_not_call_aws(world):
     stale, fresh = _taken_over(world.user())
 
     with mock.patch("rotation.aws.set_console_password") as call:
-        assert services._run_claimed(stale) == "skipped"
+        assert engine.rotation_run_claimed(rotation=stale) == "skipped"
 
     call.assert_not_called()
 
@@ -61,9 +61,9 @@ def test_a_worker_that_lost_its_claim_does_not_call_aws(world):
 def test_a_stale_worker_finishing_after_a_takeover_changes_nothing(world):
     record = world.user()
     stale, fresh = _taken_over(record)
-    pending = services.rotation_write_ahead(rotation=fresh)
+    pending = engine.rotation_write_ahead(rotation=fresh)
 
-    assert services.rotation_finish(rotation=stale, password=pending) == "skipped"
+    assert engine.rotation_finish(rotation=stale, password=pending) == "skipped"
 
     record.refresh_from_db()
     assert record.get_secret("password") == "Initial-Passw0rd!"
@@ -72,14 +72,14 @@ def test_a_stale_worker_finishing_after_a_takeover_changes_nothing(world):
 
 def test_recovery_decides_may_be_live_from_the_database_not_from_what_it_read(world):
     record = world.user()
-    rotation = services.rotation_claim(
-        rotation_id=services.rotation_request(record=record, trigger="on_demand").pk
+    rotation = engine.rotation_claim_with_pending(
+        rotation_id=engine.rotation_request(record=record, trigger="on_demand").pk
     )
-    services.rotation_write_ahead(rotation=rotation)
+    engine.rotation_write_ahead(rotation=rotation)
     _expire(rotation)
     # What recovery read says "no pending password": the worker wrote it just after the read.
     with mock.patch.object(Rotation, "has_secret", return_value=False):
-        services.rotation_recover()
+        engine.rotation_recover()
 
     rotation.refresh_from_db()
     assert rotation.status == Rotation.QUEUED
@@ -89,13 +89,13 @@ def test_recovery_decides_may_be_live_from_the_database_not_from_what_it_read(wo
 def test_recovery_giving_up_keeps_a_pending_password_written_after_its_read(world, settings):
     settings.ROTATION_MAX_ATTEMPTS = 1
     record = world.user()
-    rotation = services.rotation_claim(
-        rotation_id=services.rotation_request(record=record, trigger="on_demand").pk
+    rotation = engine.rotation_claim_with_pending(
+        rotation_id=engine.rotation_request(record=record, trigger="on_demand").pk
     )
-    pending = services.rotation_write_ahead(rotation=rotation)
+    pending = engine.rotation_write_ahead(rotation=rotation)
     _expire(rotation)
     with mock.patch.object(Rotation, "has_secret", return_value=False):
-        services.rotation_recover()
+        engine.rotation_recover()
 
     rotation.refresh_from_db()
     assert rotation.status == Rotation.FAILED
@@ -105,14 +105,14 @@ def test_recovery_giving_up_keeps_a_pending_password_written_after_its_read(worl
 
 def test_a_rotation_claimed_long_ago_renews_its_lease_before_calling_aws(world):
     record = world.user()
-    rotation = services._claim_with_pending(
-        services.rotation_request(record=record, trigger="on_demand").pk
+    rotation = engine.rotation_claim_with_pending(
+        rotation_id=engine.rotation_request(record=record, trigger="on_demand").pk
     )
     # It waited in a drain's batch behind slow rotations: most of its lease is gone.
     rotation.lease_expires_at = timezone.now() + timedelta(seconds=1)
     Rotation.objects.filter(pk=rotation.pk).update(lease_expires_at=rotation.lease_expires_at)
 
-    assert services._run_claimed(rotation) == Rotation.SUCCEEDED
+    assert engine.rotation_run_claimed(rotation=rotation) == Rotation.SUCCEEDED
 
     record.refresh_from_db()
     assert record.get_secret("password") == world.aws_password(record.login)
@@ -120,21 +120,21 @@ def test_a_rotation_claimed_long_ago_renews_its_lease_before_calling_aws(world):
 
 def test_an_edit_of_the_schedule_during_a_rotation_keeps_the_edits_next_run(world):
     record = world.user()
-    rotation = services._claim_with_pending(
-        services.rotation_request(record=record, trigger="on_demand").pk
+    rotation = engine.rotation_claim_with_pending(
+        rotation_id=engine.rotation_request(record=record, trigger="on_demand").pk
     )
     daily = {"type": "DAILY", "time": "02:00", "tz": "UTC", "intervalCount": 1}
     rs = record.rotation_settings
-    edited = services.rotation_settings_save(
+    edited = rotation_settings.rotation_settings_save(
         record=record,
         configuration=rs.configuration,
         schedule=daily,
         use_configuration_schedule=False,
-        complexity=services.settings_complexity(rs),
+        complexity=rotation_settings.settings_complexity(rs),
         enabled=True,
     )
 
-    assert services._run_claimed(rotation) == Rotation.SUCCEEDED
+    assert engine.rotation_run_claimed(rotation=rotation) == Rotation.SUCCEEDED
 
     rs.refresh_from_db()
     assert rs.next_run_at == edited.next_run_at

@@ -183,7 +183,7 @@ def test_refused_task_leaves_a_log_line_naming_its_function(tmp_path, caplog):
 @pytest.mark.django_db
 def test_allowed_function_with_a_result_hook_is_not_executed():
     # (A worker's start-up calls gateway_tick on its own: run_rotation is the task watched here.)
-    with mock.patch("rotation.services.rotation_run") as rotation_run:
+    with mock.patch("rotation.engine.rotation_run") as rotation_run:
         run_queued(enqueue_directly(package("rotation.tasks.run_rotation", 1, hook=FOREIGN)))
     rotation_run.assert_not_called()
     assert Failure.objects.get().hook is None
@@ -191,7 +191,7 @@ def test_allowed_function_with_a_result_hook_is_not_executed():
 
 @pytest.mark.django_db
 def test_the_vaults_own_task_still_runs():
-    with mock.patch("rotation.services.rotation_run", return_value="succeeded") as rotation_run:
+    with mock.patch("rotation.engine.rotation_run", return_value="succeeded") as rotation_run:
         run_queued(enqueue_directly(package("rotation.tasks.run_rotation", 1)))
     rotation_run.assert_called_once_with(rotation_id=1)
     assert Success.objects.get().func == "rotation.tasks.run_rotation"

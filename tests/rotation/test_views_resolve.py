@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from django.test import Client
 
-from rotation import aws, services
+from rotation import aws, engine
 from rotation.models import Rotation
 from tests.conftest import login
 from vault.models import AuditEvent, PamUser, PasswordVersion
@@ -30,10 +30,10 @@ def failed(world, settings) -> Rotation:
     """A rotation that gave up after an answer that proves nothing: its password may be live."""
     settings.ROTATION_MAX_ATTEMPTS = 1
     record = world.user()
-    rotation = services.rotation_request(record=record, trigger="on_demand")
+    rotation = engine.rotation_request(record=record, trigger="on_demand")
     lost = aws.AwsTransient("connection closed", "ConnectionClosed", may_have_applied=True)
     with mock.patch("rotation.aws.set_console_password", side_effect=lost):
-        assert services.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
+        assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.FAILED
     rotation.refresh_from_db()
     assert rotation.holds_possibly_live_password
     return rotation
@@ -89,8 +89,8 @@ def test_status_poll_carries_the_warning(personas, failed):
 
 def test_no_warning_after_a_plain_failure(personas, world):
     record = world.user(console=False)
-    rotation = services.rotation_request(record=record, trigger="on_demand")
-    services.rotation_run(rotation_id=rotation.pk)
+    rotation = engine.rotation_request(record=record, trigger="on_demand")
+    engine.rotation_run(rotation_id=rotation.pk)
     assert WARNING not in _page(login(personas.editor), rotation)
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.utils.html import escape
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation, RotationBatch
 from tests.conftest import login, make_configuration, make_pam_user
 from tests.rotation.conftest import make_settings
@@ -22,7 +22,7 @@ JSON = {"HTTP_ACCEPT": "application/json"}
 
 @pytest.fixture(autouse=True)
 def no_queue():
-    """The views only request rotations; the tests run them with services.rotation_run."""
+    """The views only request rotations; the tests run them with engine.rotation_run."""
     with mock.patch("rotation.dispatch.async_task") as enqueued:
         yield enqueued
 
@@ -191,7 +191,7 @@ def test_a_record_already_rotating_counts_as_in_progress_without_a_second_rotati
     personas, config
 ):
     first, second = _rotatable(personas, config, 2)
-    running = services.rotation_request(record=first, trigger="scheduled")
+    running = engine.rotation_request(record=first, trigger="scheduled")
     _rotate_all(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     assert Rotation.objects.filter(pam_user=first).count() == 1
@@ -312,7 +312,7 @@ def test_progress_json_reaches_10_of_10_when_the_rotations_finish(world, persona
     batch = RotationBatch.objects.get()
     assert _status(client, batch)["text"] == "0/10"
     for n, rotation in enumerate(batch.rotations.order_by("pk"), start=1):
-        assert services.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
+        assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
         progress = _status(client, batch)
         assert (progress["done"], progress["finished"]) == (n, n == 10)
     assert progress["text"] == "10/10"
@@ -329,7 +329,7 @@ def test_failures_appear_in_the_progress_json_as_they_happen(world, personas):
     _rotate_all(client, personas.folder)
     batch = RotationBatch.objects.get()
     failing = batch.rotations.get(pam_user=broken)
-    assert services.rotation_run(rotation_id=failing.pk) == Rotation.FAILED
+    assert engine.rotation_run(rotation_id=failing.pk) == Rotation.FAILED
     progress = _status(client, batch)
     assert (progress["text"], progress["finished"]) == ("1/2", False)
     (failure,) = progress["failures"]
@@ -344,7 +344,7 @@ def test_failures_are_listed_on_the_progress_page(world, personas):
     client = login(personas.editor)
     url = _rotate_all(client, personas.folder).url
     rotation = RotationBatch.objects.get().rotations.get()
-    services.rotation_run(rotation_id=rotation.pk)
+    engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     html = client.get(url).content.decode()
     assert f'<a href="/records/{broken.uid}/">{broken.title}</a>' in html

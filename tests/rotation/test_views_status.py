@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation
 from tests.conftest import login, make_configuration
 from tests.rotation.conftest import make_settings
@@ -133,7 +133,7 @@ def test_status_follows_the_newest_rotation(personas, rotatable, config):
 def _rotate_now(client, record) -> Rotation:
     client.post(f"/records/{record.uid}/rotate/")
     rotation = Rotation.objects.get(pam_user=record, status=Rotation.QUEUED)
-    services.rotation_run(rotation_id=rotation.pk)
+    engine.rotation_run(rotation_id=rotation.pk)
     return rotation
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django_q.models import OrmQ, Schedule, Task
 
-from rotation import services
+from rotation import engine
 from rotation.models import Rotation
 from tests.cluster import Gateway, wait_for
 from vault.models import Gateway as GatewayRow
@@ -29,7 +29,7 @@ def _all_finished(records) -> bool:
 def test_rotations_through_a_real_gateway_leave_vault_and_aws_in_agreement(world, gateway):
     records = [world.user(f"worker-user-{i}") for i in range(N)]
     for record in records:
-        services.rotation_request(record=record, trigger="on_demand")
+        engine.rotation_request(record=record, trigger="on_demand")
     wait_for(lambda: _all_finished(records), timeout=60)
     held = world.emulator.passwords()
     for record in records:
@@ -43,7 +43,7 @@ def test_rotations_through_a_real_gateway_leave_vault_and_aws_in_agreement(world
 def test_no_rotated_password_reaches_django_q_tables_or_the_gateway_log(world, gateway, tmp_path):
     records = [world.user(f"secret-user-{i}") for i in range(3)]
     for record in records:
-        services.rotation_request(record=record, trigger="on_demand")
+        engine.rotation_request(record=record, trigger="on_demand")
     wait_for(lambda: _all_finished(records), timeout=60)
     passwords = [
         r.get_secret("password") for r in (x.__class__.objects.get(pk=x.pk) for x in records)

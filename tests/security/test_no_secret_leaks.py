@@ -18,7 +18,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_q.models import OrmQ, Task
 from django_q.tasks import _sync as django_q_sync
 
-from rotation import aws, services
+from rotation import aws, engine
 from rotation.models import Rotation
 from tests.cluster import Gateway, wait_for
 from tests.conftest import PASSWORD, login_verified
@@ -117,12 +117,12 @@ def test_logs_at_debug_hold_no_secret_during_rotations_reveals_and_failures(
     assert Rotation.objects.get(pam_user=ok).status == Rotation.SUCCEEDED
     # One AWS refuses (no console password), one ends without proof (pending kept).
     refused = world.user("LeakNoConsole", console=False)
-    services.rotation_run(rotation_id=services.rotation_request(record=refused, trigger="cli").pk)
+    engine.rotation_run(rotation_id=engine.rotation_request(record=refused, trigger="cli").pk)
     ambiguous = world.user("LeakAmbiguous")
     timeout = aws.AwsTransient("read timeout", "ReadTimeout", may_have_applied=True)
     with mock.patch("rotation.aws.set_console_password", side_effect=timeout):
-        rotation = services.rotation_request(record=ambiguous, trigger="cli")
-        services.rotation_run(rotation_id=rotation.pk)
+        rotation = engine.rotation_request(record=ambiguous, trigger="cli")
+        engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     assert rotation.holds_possibly_live_password
 
@@ -162,7 +162,7 @@ def test_a_real_gateway_process_logs_no_secret_at_debug(world, tmp_path):
     try:
         records = [world.user(f"GatewayLeak{i}") for i in range(2)]
         for record in records:
-            services.rotation_request(record=record, trigger="cli")
+            engine.rotation_request(record=record, trigger="cli")
         wait_for(
             lambda: not Rotation.objects.filter(status__in=Rotation.ACTIVE).exists(), timeout=60
         )

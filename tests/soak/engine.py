@@ -241,7 +241,7 @@ class Soak:
             self.counts[key] += n
 
     def _requester(self) -> None:
-        from rotation import services
+        from rotation import engine
 
         rng = random.Random(self.plan.seed + 1)
         try:
@@ -256,9 +256,9 @@ class Soak:
                         else:
                             outcome = self.session.rotate(record.uid)
                     else:
-                        services.rotation_request(record=record, trigger="cli")
+                        engine.rotation_request(record=record, trigger="cli")
                         outcome = "requested"
-                except services.RotationInProgress:
+                except engine.RotationInProgress:
                     outcome = "in_progress"
                 except (OSError, http.client.HTTPException):  # the web process was killed
                     self._count("web_unavailable")
@@ -272,7 +272,7 @@ class Soak:
             connection.close()
 
     def _ticker(self) -> None:
-        from rotation import services
+        from rotation import engine, scheduler
         from rotation.models import RotationSettings
 
         rng = random.Random(self.plan.seed + 2)
@@ -286,8 +286,8 @@ class Soak:
                     )
                 # What each gateway runs every minute, here every tick.
                 for name in self.factories:
-                    self._count("recovered", services.rotation_recover(gateway_name=name))
-                self._count("scheduled", services.rotation_schedule_due())
+                    self._count("recovered", engine.rotation_recover(gateway_name=name))
+                self._count("scheduled", scheduler.rotation_schedule_due())
                 close_old_connections()
         except Exception as exc:  # noqa: BLE001 - reported as a soak error
             self.errors.append(f"ticker: {exc!r}")
@@ -374,7 +374,7 @@ class Soak:
             time.sleep(0.1)
 
     def _final_round(self) -> None:
-        from rotation import services
+        from rotation import engine
         from rotation.models import Rotation
 
         time.sleep(max(0.0, max(self.paused_until) - time.monotonic()))  # all awake again
@@ -390,8 +390,8 @@ class Soak:
         self.proxy.set_random({"drop_after": self.plan.final_drop_after}, seed=self.plan.seed)
         for record in records:
             try:
-                services.rotation_request(record=record, trigger="cli")
-            except services.RotationRequestError:
+                engine.rotation_request(record=record, trigger="cli")
+            except engine.RotationRequestError:
                 pass
         time.sleep(self.plan.final_outage_after)
         self.proxy.outage(self.plan.final_outage_seconds)
@@ -444,7 +444,7 @@ class Soak:
         return self.report
 
     def _check(self, record_ids: list[int]) -> None:
-        from rotation import services
+        from rotation import engine
         from rotation.models import Rotation
         from vault.models import PamUser
 
@@ -472,7 +472,7 @@ class Soak:
                 report.aws_holds_current += 1
                 continue
             pending = {
-                r.get_secret("pending_password") for r in services.possibly_live_rotations(record)
+                r.get_secret("pending_password") for r in engine.possibly_live_rotations(record)
             }
             # A rotation still active at the end (the run failed to settle) holds its pending
             # password too: committed, and sent again by the next attempt.

@@ -15,7 +15,6 @@ from tests.conftest import login, login_verified, make_configuration
 from tests.vault.test_admin import change_url, config_post
 from tests.vault.test_importer import EXAMPLE
 from vault import importer, validators
-from vault.cli import CliError
 from vault.forms import PamConfigurationForm
 from vault.models import USE_INSTANCE_ROLE, PamConfiguration
 
@@ -227,9 +226,9 @@ def test_admin_console_shows_the_refusal_as_a_field_error(personas):
 def test_pam_import_names_the_json_path(db):
     doc = copy.deepcopy(EXAMPLE)
     doc["configurations"][0]["endpoint_url"] = "http://169.254.169.254"
-    with pytest.raises(CliError) as caught:
+    with pytest.raises(importer.ImportProblems) as caught:
         importer.import_document(doc)
-    message = caught.value.messages[0]
+    message = caught.value.problems[0]
     assert message.startswith("configurations[0].endpoint_url: endpoint URL ")
     assert "AWS_ENDPOINT_ALLOWLIST" in message
 

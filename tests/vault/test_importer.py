@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from tests.conftest import make_user
 from vault import importer, validators
-from vault.cli import CliError, call_pam
+from vault.cli import call_pam
 from vault.models import (
     USE_INSTANCE_ROLE,
     Application,
@@ -82,9 +82,9 @@ def user_entry(name: str = "Alice", **extra) -> dict:
 
 
 def errors_of(doc, **kw) -> list[str]:
-    with pytest.raises(CliError) as caught:
+    with pytest.raises(importer.ImportProblems) as caught:
         importer.import_document(doc, **kw)
-    return caught.value.messages
+    return caught.value.problems
 
 
 def row_counts() -> dict:
@@ -353,7 +353,7 @@ def test_every_error_is_reported_and_nothing_is_written():
 
 def test_an_error_late_in_the_file_writes_none_of_the_earlier_entries():
     users = [user_entry(), user_entry("Bob", login="Robert")]
-    with pytest.raises(CliError):
+    with pytest.raises(importer.ImportProblems):
         importer.import_document(example(users=users))
     assert not SharedFolder.objects.exists()
     assert not PamUser.objects.exists()

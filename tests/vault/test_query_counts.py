@@ -58,3 +58,79 @@ def test_home_page_query_budget(personas, client, django_assert_max_num_queries)
     # dashboard's 7 (rotation/dashboard.py)
     with django_assert_max_num_queries(13):
         client.get("/")
+
+
+# --- 10 and 10,000 records, each with rotation settings and a rotation ---------------------------
+
+
+def _add_rotated_users(folder, config, count: int) -> None:
+    """Records up to `count`, each with rotation settings due tomorrow and one rotation (a mix
+    of succeeded, failed, running and queued, finished over the last 30 days)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rotation.models import Rotation, RotationSettings
+
+    start = PamUser.objects.filter(folder=folder).count()
+    records = PamUser.objects.bulk_create(
+        PamUser(
+            folder=folder,
+            title=f"User {n:05d}",
+            login=f"user{n:05d}",
+            distinguished_name=f"arn:aws:iam::123456789012:user/user{n:05d}",
+        )
+        for n in range(start, count)
+    )
+    now = timezone.now()
+    RotationSettings.objects.bulk_create(
+        RotationSettings(pam_user=r, configuration=config, next_run_at=now + timedelta(days=1))
+        for r in records
+    )
+    rotations = []
+    for n, record in enumerate(records, start):
+        status = ("succeeded", "failed", "succeeded", "running", "queued")[n % 5]
+        when = now - timedelta(days=n % 30, minutes=n % 97)
+        rotations.append(
+            Rotation(
+                pam_user=record,
+                configuration=config,
+                gateway_name="default",
+                trigger="scheduled",
+                status=status,
+                error="AccessDenied" if status == "failed" else "",
+                pending_may_be_live=n % 50 == 1,
+                created_at=when,
+                finished_at=when if status in ("succeeded", "failed") else None,
+            )
+        )
+    Rotation.objects.bulk_create(rotations)
+
+
+def test_home_folder_and_record_pages_run_as_many_queries_for_10_as_for_10000_records(personas):
+    """The home page (with its rotation dashboard), a folder page and a record page each run
+    a fixed number of queries, whatever the number of records and rotations."""
+    config = make_configuration(personas.folder, personas.gateway)
+    client = login(personas.editor)
+    client.get("/")  # warm-up: content types, session
+    _add_rotated_users(personas.folder, config, 10)
+    record = PamUser.objects.filter(folder=personas.folder).order_by("pk").first()
+    folder_url = f"/folders/{personas.folder.uid}/"
+    urls = {
+        "home": "/",
+        "folder": folder_url,
+        "folder, page 2": f"{folder_url}?page=2",
+        "record": f"/records/{record.uid}/",
+    }
+    small = {page: _queries(client, url) for page, url in urls.items()}
+    _add_rotated_users(personas.folder, config, 10_000)
+    large = {page: _queries(client, url) for page, url in urls.items()}
+    print(small, large)
+    assert large == small
+    # home: session, user, memberships with their counts, the dashboard's 7, the session
+    # save (3); folder: see test_folder_page_query_budget; record: the record page's budget.
+    assert large["home"] <= 13 and large["folder"] <= 10 and large["record"] <= 13, large
+    home = client.get("/")
+    (membership,) = home.context["memberships"]
+    assert membership.record_count == 10_000
+    assert b'data-count="failed">2000<' in home.content

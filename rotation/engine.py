@@ -1,0 +1,733 @@
+"""The rotation engine: request, claim with a lease, write ahead, attempts with backoff,
+ambiguous outcomes, finish, fail, recovery of expired leases, and resolving "may be live".
+
+The one promise: the vault always holds every credential that may be live in AWS. So the new
+secret is committed (encrypted, as the rotation's pending secret) before anything acts with it,
+and it is thrown away only when a failure proves the target still holds the old one.
+
+What is rotated, and how, is the rotation's method (rotation/methods): the engine runs the
+method's write-ahead step, commits what it makes, runs its applying steps with it, and acts on
+the kind of failure a step reports. The engine never calls AWS.
+
+    queued --claim--> running --steps ok--> succeeded
+                         |--Refused (proof nothing changed)--> failed (pending discarded,
+                         |                                     unless an earlier attempt was
+                         |                                     ambiguous: then kept, "may be live")
+                         |--Transient / Ambiguous--> retried in the task with the same pending
+                         |               secret, then failed with pending kept if any attempt
+                         |               was Ambiguous
+                         '--worker killed--> lease runs out --recover--> queued (same pending)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.http import HttpRequest
+from django.utils import timezone
+
+from rotation import dispatch, methods
+from rotation.methods.base import Refused, RotationMethod, StepFailed
+from rotation.models import Rotation, RotationSettings
+from rotation.schedules import next_run_or_none
+from vault import access
+from vault.audit import audit_record
+from vault.models import Gateway, PamConfiguration, PamUser
+from vault.services import pam_user_set_password, pam_users_set_passwords
+
+logger = logging.getLogger(__name__)
+
+TRIGGER_AUDIT = {"on_demand": "on_demand", "cli": "on_demand", "scheduled": "scheduled"}
+NOT_SET_UP = (
+    "Password rotation is not set up for this record: open Password Rotation Settings first."
+)
+DISABLED = "Password rotation is disabled for this record: enable it in Password Rotation Settings."
+JUST_FINISHED = "Please try again: a rotation just finished."
+
+# finish(rotation, secret) -> status: records a success (a drain defers them to finish several
+# in one transaction).
+Finish = Callable[[Rotation, str], str]
+
+
+class RotationRequestError(Exception):
+    """A rotation could not be requested; the message tells the person why."""
+
+
+class RotationInProgress(RotationRequestError):
+    def __init__(self, rotation: Rotation):
+        self.rotation = rotation
+        super().__init__("A rotation of this record is already in progress.")
+
+
+class LeaseLost(Exception):
+    """Another worker (or the recovery pass) owns this rotation now: stop touching it."""
+
+
+# --- the lease ---------------------------------------------------------------------------------
+
+
+def lease_deadline(now: datetime | None = None) -> datetime:
+    """When a lease taken now runs out, and recovery may give the rotation to another worker."""
+    return (now or timezone.now()) + timedelta(seconds=settings.ROTATION_LEASE_SECONDS)
+
+
+def _lease_is_fresh(rotation: Rotation) -> bool:
+    """Most of the lease is left: the steps end well before anyone may take over."""
+    left = (rotation.lease_expires_at - timezone.now()).total_seconds()
+    return left > 0.8 * settings.ROTATION_LEASE_SECONDS
+
+
+def _mine(rotation: Rotation) -> QuerySet[Rotation]:
+    """The rotation's row, as long as this worker's claim on it is still the current one."""
+    return Rotation.objects.filter(
+        pk=rotation.pk, status=Rotation.RUNNING, attempts=rotation.attempts
+    )
+
+
+def _renew_lease(rotation: Rotation, row: QuerySet[Rotation], **changes: object) -> None:
+    """A fresh lease (and ``changes``) on ``row``; LeaseLost when the row is not ours."""
+    lease = lease_deadline()
+    if not row.update(lease_expires_at=lease, **changes):
+        raise LeaseLost
+    rotation.lease_expires_at = lease
+
+
+# --- request -----------------------------------------------------------------------------------
+
+
+def sharing_problem(
+    config: PamConfiguration, record: PamUser, *, memo: dict | None = None
+) -> str | None:
+    """Why `config`'s gateway may not rotate `record`, or None (vault/access.py decides).
+    ``memo``: one dict across many records, so each folder is checked once per configuration."""
+    return access.rotation_problem(config, record, config.gateway, folder_memo=memo)
+
+
+def rotation_request_problem(
+    *, record: PamUser, rs: RotationSettings | None, memo: dict | None = None
+) -> str | None:
+    """Why a rotation of `record` with its settings `rs` may not be requested, or None.
+
+    The one answer for a single request and for many at once (pass the same ``memo``).
+    """
+    if rs is None:
+        return NOT_SET_UP
+    if not rs.enabled:
+        return DISABLED
+    return sharing_problem(rs.configuration, record, memo=memo)
+
+
+def rotation_check_requestable(*, record: PamUser) -> RotationSettings:
+    """The settings a rotation of `record` would use, or RotationRequestError saying why not."""
+    rs = (
+        RotationSettings.objects.filter(pam_user=record)
+        .select_related("configuration__gateway")
+        .first()
+    )
+    problem = rotation_request_problem(record=record, rs=rs)
+    if problem:
+        raise RotationRequestError(problem)
+    return rs
+
+
+def rotation_request(
+    *,
+    record: PamUser,
+    trigger: str,
+    requested_by=None,
+    request: HttpRequest | None = None,
+) -> Rotation:
+    """Queue one rotation of `record`; the worker is told once the transaction commits."""
+    rs = rotation_check_requestable(record=record)
+    try:
+        with transaction.atomic():
+            rotation = Rotation.objects.create(
+                pam_user=record,
+                configuration=rs.configuration,
+                gateway_name=rs.configuration.gateway.name,
+                trigger=trigger,
+                requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+                lease_expires_at=lease_deadline(),
+            )
+            transaction.on_commit(lambda: dispatch.enqueue_rotation(rotation))
+    except IntegrityError:
+        active = Rotation.objects.filter(pam_user=record, status__in=Rotation.ACTIVE).first()
+        if active is None:  # it finished between our insert and this read
+            raise RotationRequestError(JUST_FINISHED) from None
+        raise RotationInProgress(active) from None
+    return rotation
+
+
+def rotation_request_many(
+    *, records: list[PamUser], trigger: str, requested_by=None
+) -> tuple[dict[str, Rotation], dict[str, str]]:
+    """Queue one rotation for each record that has none active, in one transaction.
+
+    Returns ({record uid: its active rotation (new, or the one already in progress)},
+    {record uid: why it cannot be rotated}). The work goes to each gateway as a few drain
+    tasks rather than one task per record: a task costs the queue far more than a rotation
+    costs the database, so a folder of hundreds rotates at the speed of AWS.
+    """
+    all_settings = {
+        rs.pam_user_id: rs
+        for rs in RotationSettings.objects.filter(pam_user__in=records).select_related(
+            "configuration__gateway__application", "configuration__folder"
+        )
+    }
+    memo: dict = {}
+    problems: dict[str, str] = {}
+    wanted: list[tuple[PamUser, RotationSettings]] = []
+    for record in records:
+        rs = all_settings.get(record.pk)
+        problem = rotation_request_problem(record=record, rs=rs, memo=memo)
+        if problem:
+            problems[record.uid] = problem
+        else:
+            wanted.append((record, rs))
+    actor = requested_by if getattr(requested_by, "pk", None) else None
+    active = _queue_many(wanted, trigger, actor)
+    for record, _ in wanted:
+        if record.uid not in active:  # finished between our insert and the read
+            problems[record.uid] = JUST_FINISHED
+    return active, problems
+
+
+def _queue_many(
+    wanted: list[tuple[PamUser, RotationSettings]], trigger: str, actor
+) -> dict[str, Rotation]:
+    """Insert the rotations of rotation_request_many and hand the new ones to their gateways.
+    Returns {record uid: its active rotation}."""
+    by_record = {record.pk: record for record, _ in wanted}
+    now = timezone.now()
+    with transaction.atomic():
+        busy = set(
+            Rotation.objects.filter(
+                pam_user_id__in=list(by_record), status__in=Rotation.ACTIVE
+            ).values_list("pam_user_id", flat=True)
+        )
+        new = [
+            Rotation(
+                pam_user_id=record.pk,
+                configuration_id=rs.configuration_id,
+                gateway_name=rs.configuration.gateway.name,
+                trigger=trigger,
+                requested_by=actor,
+                lease_expires_at=lease_deadline(now),
+                created_at=now,
+            )
+            for record, rs in wanted
+            if record.pk not in busy
+        ]
+        # A request racing ours may win a record; the constraint keeps it to one rotation.
+        Rotation.objects.bulk_create(new, ignore_conflicts=True)
+        per_gateway: dict[str, list[int]] = defaultdict(list)
+        active: dict[str, Rotation] = {}
+        for rotation in Rotation.objects.filter(
+            pam_user_id__in=list(by_record), status__in=Rotation.ACTIVE
+        ):
+            active[by_record[rotation.pam_user_id].uid] = rotation
+            if rotation.pam_user_id not in busy:
+                per_gateway[rotation.gateway_name].append(rotation.pk)
+        transaction.on_commit(lambda: dispatch.enqueue_requested(per_gateway))
+    return active
+
+
+# --- claim -------------------------------------------------------------------------------------
+
+RUN_RELATED = (
+    "pam_user__rotation_settings",
+    "pam_user__folder",
+    "configuration__folder",
+    "configuration__gateway",
+)
+
+
+def _method_of(rotation: Rotation) -> RotationMethod:
+    return methods.method_named(rotation.pam_user.rotation_settings.method)
+
+
+def _claimable() -> QuerySet[Rotation]:
+    """Queued rotations, read with what running them needs."""
+    return (
+        Rotation.objects.select_related(*RUN_RELATED)
+        .filter(status=Rotation.QUEUED)
+        .annotate(has_possibly_live=Exists(_possibly_live(OuterRef("pam_user_id"))))
+    )
+
+
+def _prepare_claim(rotation: Rotation) -> tuple[QuerySet[Rotation], dict]:
+    """The conditional UPDATE that claims a queued rotation read earlier, and writes its new
+    pending secret in the same statement (unless it has one): the claim and the write-ahead
+    in one write.
+
+    Conditional on the attempt count read, so a claim made by anyone since the read wins and
+    this one does nothing. When the secret cannot be made now (the account's policy
+    unreachable, impossible complexity), the claim goes ahead without it and the run's
+    write-ahead step reports the problem.
+    """
+    now = timezone.now()
+    claim = Rotation.objects.filter(
+        pk=rotation.pk, status=Rotation.QUEUED, attempts=rotation.attempts
+    )
+    changes = {
+        "status": Rotation.RUNNING,
+        "started_at": now,
+        "lease_expires_at": lease_deadline(now),
+        "attempts": F("attempts") + 1,
+    }
+    # The gateway's authority check comes before any AWS call, the write-ahead's included.
+    rotation.authority_refusal = _authority_refusal(rotation)
+    if not rotation.has_secret("pending_password") and not rotation.authority_refusal:
+        secret = _secret_if_possible(rotation)
+        if secret is not None:
+            rotation.set_secret("pending_password", secret)
+            claim = claim.filter(pending_password_enc="")
+            changes["pending_password_enc"] = rotation.pending_password_enc
+    return claim, changes
+
+
+def _secret_if_possible(rotation: Rotation) -> str | None:
+    try:
+        return _method_of(rotation).write_ahead.make(rotation)
+    except StepFailed:
+        return None
+
+
+def _claimed(rotation: Rotation, changes: dict) -> Rotation:
+    rotation.status, rotation.started_at = Rotation.RUNNING, changes["started_at"]
+    rotation.lease_expires_at = changes["lease_expires_at"]
+    rotation.attempts += 1
+    return rotation
+
+
+def rotation_claim_with_pending(*, rotation_id: int) -> Rotation | None:
+    """queued -> running for exactly one worker, with the pending secret written ahead in the
+    same UPDATE when it can be made now. None when someone else has it."""
+    rotation = _claimable().filter(pk=rotation_id).first()
+    if rotation is None:
+        return None
+    claim, changes = _prepare_claim(rotation)
+    if not claim.update(**changes):
+        return None
+    return _claimed(rotation, changes)
+
+
+def rotations_claim_batch(*, gateway_name: str, limit: int) -> list[Rotation] | None:
+    """Claim up to ``limit`` of the gateway's oldest queued rotations, each with its pending
+    secret committed, in one read and one transaction. None when none is queued; an empty
+    list when another worker claimed them first."""
+    rows = list(_claimable().filter(gateway_name=gateway_name).order_by("created_at", "id")[:limit])
+    if not rows:
+        return None
+    prepared = [(rotation, *_prepare_claim(rotation)) for rotation in rows]
+    claimed = []
+    with transaction.atomic():  # one turn of the write lock for the whole batch
+        for rotation, claim, changes in prepared:
+            if claim.update(**changes):
+                claimed.append(_claimed(rotation, changes))
+    return claimed
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def rotation_write_ahead(*, rotation: Rotation) -> str:
+    """The pending secret, made by the method's write-ahead step and committed before any
+    step acts with it (once per rotation).
+
+    Also renews the lease, and raises LeaseLost when the claim is no longer ours: a worker
+    that outlived its lease must not act, nor replace a pending secret that another worker
+    may already have sent.
+    """
+    if rotation.has_secret("pending_password"):
+        _renew_lease(rotation, _mine(rotation))
+        return rotation.get_secret("pending_password")
+    secret = _method_of(rotation).write_ahead.make(rotation)
+    rotation.set_secret("pending_password", secret)
+    # Autocommit: this row is durable before the next step acts.
+    unwritten = _mine(rotation).filter(pending_password_enc="")
+    _renew_lease(rotation, unwritten, pending_password_enc=rotation.pending_password_enc)
+    return secret
+
+
+def rotation_run(*, rotation_id: int) -> str:
+    """Run one rotation to the end. Returns the final status (or "skipped"), never a secret."""
+    rotation = rotation_claim_with_pending(rotation_id=rotation_id)
+    if rotation is None:
+        return "skipped"
+    return rotation_run_claimed(rotation=rotation)
+
+
+def rotation_run_claimed(
+    *,
+    rotation: Rotation,
+    finish: Finish | None = None,
+    before_failure: Callable[[], None] | None = None,
+) -> str:
+    """Attempt the claimed rotation until it ends. ``finish(rotation, secret)`` records a
+    success (default: rotation_finish); ``before_failure()`` runs before any failure is
+    handled (a drain finishes the successes it holds first, while their leases are fresh)."""
+    # Checked at the claim, just now, when the rotation came through _prepare_claim.
+    checked = "authority_refusal" in vars(rotation)
+    refusal = rotation.authority_refusal if checked else _authority_refusal(rotation)
+    if refusal:
+        if before_failure:
+            before_failure()
+        return rotation_fail(rotation=rotation, error=refusal)
+    while True:
+        try:
+            secret = _attempt(rotation)
+        except LeaseLost:
+            return "skipped"
+        except StepFailed as failure:
+            if before_failure:
+                before_failure()
+            ended = _after_failed_attempt(rotation, failure)
+            if ended is None:
+                continue
+            return ended
+        if finish is not None:
+            return finish(rotation, secret)
+        return rotation_finish(rotation=rotation, password=secret)
+
+
+def _attempt(rotation: Rotation) -> str:
+    """One attempt: the committed pending secret, then the method's applying steps with it."""
+    if rotation.has_secret("pending_password") and _lease_is_fresh(rotation):
+        # Committed, and the claim (or _next_attempt) renewed the lease just now.
+        secret = rotation.get_secret("pending_password")
+    else:
+        secret = rotation_write_ahead(rotation=rotation)
+    for step in _method_of(rotation).applying:
+        step.act(rotation, secret)
+    return secret
+
+
+def _after_failed_attempt(rotation: Rotation, failure: StepFailed) -> str | None:
+    """The rotation's final status after a failed attempt, or None: take the next attempt."""
+    if isinstance(failure, Refused):
+        return rotation_fail(rotation=rotation, error=failure.message)
+    if failure.may_have_applied:
+        _mark_may_be_live(rotation)
+    if rotation.attempts >= settings.ROTATION_MAX_ATTEMPTS:
+        return rotation_fail(
+            rotation=rotation,
+            error=f"{failure.message} (gave up after {rotation.attempts} attempts)",
+        )
+    if not _next_attempt(rotation, failure.message):
+        return "skipped"
+    return None
+
+
+def _authority_refusal(rotation: Rotation) -> str | None:
+    """The gateway's own check, from the database, before any AWS call: this gateway may act
+    with this configuration on this record (vault/access.py). The web checked when the
+    rotation was requested; shares, scopes and gateways may have changed since."""
+    config = rotation.configuration
+    if config is None:
+        return "The configuration of this rotation was deleted: choose another one."
+    gateway = Gateway.objects.select_related("application").filter(name=rotation.gateway_name)
+    gateway = gateway.first()
+    if gateway is None:
+        return f"The gateway “{rotation.gateway_name}” no longer exists."
+    return access.rotation_problem(config, rotation.pam_user, gateway)
+
+
+def _mark_may_be_live(rotation: Rotation) -> None:
+    rotation.pending_may_be_live = True
+    Rotation.objects.filter(pk=rotation.pk).update(pending_may_be_live=True)
+
+
+def _next_attempt(rotation: Rotation, reason: str) -> bool:
+    """Back off, then take the next attempt under a fresh lease (False if we lost the lease)."""
+    time.sleep(min(2 ** (rotation.attempts - 1), 8) * settings.ROTATION_RETRY_BACKOFF_SCALE)
+    lease = lease_deadline()
+    updated = _mine(rotation).update(
+        attempts=F("attempts") + 1, lease_expires_at=lease, error=f"Retrying: {reason}"
+    )
+    if updated:
+        rotation.attempts += 1
+        rotation.lease_expires_at = lease
+    return bool(updated)
+
+
+# --- finish ------------------------------------------------------------------------------------
+
+
+def _next_run_for(rs: RotationSettings, now: datetime) -> datetime | None:
+    return next_run_or_none(rs.effective_schedule, now, settings_pk=rs.pk)
+
+
+def rotation_finish(*, rotation: Rotation, password: str) -> str:
+    """The target holds the pending secret: make it the record's password, in one transaction."""
+    return rotations_finish(done=[(rotation, password)])[0]
+
+
+class _NotAllMine(Exception):
+    """Some rotation of a batch was taken over: roll back and finish them one by one."""
+
+
+def rotations_finish(*, done: list[tuple[Rotation, str]]) -> list[str]:
+    """rotation_finish for one or more rotations, in one transaction with a few statements
+    whatever their number: each record's new password and its history entry, each rotation
+    succeeded, the settings' last run and next run, the audit events. Returns each status."""
+    now = timezone.now()
+    # Work that needs no lock is done before the transaction, which holds the write lock.
+    next_runs = [_next_run_for(_settings_of(rotation), now) for rotation, _ in done]
+    try:
+        with transaction.atomic():
+            _succeed_all(done, now)
+            _promote_passwords(done, now)
+            _settings_after_success([r for r, _ in done], now, next_runs)
+            for rotation, _ in done:
+                audit_rotation(
+                    f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.ok",
+                    rotation,
+                    details={"rotation": rotation.uid, "attempts": rotation.attempts},
+                )
+    except _NotAllMine:
+        if len(done) == 1:
+            return ["skipped"]
+        return [rotations_finish(done=[item])[0] for item in done]
+    return [Rotation.SUCCEEDED] * len(done)
+
+
+def _succeed_all(done: list[tuple[Rotation, str]], now: datetime) -> None:
+    owned = Q()
+    for rotation, _ in done:
+        owned |= Q(pk=rotation.pk, attempts=rotation.attempts)
+    mine = Rotation.objects.filter(owned, status=Rotation.RUNNING).update(
+        status=Rotation.SUCCEEDED,
+        finished_at=now,
+        pending_password_enc="",
+        pending_may_be_live=False,
+        error="",
+    )
+    if mine != len(done):
+        # A recovered copy of a rotation owns it now (it holds the same secret).
+        raise _NotAllMine
+
+
+def _promote_passwords(done: list[tuple[Rotation, str]], now: datetime) -> None:
+    """Each record's new password with its history entry; older possibly-live ones resolved."""
+    # The records' rows get one UPDATE of the password columns (a row lock like
+    # select_for_update's, without reading the rows again); the ciphertext depends only on
+    # the record's uid, which never changes.
+    records = [rotation.pam_user for rotation, _ in done]
+    pam_users_set_passwords(
+        changes=[
+            (
+                rotation.pam_user,
+                password,
+                rotation.requested_by if rotation.requested_by_id else None,
+                f"{rotation.get_trigger_display()} rotation {rotation.uid}",
+            )
+            for rotation, password in done
+        ],
+        source="rotation",
+    )
+    for record in records:
+        record.updated_at = now
+    PamUser.objects.bulk_update(records, ["password_enc", "updated_at"])
+    # Older possibly-live passwords are no longer live: AWS now holds the new one.
+    # (None can appear while a rotation is active, so the claim's answer holds.)
+    live = [r.pam_user_id for r, _ in done if getattr(r, "has_possibly_live", True)]
+    if live:
+        _possibly_live(live).update(resolved_at=now, pending_password_enc="")
+
+
+def _settings_of(rotation: Rotation) -> RotationSettings:
+    rs = rotation.pam_user.rotation_settings
+    if rs.configuration_id == rotation.configuration_id:
+        rs.configuration = rotation.configuration  # already loaded: no query
+    return rs
+
+
+def _settings_after_success(
+    rotations: list[Rotation], now: datetime, next_runs: list[datetime | None]
+) -> None:
+    """Last rotated, last status and the next run, from the settings read at the claim.
+
+    A next run is written only if its settings are unchanged since then (an edit saves the
+    whole row and so moves ``updated_at``); an edit computed its own next run from the new
+    schedule, and that one stands.
+    """
+    settings_rows = [rotation.pam_user.rotation_settings for rotation in rotations]
+    RotationSettings.objects.filter(pk__in=[rs.pk for rs in settings_rows]).update(
+        last_rotated_at=now,
+        last_status=Rotation.SUCCEEDED,
+        next_run_at=Case(
+            *[
+                When(pk=rs.pk, updated_at=rs.updated_at, then=Value(next_run_at))
+                for rs, next_run_at in zip(settings_rows, next_runs, strict=True)
+            ],
+            default=F("next_run_at"),
+            output_field=DateTimeField(),
+        ),
+    )
+
+
+# --- fail --------------------------------------------------------------------------------------
+
+
+def rotation_fail(*, rotation: Rotation, error: str) -> str:
+    """End the rotation as failed. The pending secret survives if it may be live."""
+    now = timezone.now()
+    keep = rotation.pending_may_be_live
+    with transaction.atomic():
+        changes = {"status": Rotation.FAILED, "finished_at": now, "error": error}
+        if not keep:
+            changes["pending_password_enc"] = ""
+        if not _mine(rotation).update(**changes):
+            return "skipped"
+        _after_failure(rotation, error=error, keep=keep, now=now)
+    logger.info("rotation %s failed: %s", rotation.uid, error)
+    return Rotation.FAILED
+
+
+def _after_failure(rotation: Rotation, *, error: str, keep: bool, now: datetime) -> None:
+    """The settings' last status and next run, and the audit event, of a failed rotation."""
+    rs = (
+        RotationSettings.objects.select_related("configuration")
+        .filter(pam_user_id=rotation.pam_user_id)
+        .first()
+    )
+    if rs is not None:
+        rs.last_status = Rotation.FAILED
+        rs.next_run_at = _next_run_for(rs, now)
+        rs.save(update_fields=["last_status", "next_run_at"])
+    audit_rotation(
+        f"rotation.{TRIGGER_AUDIT[rotation.trigger]}.fail",
+        rotation,
+        details={"rotation": rotation.uid, "error": error, "may_be_live": keep},
+    )
+
+
+def audit_rotation(action: str, rotation: Rotation, *, details: dict) -> None:
+    """Audit a rotation where each party looks: the record's folder, and the folder of the
+    configuration whose credentials it used (its managers must see every use)."""
+    actor = rotation.requested_by if rotation.requested_by_id else None
+    record = rotation.pam_user
+    audit_record(action, actor=actor, obj=record, details=details)
+    config = rotation.configuration
+    if config is not None and config.folder_id != record.folder_id:
+        audit_record(
+            action,
+            actor=actor,
+            obj=config,
+            details={**details, "record": record.uid, "login": record.login},
+        )
+
+
+# --- a person resolves a possibly-live secret --------------------------------------------------
+
+
+def rotation_resolve(
+    *, rotation: Rotation, use_pending: bool, actor=None, request: HttpRequest | None = None
+) -> None:
+    """Settle a failed rotation's possibly-live password: adopt it, or keep the current one."""
+    with transaction.atomic():
+        locked = Rotation.objects.select_for_update().get(pk=rotation.pk)
+        if not locked.holds_possibly_live_password:
+            raise RotationRequestError("This rotation has nothing left to resolve.")
+        record = PamUser.objects.select_for_update().get(pk=locked.pam_user_id)
+        if use_pending:
+            pam_user_set_password(
+                record=record,
+                password=locked.get_secret("pending_password"),
+                set_by=actor,
+                source="resolution",
+                reason=f"adopted the possibly-live password of rotation {locked.uid}",
+            )
+            record.save(update_fields=["password_enc", "updated_at"])
+        locked.resolved_at, locked.resolved_by = timezone.now(), actor
+        locked.pending_password_enc = ""
+        locked.save(update_fields=["resolved_at", "resolved_by", "pending_password_enc"])
+        audit_record(
+            "rotation.resolved",
+            actor=actor,
+            obj=record,
+            request=request,
+            details={"rotation": locked.uid, "kept": "pending" if use_pending else "current"},
+        )
+
+
+def _possibly_live(pam_user_ids) -> QuerySet[Rotation]:
+    """Failed rotations of these records (an id, a list, or an OuterRef) whose pending
+    secret may be live and is not resolved yet."""
+    lookup = "pam_user_id__in" if isinstance(pam_user_ids, list) else "pam_user_id"
+    return Rotation.objects.filter(
+        **{lookup: pam_user_ids},
+        status=Rotation.FAILED,
+        pending_may_be_live=True,
+        resolved_at__isnull=True,
+    )
+
+
+def possibly_live_rotations(record: PamUser) -> QuerySet[Rotation]:
+    """The record's failed rotations holding a password that may be live, to show or resolve."""
+    return _possibly_live(record.pk).exclude(pending_password_enc="")
+
+
+# --- recovery of expired leases ----------------------------------------------------------------
+
+
+def rotation_recover(*, gateway_name: str | None = None, now: datetime | None = None) -> int:
+    """Re-queue rotations whose lease ran out (worker killed, task lost). Returns how many."""
+    now = now or timezone.now()
+    expired = Rotation.objects.filter(status__in=Rotation.ACTIVE, lease_expires_at__lt=now)
+    if gateway_name is not None:
+        expired = expired.filter(gateway_name=gateway_name)
+    recovered = 0
+    for rotation in expired.select_related("pam_user__folder"):
+        # Conditional on the lease we saw: a worker that renewed it in the meantime is alive.
+        taken = Rotation.objects.filter(
+            pk=rotation.pk, status=rotation.status, lease_expires_at=rotation.lease_expires_at
+        )
+        if (
+            rotation.status == Rotation.RUNNING
+            and rotation.attempts >= settings.ROTATION_MAX_ATTEMPTS
+        ):
+            _recover_exhausted(rotation, taken, now)
+            continue
+        moved = taken.update(
+            status=Rotation.QUEUED,
+            lease_expires_at=lease_deadline(now),
+            pending_may_be_live=_MAY_BE_LIVE_NOW,
+        )
+        if moved:
+            recovered += 1
+            transaction.on_commit(lambda r=rotation: dispatch.enqueue_rotation(r))
+    return recovered
+
+
+# A killed worker may have acted once its pending secret was committed. Decided by the
+# database in the same UPDATE that takes the rotation away from the worker, never from a copy
+# read earlier: the worker may have committed its pending secret since that read.
+_MAY_BE_LIVE_NOW = Case(
+    When(Q(status=Rotation.RUNNING) & ~Q(pending_password_enc=""), then=Value(True)),
+    default=F("pending_may_be_live"),
+)
+
+
+def _recover_exhausted(rotation: Rotation, taken: QuerySet[Rotation], now: datetime) -> None:
+    error = f"The gateway stopped during the rotation {rotation.attempts} times; giving up."
+    with transaction.atomic():
+        # Fail it without discarding anything: a pending secret that exists may be live.
+        if not taken.update(
+            status=Rotation.FAILED,
+            finished_at=now,
+            error=error,
+            pending_may_be_live=_MAY_BE_LIVE_NOW,
+        ):
+            return
+        keep = Rotation.objects.filter(pk=rotation.pk, pending_may_be_live=True).exists()
+        _after_failure(rotation, error=error, keep=keep, now=now)
+    logger.info("rotation %s failed: %s", rotation.uid, error)

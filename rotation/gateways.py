@@ -1,0 +1,107 @@
+"""Gateways: what each gateway's workers do besides single rotations. The tick (every minute
+and at start: heartbeat, recovery of expired leases, the scheduler pass), the heartbeat and the
+online/offline audit events, and the drain that works through a gateway's queue in batches.
+
+A gateway is a django-q2 cluster named after it; rotation/dispatch.py hands it its tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from rotation import dispatch, engine, scheduler
+from rotation.models import Rotation
+from vault.audit import audit_record
+from vault.models import Gateway
+
+logger = logging.getLogger(__name__)
+
+
+def gateway_heartbeat(*, gateway_name: str, now: datetime | None = None) -> Gateway | None:
+    """The gateway is alive now; its coming back online is audited once. None if unknown."""
+    now = now or timezone.now()
+    gateway = Gateway.objects.filter(name=gateway_name).first()
+    if gateway is None:
+        return None
+    Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=now, reported_online=True)
+    if not gateway.reported_online:
+        audit_record("gateway.online", actor_kind="system", obj=gateway)
+    return gateway
+
+
+def gateways_report_offline(*, now: datetime | None = None) -> int:
+    """Write one audit event for each gateway that stopped sending heartbeats."""
+    now = now or timezone.now()
+    limit = now - timedelta(seconds=settings.GATEWAY_OFFLINE_SECONDS)
+    stale = list(Gateway.objects.filter(reported_online=True, last_seen_at__lt=limit))
+    for gateway in stale:
+        if Gateway.objects.filter(pk=gateway.pk, reported_online=True).update(
+            reported_online=False
+        ):
+            audit_record(
+                "gateway.offline",
+                actor_kind="system",
+                obj=gateway,
+                details={"last_seen_at": gateway.last_seen_at.isoformat()},
+            )
+    return len(stale)
+
+
+# Work that apps above rotation hand to every gateway's tick (the events outbox delivers
+# here): name -> callable returning a JSON-able summary. Filled in their ready(); rotation
+# never imports them.
+TICK_HOOKS: dict[str, Callable[[], object]] = {}
+
+
+def gateway_tick(*, gateway_name: str) -> dict:
+    """What a gateway does every minute and at start: heartbeat, recovery, scheduling, and
+    the tick hooks of the apps above."""
+    gateway_heartbeat(gateway_name=gateway_name)  # first: whatever fails below, it is alive
+    dispatch.ensure_gateway_schedule(gateway_name)
+    gateways_report_offline()
+    recovered = engine.rotation_recover(gateway_name=gateway_name)
+    requested = scheduler.rotation_schedule_due()
+    summary: dict = {"recovered": recovered, "requested": requested}
+    for name, hook in TICK_HOOKS.items():
+        try:
+            summary[name] = hook()
+        except Exception:  # one app's failure must not stop the heartbeat's next tick
+            logger.exception("tick hook %s failed", name)
+            summary[name] = "failed"
+    return summary
+
+
+def gateway_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
+    """Run queued rotations of one gateway until none are left or the time budget is spent."""
+    # Successes are finished together, at the end of each batch or before a failure is
+    # handled: one write transaction for several rotations.
+    done: list[tuple[Rotation, str]] = []
+
+    def defer(rotation: Rotation, password: str) -> str:
+        done.append((rotation, password))
+        return Rotation.SUCCEEDED
+
+    def flush() -> None:
+        if done:
+            engine.rotations_finish(done=done)
+            done.clear()
+
+    started, ran = time.monotonic(), 0
+    while time.monotonic() - started < budget_seconds:
+        batch = engine.rotations_claim_batch(gateway_name=gateway_name, limit=dispatch.DRAIN_BATCH)
+        if batch is None:
+            return ran
+        try:
+            for rotation in batch:
+                engine.rotation_run_claimed(rotation=rotation, finish=defer, before_failure=flush)
+                ran += 1
+        finally:
+            flush()
+    dispatch.enqueue_drains({gateway_name: 1})  # more work left: hand it to the next task
+    return ran

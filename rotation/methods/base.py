@@ -1,0 +1,99 @@
+"""What a rotation method is to the engine: named durable steps, and three kinds of failure.
+
+The engine (rotation/engine.py) runs every method the same way. It commits the secret that the
+write-ahead step makes before any other step runs, so a killed worker never leaves AWS holding a
+credential the vault lacks; it runs the applying steps in order with that secret, again after a
+transient failure or a recovered lease; and it decides from the failure's kind whether the
+rotation fails, is attempted again, or keeps its secret as "may be live".
+
+A method never touches the Rotation row, and the engine never calls AWS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rotation.models import Rotation
+
+
+class StepFailed(Exception):
+    """A step did not complete; ``message`` is a sentence a person can act on."""
+
+    may_have_applied = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Refused(StepFailed):
+    """Proof that nothing changed, and trying again will not help: the rotation fails now."""
+
+
+class Transient(StepFailed):
+    """Worth another attempt with the same secret; nothing changed in the target."""
+
+
+class Ambiguous(Transient):
+    """Worth another attempt with the same secret; the change may have happened, so from now
+    on the secret is never thrown away (it may be live)."""
+
+    may_have_applied = True
+
+
+@dataclass(frozen=True)
+class WriteAhead:
+    """The step that makes the new secret without changing anything outside the vault.
+
+    ``make(rotation)`` returns it. The engine commits it (the rotation's pending secret) before
+    any later step runs, and does not run this step again for a rotation that has one: a
+    re-run must use the secret that may already have reached the target.
+    """
+
+    name: str
+    make: Callable[[Rotation], str]
+
+
+@dataclass(frozen=True)
+class Apply:
+    """A step that acts on the target with the committed secret: ``act(rotation, secret)``.
+
+    It runs again after a transient or ambiguous failure and after a killed worker, so doing
+    it twice must be harmless.
+    """
+
+    name: str
+    act: Callable[[Rotation, str], None]
+
+
+Step = WriteAhead | Apply
+
+
+@dataclass(frozen=True)
+class RotationMethod:
+    """One kind of credential: its name in RotationSettings.method and its steps, in order."""
+
+    name: str
+    label: str
+    steps: tuple[Step, ...]
+
+    def __post_init__(self) -> None:
+        # The engine holds one pending secret per rotation (Rotation.pending_password_enc), so
+        # a method writes ahead once, first. See rotation/methods/__init__.py for more steps.
+        kinds = [isinstance(step, WriteAhead) for step in self.steps]
+        if not kinds or not kinds[0] or any(kinds[1:]):
+            raise ValueError(f"method {self.name}: one WriteAhead step, first, then Apply steps")
+
+    @property
+    def write_ahead(self) -> WriteAhead:
+        return self.steps[0]  # type: ignore[return-value]  # checked in __post_init__
+
+    @property
+    def applying(self) -> tuple[Apply, ...]:
+        return self.steps[1:]  # type: ignore[return-value]

@@ -1,0 +1,31 @@
+"""The root URLconf (ROOT_URLCONF): the `urls` module of every app of this repository, in
+INSTALLED_APPS order, lowest layer first.
+
+It names no app. An app adds its pages by having a `urls` module, as it adds `pam` subcommands
+by having a `cli` module (vault/cli.py), so the vault imports nothing above it and adding an app
+above changes nothing here (docs/architecture.md, "Layers").
+"""
+
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.urls import include, path
+from django.utils.module_loading import module_has_submodule
+
+handler403 = "vault.views.permission_denied"
+handler404 = "vault.views.page_not_found"
+
+
+def app_urlconfs() -> list[str]:
+    """The `urls` modules of the installed apps that live in this repository (not Django's or a
+    library's: django.contrib.auth has a `urls` module too)."""
+    return [
+        f"{config.name}.urls"
+        for config in apps.get_app_configs()
+        if Path(config.path).parent == Path(settings.BASE_DIR)
+        and module_has_submodule(config.module, "urls")
+    ]
+
+
+urlpatterns = [path("", include(urlconf)) for urlconf in app_urlconfs()]
