@@ -71,6 +71,8 @@ def bootstrap(settings_module: str = "vault.settings", **extra_env: str) -> Env:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("Q_LOG_LEVEL", "WARNING")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    # The benchmarks' AWS is the local emulator (and fault proxies) on loopback.
+    os.environ.setdefault("AWS_ENDPOINT_ALLOWLIST", "http://127.0.0.1:*")
     if not os.environ.get("DATABASE_URL"):
         os.environ["DATABASE_URL"] = f"sqlite:///{env.tmpdir / 'bench.sqlite3'}"
         env.own_database = True

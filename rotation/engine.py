@@ -262,7 +262,7 @@ def _claimable() -> QuerySet[Rotation]:
     )
 
 
-def _prepare_claim(rotation: Rotation) -> tuple[QuerySet[Rotation], dict]:
+def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple[QuerySet[Rotation], dict]:
     """The conditional UPDATE that claims a queued rotation read earlier, and writes its new
     pending secret in the same statement (unless it has one): the claim and the write-ahead
     in one write.
@@ -283,7 +283,7 @@ def _prepare_claim(rotation: Rotation) -> tuple[QuerySet[Rotation], dict]:
         "attempts": F("attempts") + 1,
     }
     # The gateway's authority check comes before any AWS call, the write-ahead's included.
-    rotation.authority_refusal = _authority_refusal(rotation)
+    rotation.authority_refusal = _authority_refusal(rotation, memo)
     if not rotation.has_secret("pending_password") and not rotation.authority_refusal:
         secret = _secret_if_possible(rotation)
         if secret is not None:
@@ -326,7 +326,10 @@ def rotations_claim_batch(*, gateway_name: str, limit: int) -> list[Rotation] | 
     rows = list(_claimable().filter(gateway_name=gateway_name).order_by("created_at", "id")[:limit])
     if not rows:
         return None
-    prepared = [(rotation, *_prepare_claim(rotation)) for rotation in rows]
+    # One authority check per gateway, configuration and folder for the whole batch, read
+    # at this claim: the batch's rotations share a few of each.
+    memo: dict = {}
+    prepared = [(rotation, *_prepare_claim(rotation, memo)) for rotation in rows]
     claimed = []
     with transaction.atomic():  # one turn of the write lock for the whole batch
         for rotation, claim, changes in prepared:
@@ -426,18 +429,24 @@ def _after_failed_attempt(rotation: Rotation, failure: StepFailed) -> str | None
     return None
 
 
-def _authority_refusal(rotation: Rotation) -> str | None:
+def _authority_refusal(rotation: Rotation, memo: dict | None = None) -> str | None:
     """The gateway's own check, from the database, before any AWS call: this gateway may act
     with this configuration on this record (vault/access.py). The web checked when the
-    rotation was requested; shares, scopes and gateways may have changed since."""
+    rotation was requested; shares, scopes and gateways may have changed since. `memo`
+    shares the reads among the rotations of one claim."""
     config = rotation.configuration
     if config is None:
         return "The configuration of this rotation was deleted: choose another one."
-    gateway = Gateway.objects.select_related("application").filter(name=rotation.gateway_name)
-    gateway = gateway.first()
+    memo = {} if memo is None else memo
+    key = ("gateway", rotation.gateway_name)
+    if key not in memo:
+        found = Gateway.objects.select_related("application").filter(name=rotation.gateway_name)
+        memo[key] = found.first()
+    gateway = memo[key]
     if gateway is None:
         return f"The gateway “{rotation.gateway_name}” no longer exists."
-    return access.rotation_problem(config, rotation.pam_user, gateway)
+    folders = memo.setdefault("folders", {})
+    return access.rotation_problem(config, rotation.pam_user, gateway, folder_memo=folders)
 
 
 def _mark_may_be_live(rotation: Rotation) -> None:

@@ -251,3 +251,22 @@ def test_foreign_gateway_application_sees_its_own_folders_only(world, personas):
         rotation = _run(_queued(record, world.config))
     assert rotation.status == Rotation.FAILED
     assert "“Other App”" in rotation.error
+
+
+def test_a_batch_claim_checks_authority_once_per_configuration_and_folder(world):
+    """The drain claims up to 20 rotations at once: their shared gateway, configuration and
+    folder are checked once, not once per rotation (the check must not halve throughput)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from rotation.engine import rotations_claim_batch
+
+    for n in range(12):
+        _queued(world.user(f"svc-{n}"), world.config)
+    with CaptureQueriesContext(connection) as queries:
+        claimed = rotations_claim_batch(gateway_name=world.config.gateway.name, limit=20)
+    assert len(claimed) == 12
+    share_reads = [q for q in queries if "vault_applicationfolder" in q["sql"]]
+    gateway_reads = [q for q in queries if 'FROM "vault_gateway"' in q["sql"]]
+    assert len(share_reads) == 2  # the configuration's folder and the records' folder
+    assert len(gateway_reads) == 1
