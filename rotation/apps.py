@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, pre_migrate
 
 
 class RotationConfig(AppConfig):
@@ -11,6 +11,7 @@ class RotationConfig(AppConfig):
 
         importing.install()
         taskguard.install()  # only the vault's task functions run on gateways
+        pre_migrate.connect(_drop_sqlite_count_triggers, sender=self)
         post_migrate.connect(_ensure_counts, sender=self)
         # The home and folder pages count a folder's records from the counts kept here.
         from rotation import counts
@@ -19,10 +20,22 @@ class RotationConfig(AppConfig):
         counting.RECORD_COUNT = counts.record_count
 
 
+def _drop_sqlite_count_triggers(sender, using="default", plan=None, **kwargs) -> None:
+    """Before migrations run on SQLite: drop the count triggers and their views. SQLite
+    rebuilds a table to alter it (copy, drop, rename), and the rename fails while a trigger on
+    another table names the dropped one; _ensure_counts puts them back, and rebuilds the
+    counts, once every migration has run."""
+    from django.db import connections
+
+    from rotation import counts
+
+    if plan and connections[using].vendor == "sqlite":
+        counts.uninstall(connections[using])
+
+
 def _ensure_counts(sender, using="default", **kwargs) -> None:
     """After every migrate (and flush): the home page's count triggers are there and current,
-    else they are installed and the counts rebuilt (rotation/counts.py). On SQLite a later
-    migration that rebuilds one of the tables drops its triggers; this puts them back."""
+    else they are installed and the counts rebuilt from the rows (rotation/counts.py)."""
     from django.db import connections
 
     from rotation import counts

@@ -44,13 +44,19 @@ PostgreSQL runs writers concurrently (READ COMMITTED, Django's default):
   them), so this is only the reader's own open transaction: a test, or a view that reads
   after it wrote.
 
+Migrations on SQLite: SQLite alters a table by rebuilding it (copy, drop, rename), and the
+rename fails while a trigger on another table names the dropped one. So ``migrate`` drops these
+triggers before it runs any migration (rotation/apps.py) and, once every migration has run,
+installs them again and rebuilds the counts from the rows. Migration 0005 installs them itself
+only on PostgreSQL, where ALTER TABLE keeps them.
+
 What can make the counts drift, and the repair: anything that changes the source tables
 without firing row triggers (PostgreSQL: TRUNCATE of one table alone, ``session_replication_
-role = replica`` as during some restores; SQLite: a schema change that rebuilds a table, which
-drops its triggers, until the next ``migrate``). ``migrate`` reinstalls missing or outdated
-triggers after every run and rebuilds the counts when it did; ``manage.py rotation_counts``
-checks them against the rows they derive from, and ``--rebuild`` recomputes them, under locks
-that keep writers out meanwhile.
+role = replica`` as during some restores; SQLite: writes while a ``migrate`` that failed midway
+left the triggers out). After every ``migrate`` (and ``flush``) missing, disabled or outdated
+triggers are reinstalled and the counts rebuilt; ``manage.py rotation_counts`` checks the counts
+against the rows they derive from (and says when a trigger is missing), and ``--rebuild``
+recomputes them, under locks that keep writers out meanwhile.
 """
 
 from __future__ import annotations
@@ -62,7 +68,6 @@ from django.db import connections, transaction
 
 SLOT_SECONDS = 900  # rotation_slot_count's slot: Unix seconds // 900
 VERSION = "rotation-counts v1"  # change when the SQL below changes: migrate reinstalls it
-FINISHED = ("succeeded", "failed")
 
 
 def slot_of(when: datetime) -> int:

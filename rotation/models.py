@@ -160,7 +160,9 @@ class Rotation(SecretsMixin, UidModel):
         ]
         indexes = [
             models.Index(fields=["status", "lease_expires_at"], name="rotation_lease_idx"),
-            models.Index(fields=["pam_user", "-created_at"], name="rotation_history_idx"),
+            # A record's rotations newest first; its latest one in one probe (the count
+            # triggers read it on every change, and so does the record page).
+            models.Index(fields=["pam_user", "-created_at", "-id"], name="rotation_history_idx"),
             # The home page: rotations finished after "now" (clock skew) within the chart's
             # current slot (rotation/dashboard.py), and possibly-live passwords newest first,
             # without reading every failed rotation.
