@@ -12,6 +12,7 @@ from django.apps import apps
 from django.test import Client
 
 from rotation.models import Rotation, RotationBatch
+from rotation.passwords import AWS_SYMBOLS
 from tests.conftest import login, login_verified, make_configuration, make_pam_user
 from tests.rotation.conftest import _fresh_aws_caches, make_settings, world  # noqa: F401
 from vault import services
@@ -114,3 +115,20 @@ class VaultWorld:
 @pytest.fixture
 def vault_world(personas) -> VaultWorld:
     return VaultWorld(personas)
+
+
+def settings_form_data(config) -> dict:
+    """A valid Password Rotation Settings submission choosing `config`, on demand."""
+    return {
+        "method": "iam_user",
+        "configuration": config.uid,
+        "schedule_type": "ON_DEMAND",
+        "tz": "UTC",
+        "length": "32",
+        "min_upper": "5",
+        "min_lower": "5",
+        "min_digits": "5",
+        "min_symbols": "5",
+        "symbols": AWS_SYMBOLS,
+        "enabled": "on",
+    }

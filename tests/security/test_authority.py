@@ -12,9 +12,9 @@ from unittest import mock
 import pytest
 
 from rotation.models import Rotation, RotationSettings
-from rotation.passwords import AWS_SYMBOLS
 from tests.conftest import login, make_configuration, make_member, make_pam_user, make_user
 from tests.rotation.conftest import make_settings
+from tests.security.conftest import settings_form_data
 from vault.models import (
     USE_INSTANCE_ROLE,
     Application,
@@ -71,22 +71,6 @@ def _configuration_data(**changes) -> dict:
     }
     data.update(changes)
     return data
-
-
-def _settings_data(config) -> dict:
-    return {
-        "method": "iam_user",
-        "configuration": config.uid,
-        "schedule_type": "ON_DEMAND",
-        "tz": "UTC",
-        "length": "32",
-        "min_upper": "5",
-        "min_lower": "5",
-        "min_digits": "5",
-        "min_symbols": "5",
-        "symbols": AWS_SYMBOLS,
-        "enabled": "on",
-    }
 
 
 def _shares() -> list:
@@ -220,7 +204,7 @@ def test_view_only_member_cannot_choose_that_configuration_even_with_both_folder
     # An administrator shared the viewer's folder too: view-only on "Team" still does not suffice.
     ApplicationFolder.objects.create(application=personas.application, folder=record.folder)
     response = login(personas.viewer).post(
-        f"/records/{record.uid}/rotation/", _settings_data(others_configuration)
+        f"/records/{record.uid}/rotation/", settings_form_data(others_configuration)
     )
     assert response.status_code == 200
     assert "configuration" in response.context["form"].errors
@@ -235,7 +219,7 @@ def test_editor_of_both_folders_may_choose_the_configuration_when_both_are_share
     ApplicationFolder.objects.create(application=personas.application, folder=folder)
     record = make_pam_user(folder, "svc-deploy")
     response = login(personas.editor).post(
-        f"/records/{record.uid}/rotation/", _settings_data(others_configuration)
+        f"/records/{record.uid}/rotation/", settings_form_data(others_configuration)
     )
     assert response.status_code == 302
     assert RotationSettings.objects.get(pam_user=record).configuration == others_configuration
@@ -247,7 +231,7 @@ def test_configuration_whose_folder_is_not_shared_to_the_gateway_is_a_field_erro
     config = make_configuration(folder, personas.gateway, title="Unshared keys")
     record = make_pam_user(personas.folder, "svc-x")
     response = login(personas.editor).post(
-        f"/records/{record.uid}/rotation/", _settings_data(config)
+        f"/records/{record.uid}/rotation/", settings_form_data(config)
     )
     errors = response.context["form"].errors["configuration"]
     assert "The configuration's folder “Keys” is not shared" in errors[0]
@@ -259,7 +243,7 @@ def test_login_outside_the_configurations_scope_is_a_field_error(personas):
     )
     record = make_pam_user(personas.folder, "alice.admin")
     response = login(personas.editor).post(
-        f"/records/{record.uid}/rotation/", _settings_data(config)
+        f"/records/{record.uid}/rotation/", settings_form_data(config)
     )
     errors = response.context["form"].errors["configuration"]
     assert "outside the target scope" in errors[0]

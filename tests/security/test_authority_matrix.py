@@ -20,9 +20,8 @@ from django.contrib.auth.models import Group, Permission
 from django.test import override_settings
 
 from rotation.models import RotationSettings
-from rotation.passwords import AWS_SYMBOLS
 from tests.conftest import login, make_configuration, make_member, make_pam_user
-from tests.security.conftest import db_snapshot
+from tests.security.conftest import db_snapshot, settings_form_data
 from vault.models import ApplicationFolder, Gateway, SharedFolder
 
 pytestmark = pytest.mark.django_db
@@ -99,22 +98,6 @@ def aw(personas) -> AuthorityWorld:
     return AuthorityWorld(personas)
 
 
-def _settings_data(config) -> dict:
-    return {
-        "method": "iam_user",
-        "configuration": config.uid,
-        "schedule_type": "ON_DEMAND",
-        "tz": "UTC",
-        "length": "32",
-        "min_upper": "5",
-        "min_lower": "5",
-        "min_digits": "5",
-        "min_symbols": "5",
-        "symbols": AWS_SYMBOLS,
-        "enabled": "on",
-    }
-
-
 def _outcome(response) -> str:
     if response.status_code == 302:
         return "ok"
@@ -129,7 +112,9 @@ def test_configuration_choice_per_persona_and_folder(aw, persona, kind):
     expected = SETTINGS_EXPECT[kind].split()[PERSONAS.index(persona)]
     client = login(aw.user(persona))
     before = db_snapshot()
-    response = client.post(f"/records/{aw.record.uid}/rotation/", _settings_data(aw.configs[kind]))
+    response = client.post(
+        f"/records/{aw.record.uid}/rotation/", settings_form_data(aw.configs[kind])
+    )
     assert _outcome(response) == expected, f"{persona} choosing {kind}"
     if expected != "ok":
         assert db_snapshot() == before
