@@ -18,6 +18,12 @@ class RotationConfig(AppConfig):
         from vault import counting
 
         counting.RECORD_COUNT = counts.record_count
+        # The record page's Reveal also shows every other password AWS may hold.
+        from rotation import candidates
+        from vault import services
+
+        if candidates.candidates_reveal_all not in services.RECORD_CANDIDATE_REVEALERS:
+            services.RECORD_CANDIDATE_REVEALERS.append(candidates.candidates_reveal_all)
 
 
 def _drop_sqlite_count_triggers(sender, using="default", plan=None, **kwargs) -> None:

@@ -1,13 +1,16 @@
-"""Reading the audit trail: who may see which events, the filter form, and the CSV export.
+"""Reading the audit trail: who may see which events, the filter form, the events in words,
+and the CSV export.
 
 Superusers see every event; members with `manage_users` see the events of their folders only.
-Audit details never hold a secret (vault/audit.py), so the export may carry them as they are.
+Audit details never hold a secret (vault/audit.py), so the page and the export may show them as
+they are. The page shows each event as one sentence (`event_sentence`: from its action, actor,
+object and main details) with every detail behind a toggle (`event_details`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timedelta
 
 from django import forms
@@ -16,7 +19,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from rotation.schedules import describe_schedule
 from vault.access import folders_with_permission
+from vault.forms import PERMISSION_LABELS
 from vault.models import AuditEvent
 
 EVENTS_PER_PAGE = 50
@@ -48,6 +53,13 @@ def audit_events_for_user(user) -> QuerySet[AuditEvent]:
             "permission."
         )
     return AuditEvent.objects.filter(folder__in=folders.values("pk"))
+
+
+def may_read_audit_log(user) -> bool:
+    """Whether `user` may open the audit log (audit_events_for_user's rule), in one query."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return bool(user.is_superuser or folders_with_permission(user, "manage_users").exists())
 
 
 def audit_actions(events: QuerySet[AuditEvent]) -> list[str]:
@@ -136,3 +148,203 @@ def audit_csv_rows(events: QuerySet[AuditEvent]) -> Iterator[list[str]]:
                 json.dumps(event.details, sort_keys=True, ensure_ascii=False),
             )
         ]
+
+
+# --- events in words ------------------------------------------------------------------------------
+
+# AuditEvent.object_type holds the model's name; people know these objects by other names.
+OBJECT_TYPES = {
+    "pamuser": "PAM User",
+    "pamconfiguration": "PAM Configuration",
+    "sharedfolder": "Shared folder",
+    "gateway": "Gateway",
+    "application": "Application",
+    "schedule": "Task schedule",
+    "rotation": "Rotation",
+    "user": "User",
+}
+# Detail keys whose label is not simply the key in words.
+DETAIL_LABELS = {
+    "ip_address": "IP address",
+    "account_id": "AWS account",
+    "in_progress": "Already in progress",
+    "other_sessions_ended": "Other sessions ended",
+    "configuration_default": "Configuration's default now",
+}
+REVEALED = {
+    "password": "the password",
+    "history": "an earlier password",
+    "access_secret_key": "the access secret key",
+    "candidate password": "a password that may be live in AWS",
+}
+
+
+def object_type_label(model_name: str) -> str:
+    return OBJECT_TYPES.get(model_name, model_name.capitalize())
+
+
+def _actor(event: AuditEvent) -> str:
+    if event.actor is not None:
+        return event.actor.username
+    if event.actor_kind == "cli":
+        return "The CLI"
+    if event.actor_kind == "user":
+        return "A deleted user"  # the account was deleted since (actor set to NULL)
+    return "The vault"
+
+
+def _object(event: AuditEvent) -> str:
+    if not event.object_repr:
+        return object_type_label(event.object_type) or "(no object)"
+    label = object_type_label(event.object_type)
+    return f"{label} “{event.object_repr}”" if label else f"“{event.object_repr}”"
+
+
+def _schedule_words(details: dict) -> str:
+    schedule = details.get("schedule")
+    if isinstance(schedule, dict):
+        return describe_schedule(schedule)
+    default = details.get("configuration_default")
+    now = f" (now {describe_schedule(default)})" if isinstance(default, dict) else ""
+    return f"the configuration’s default schedule{now}"
+
+
+def _settings(verb: str) -> Callable[[str, str, dict], str]:
+    def sentence(actor: str, obj: str, d: dict) -> str:
+        state = "" if "enabled" not in d else (", enabled" if d["enabled"] else ", disabled")
+        what = f": {_schedule_words(d)}{state}" if "schedule" in d else ""
+        return f"{actor} {verb} password rotation of {obj}{what}."
+
+    return sentence
+
+
+def _rotation(trigger: str, ok: bool) -> Callable[[str, str, dict], str]:
+    def sentence(actor: str, obj: str, d: dict, *, by: str = "") -> str:
+        by = f" by {by}" if by else ""
+        if d.get("login"):  # the copy audited on the configuration of another folder
+            obj = f"IAM user “{d['login']}” using {obj}"
+        if ok:
+            return f"{trigger} rotation of {obj}{by} succeeded."
+        live = " (the new password may be live in AWS)" if d.get("may_be_live") else ""
+        error = f": {d['error']}" if d.get("error") else ""
+        return f"{trigger} rotation of {obj}{by} failed{error}{live}."
+
+    sentence.names_requester = True
+    return sentence
+
+
+def _permissions(d: dict) -> str:
+    names = d.get("permissions") or []
+    return ", ".join(PERMISSION_LABELS.get(n, n).lower() for n in names) or "view only"
+
+
+def _tested(actor: str, obj: str, d: dict) -> str:
+    if d.get("outcome") == "succeeded":
+        account = f" (AWS account {d['account_id']})" if d.get("account_id") else ""
+        return f"{actor} tested the connection of {obj}: it works{account}."
+    return f"{actor} tested the connection of {obj}: it failed: {d.get('error', 'no reason')}."
+
+
+# action -> sentence(actor, object, details). Rotation sentences name the requester after the
+# object ("On-demand rotation of ... by editor succeeded"): the rotation is the subject.
+SENTENCES: dict[str, Callable[..., str]] = {
+    "record.created": lambda a, o, d: f"{a} created {o}.",
+    "record.updated": lambda a, o, d: (
+        f"{a} edited {o}" + (f" ({', '.join(d['fields'])})." if d.get("fields") else ".")
+    ),
+    "record.deleted": lambda a, o, d: f"{a} deleted {o}.",
+    "password.revealed": lambda a, o, d: (
+        f"{a} revealed {REVEALED.get(d.get('what', 'password'), 'a secret')} of {o}."
+    ),
+    "password.reveal_failed": lambda a, o, d: (
+        f"{a} could not reveal {REVEALED.get(d.get('what', 'password'), 'a secret')} of {o}: "
+        f"{d.get('error', 'it did not decrypt')}."
+    ),
+    "password.reveal_rate_limited": lambda a, o, d: (
+        f"{a} was refused a reveal: more than the limit of {d.get('limit', '?')}."
+    ),
+    "rotation_settings.created": _settings("set up"),
+    "rotation_settings.updated": _settings("changed"),
+    "rotation_settings.disabled": _settings("turned off"),
+    "rotation.on_demand.ok": _rotation("On-demand", True),
+    "rotation.on_demand.fail": _rotation("On-demand", False),
+    "rotation.scheduled.ok": _rotation("Scheduled", True),
+    "rotation.scheduled.fail": _rotation("Scheduled", False),
+    "rotation.resolved": lambda a, o, d: (
+        f"{a} settled a password that may be live in AWS for {o}: kept the "
+        f"{'pending' if d.get('kept') == 'pending' else 'current'} password."
+    ),
+    "rotation.rotate_all": lambda a, o, d: (
+        f"{a} asked to rotate every record of {o}: {d.get('requested', 0)} requested, "
+        f"{d.get('in_progress', 0)} already in progress, {d.get('skipped', 0)} skipped."
+    ),
+    "configuration.created": lambda a, o, d: f"{a} created {o}.",
+    "configuration.updated": lambda a, o, d: f"{a} edited {o}.",
+    "configuration.deleted": lambda a, o, d: f"{a} deleted {o}.",
+    "configuration.tested": _tested,
+    "folder.created": lambda a, o, d: f"{a} created {o}.",
+    "folder.shared": lambda a, o, d: (
+        f"{a} shared {o} to application “{d.get('application', '?')}” "
+        f"({'editable' if d.get('editable') else 'read-only'})."
+    ),
+    "folder.unshared": lambda a, o, d: (
+        f"{a} stopped sharing {o} to application “{d.get('application', '?')}”."
+    ),
+    "member.added": lambda a, o, d: f"{a} added {d.get('user', '?')} to {o} ({_permissions(d)}).",
+    "member.updated": lambda a, o, d: (
+        f"{a} changed the permissions of {d.get('user', '?')} in {o} to: {_permissions(d)}."
+    ),
+    "member.removed": lambda a, o, d: f"{a} removed {d.get('user', '?')} from {o}.",
+    "gateway.created": lambda a, o, d: (
+        f"{a} created {o}"
+        + (f" for application “{d['application']}”." if d.get("application") else ".")
+    ),
+    "gateway.online": lambda a, o, d: f"{o} came online.",
+    "gateway.offline": lambda a, o, d: f"{o} went offline (no heartbeat).",
+    "gateway.schedule_deleted": lambda a, o, d: f"{a} deleted {o}.",
+    "login.locked_out": lambda a, o, d: (
+        f"Sign-in as “{d.get('username', '?')}” was locked out after repeated failures"
+        + (f" from {d['ip_address']}." if d.get("ip_address") else ".")
+    ),
+    "login.second_factor": lambda a, o, d: (
+        f"{a} signed in with a second factor" + (f" ({d['method']})." if d.get("method") else ".")
+    ),
+    "login.second_factor_failed": lambda a, o, d: f"{a} gave a wrong two-factor code.",
+    "2fa.enabled": lambda a, o, d: f"{a} turned two-factor sign-in on.",
+    "2fa.disabled": lambda a, o, d: f"{a} turned two-factor sign-in off.",
+    "2fa.recovery_codes_replaced": lambda a, o, d: f"{a} made new recovery codes.",
+}
+
+
+def event_sentence(event: AuditEvent) -> str:
+    """The event as one sentence, e.g. "editor revealed the password of PAM User “bob”."."""
+    actor, obj, details = _actor(event), _object(event), event.details or {}
+    sentence = SENTENCES.get(event.action)
+    if sentence is None:
+        named = event.object_repr or event.object_type
+        return f"{actor}: {event.action}" + (f", {obj}." if named else ".")
+    if getattr(sentence, "names_requester", False):
+        return sentence(actor, obj, details, by=event.actor.username if event.actor else "")
+    return sentence(actor, obj, details)
+
+
+def _detail_value(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(_detail_value(v) for v in value)
+    if isinstance(value, dict):
+        if "type" in value:
+            return describe_schedule(value)
+        return ", ".join(f"{k}: {_detail_value(v)}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def event_details(event: AuditEvent) -> list[tuple[str, str]]:
+    """The event's details as (label, value) pairs in key order, for the details toggle."""
+    return [
+        (DETAIL_LABELS.get(key, key.replace("_", " ").capitalize()), _detail_value(value))
+        for key, value in sorted((event.details or {}).items())
+    ]

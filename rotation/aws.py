@@ -456,7 +456,10 @@ def _translate(
 
 def _maybe_applied_note(mutating: bool) -> str:
     if mutating:
-        return "; the new password may have been applied. Retry with the same password."
+        return (
+            "; the new password may have been applied, so the vault tries again with that "
+            "same password"
+        )
     return ". Try again later."
 
 
@@ -472,6 +475,9 @@ def _translate_client_error(
     mutating: bool,
 ) -> AwsError:
     if code == "NoSuchEntity" and operation in ("GetLoginProfile", "UpdateLoginProfile"):
+        # AWS gives the same code for a missing user and for a user without a login profile.
+        if not _user_exists(config, login):
+            return AwsRefused(_no_such_user_message(config, login), code)
         return AwsRefused(no_console_access_message(login), code)
     if code == "NoSuchEntity" and operation == "GetUser":
         return AwsRefused(_no_such_user_message(config, login), code)
@@ -721,11 +727,13 @@ def user_path(config: PamConfiguration, *, login: str) -> str:
     return str(answer.get("User", {}).get("Path") or "/")
 
 
-def set_console_password(config: PamConfiguration, *, login: str, password: str) -> None:
+def set_console_password(config: PamConfiguration, *, login: str, password: str) -> bool:
     """Set the IAM user's console password (UpdateLoginProfile, no reset required).
 
-    Raises AwsRefused when AWS proves nothing changed, AwsTransient otherwise; its
-    ``may_have_applied`` is True when any attempt may have reached AWS unanswered.
+    Returns True when it succeeded after an earlier attempt went unanswered (that request may
+    still reach AWS later). Raises AwsRefused when AWS proves nothing changed, AwsTransient
+    otherwise; its ``may_have_applied`` is True when any attempt may have reached AWS
+    unanswered.
     """
     iam = client(config, "iam")
     _attempts.tracking = True
@@ -737,7 +745,7 @@ def set_console_password(config: PamConfiguration, *, login: str, password: str)
                 iam.update_login_profile(
                     UserName=login, Password=password, PasswordResetRequired=False
                 )
-                return
+                return bool(getattr(_attempts, "ambiguous", False))
             except bce.ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 in_budget = time.monotonic() - started + (delay or 0) < UPDATE_BUDGET_SECONDS

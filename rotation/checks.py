@@ -12,6 +12,8 @@ from rotation.aws import UNMODIFIABLE_DELAYS
 MAX_BACKOFF = 20
 # A worker skips renewing its lease when more than this share of it is left (engine.py).
 FRESH_SHARE = 0.8
+# AWS refuses a SigV4-signed request that reaches it more than this long after it was signed.
+SIGNATURE_VALIDITY_SECONDS = 300
 
 
 def longest_attempt_seconds() -> float:
@@ -38,6 +40,18 @@ def check_rotation_timing(app_configs=None, **kwargs) -> list[checks.CheckMessag
                 f"{attempt:.0f} s (AWS_MAX_ATTEMPTS x (AWS_CONNECT_TIMEOUT + AWS_READ_TIMEOUT) "
                 f"with retries); the lease must be over {attempt / FRESH_SHARE:.0f} s.",
                 id="rotation.W001",
+            )
+        )
+    window = settings.ROTATION_UNANSWERED_WINDOW_SECONDS
+    if window < SIGNATURE_VALIDITY_SECONDS:
+        # A warning: tests and soak runs against an emulator use a short window on purpose.
+        problems.append(
+            checks.Warning(
+                f"ROTATION_UNANSWERED_WINDOW_SECONDS={window} is shorter than the "
+                f"{SIGNATURE_VALIDITY_SECONDS} s during which AWS still applies a signed "
+                "request: a request that went unanswered could land after the next rotation "
+                "and overwrite its password.",
+                id="rotation.W002",
             )
         )
     q = settings.Q_CLUSTER

@@ -1,5 +1,5 @@
-"""`pam rotation list|edit`, `pam action rotate`, `pam gateway list`, and `pending_password` in
-`pam get`. The CLI is the operator's: it acts with actor "cli" and goes through the same
+"""`pam rotation list|edit|resolve`, `pam action rotate`, `pam gateway list`, and `candidates`
+in `pam get`. The CLI is the operator's: it acts with actor "cli" and goes through the same
 services (and so the same request path and audit) as the web pages."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import argparse
 import math
 import time
 
-from rotation import aws, engine, rotation_settings
+from rotation import aws, candidates, dispatch, engine, rotation_settings
+from rotation.gateway_process import add_run_parser
 from rotation.models import Rotation, RotationSettings
 from rotation.passwords import Complexity, ComplexityError, parse_complexity
 from rotation.schedules import (
@@ -18,7 +19,6 @@ from rotation.schedules import (
     schedule_from_cron,
 )
 from vault import cli as vault_cli
-from vault.audit import audit_record
 from vault.cli import MASK, CliError, OutputHelper, add_format_argument
 from vault.models import Gateway, PamConfiguration, PamUser
 
@@ -183,7 +183,15 @@ def cmd_action_rotate(options: argparse.Namespace, out: OutputHelper) -> int:
             out.json_line(result)
         return 0 if all(r["ok"] for r in results) else 1
     # One transaction for the whole set; large sets go to the gateways as drain tasks.
-    active, problems = engine.rotation_request_many(records=records, trigger="cli")
+    with dispatch.handoff_watch() as handoff:
+        active, problems = engine.rotation_request_many(records=records, trigger="cli")
+    if handoff.refused:
+        # Committed, so requested: the gateways' ticks start what the broker did not take.
+        out.note(
+            f"warning: the task queue did not take {handoff.refused} of these rotations "
+            f"({handoff.error}); they are queued and their gateway will pick them up within "
+            "a minute"
+        )
     requested = {r.uid: active[r.uid] for r in records if r.uid in active}
     if options.wait is None:
         for uid, rotation in requested.items():
@@ -258,22 +266,71 @@ def cmd_gateway_list(options: argparse.Namespace, out: OutputHelper) -> int:
     return 0
 
 
-# --- pam get: the possibly-live password -------------------------------------------------------
+# --- pam get: the candidates; pam rotation resolve ---------------------------------------------
 
 
-def pending_password_extra(record: PamUser, unmask: bool) -> dict:
-    pending = engine.possibly_live_rotations(record).first()
-    if pending is None:
-        return {}
-    if not unmask:
-        return {"pending_password": MASK}
-    audit_record(
-        "password.revealed",
-        actor_kind="cli",
-        obj=record,
-        details={"what": "pending password", "rotation": pending.uid},
-    )
-    return {"pending_password": pending.get_secret("pending_password")}
+WAITS_BECAUSE = (
+    "an earlier request to AWS for this user went unanswered and may still arrive until then; "
+    "the next rotation waits so that it cannot be overwritten"
+)
+
+
+def candidates_extra(record: PamUser, unmask: bool) -> dict:
+    """`candidates` in `pam get`: every password AWS may hold besides the current one, newest
+    first (rotation/candidates.py), masked unless --unmask (each reveal audited)."""
+    found = candidates.password_candidates(record)
+    extra: dict = {}
+    waits = engine.rotation_wait_until(record)
+    if waits is not None:
+        extra["waits_until"] = _iso(waits)
+        extra["waits_because"] = WAITS_BECAUSE
+    if not found:
+        return extra
+    return extra | {
+        "candidates": [
+            {
+                "rotation": c.rotation.uid,
+                "kind": c.kind,
+                "status": c.status,
+                "since": _iso(c.since),
+                "resolvable": c.resolvable,
+                "note": c.label,
+                "password": candidates.candidate_reveal(c, actor_kind="cli") if unmask else MASK,
+            }
+            for c in found
+        ]
+    }
+
+
+def cmd_rotation_resolve(options: argparse.Namespace, out: OutputHelper) -> int:
+    """Settle a possibly-live password as the record page does: keep the current password, or
+    adopt the candidate. Audited (actor "cli") by engine.rotation_resolve."""
+    record = PamUser.objects.select_related("folder").filter(uid=options.record).first()
+    if record is None:
+        raise CliError(f"no PAM User with uid {options.record}")
+    candidate = candidates.candidate_of(record, options.rotation)
+    if candidate is None:
+        if not Rotation.objects.filter(pam_user=record, uid=options.rotation).exists():
+            raise CliError(
+                f"record {record.uid} has no rotation {options.rotation} "
+                f"(see `pam get {record.uid}` for its candidates)"
+            )
+        raise CliError(f"rotation {options.rotation} has nothing left to resolve")
+    if not candidate.resolvable:
+        raise CliError(
+            f"rotation {options.rotation} is {candidate.status}: its password is "
+            f"{candidate.label}; wait until the rotation ends"
+        )
+    try:
+        engine.rotation_resolve(
+            rotation=candidate.rotation,
+            use_pending=options.keep == "pending",
+            actor_kind="cli",
+        )
+    except engine.RotationRequestError as exc:
+        raise CliError(f"rotation {options.rotation}: {exc}") from None
+    out.json_line({"record": record.uid, "rotation": options.rotation, "kept": options.keep})
+    return 0
 
 
 def seconds(text: str) -> float:
@@ -288,8 +345,8 @@ def seconds(text: str) -> float:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    if pending_password_extra not in vault_cli.RECORD_EXTRAS:
-        vault_cli.RECORD_EXTRAS.append(pending_password_extra)
+    if candidates_extra not in vault_cli.RECORD_EXTRAS:
+        vault_cli.RECORD_EXTRAS.append(candidates_extra)
 
     rotation = subparsers.add_parser("rotation", help="password rotation settings")
     sub = rotation.add_subparsers(dest="rotation_command", metavar="COMMAND", required=True)
@@ -314,6 +371,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     state.add_argument("--disable", action="store_true")
     edit.set_defaults(func=cmd_rotation_edit)
 
+    resolve = sub.add_parser(
+        "resolve",
+        help="settle a password that may be live in AWS (see the candidates in `pam get`)",
+    )
+    resolve.add_argument("--record", metavar="UID", required=True, help="the PAM User")
+    resolve.add_argument(
+        "--rotation", metavar="UID", required=True, help="the rotation whose password may be live"
+    )
+    resolve.add_argument(
+        "--keep",
+        choices=["current", "pending"],
+        required=True,
+        help="current: keep the record's password; pending: adopt the rotation's",
+    )
+    resolve.set_defaults(func=cmd_rotation_resolve)
+
     action = subparsers.add_parser("action", help="actions on records")
     actions = action.add_subparsers(dest="action_command", metavar="COMMAND", required=True)
     rotate = actions.add_parser("rotate", help="rotate now (through the gateways)")
@@ -329,3 +402,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gateway_list = gateways.add_parser("list", help="gateways and whether they are online")
     add_format_argument(gateway_list)
     gateway_list.set_defaults(func=cmd_gateway_list)
+    add_run_parser(gateways)  # `pam gateway run NAME`: rotation/gateway_process.py

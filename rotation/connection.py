@@ -32,8 +32,23 @@ def connection_test_request(*, config: PamConfiguration, requested_by) -> Connec
             gateway_name=config.gateway.name,
             requested_by=requested_by if getattr(requested_by, "is_authenticated", False) else None,
         )
-        transaction.on_commit(lambda: dispatch.enqueue_connection_test(test))
+        transaction.on_commit(lambda: _hand_over(test))
     return test
+
+
+def _hand_over(test: ConnectionTest) -> None:
+    """Give the test to its gateway; if the broker refuses it (logged in dispatch), end it
+    saying so rather than leave the page waiting for a task that will never come."""
+    if dispatch.enqueue_connection_test(test):
+        return
+    message = (
+        f"The test could not be handed to the gateway “{test.gateway_name}”: its task queue "
+        "did not take it. Try again in a moment."
+    )
+    ConnectionTest.objects.filter(pk=test.pk, status=ConnectionTest.QUEUED).update(
+        status=ConnectionTest.FAILED, finished_at=timezone.now(), message=message
+    )
+    test.status, test.message = ConnectionTest.FAILED, message
 
 
 def connection_test_run(*, test_id: int) -> str:

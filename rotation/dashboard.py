@@ -9,7 +9,6 @@ show. Nothing here reads a secret.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
@@ -28,6 +27,7 @@ from django.db.models import (
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from rotation.chart import CHART_DAYS, Chart, build_chart
 from rotation.counts import SLOT_SECONDS, slot_of, slot_start, with_pending
 from rotation.models import (
     RecordRotationStatus,
@@ -41,48 +41,6 @@ from vault.models import FolderMember, Gateway, PamUser
 DUE_DAYS = 7
 DUE_SHOWN = 20
 ATTENTION_SHOWN = 20
-CHART_DAYS = 30
-
-# Chart geometry, in SVG user units; the SVG scales to its container's width.
-CHART_WIDTH, CHART_HEIGHT = 720, 240
-PLOT_LEFT, PLOT_RIGHT, PLOT_TOP, PLOT_BOTTOM = 40, 10, 12, 40
-LABEL_EVERY = 5  # days between date labels under the bars
-
-
-@dataclass
-class ChartBar:
-    day: date
-    succeeded: int
-    failed: int
-    x: float
-    width: float
-    ok_y: float
-    ok_height: float
-    fail_y: float
-    fail_height: float
-    label: str = ""
-    label_x: float = 0.0
-
-    @property
-    def total(self) -> int:
-        return self.succeeded + self.failed
-
-
-@dataclass
-class Chart:
-    bars: list[ChartBar]
-    ticks: list[dict]
-    first_day: date
-    last_day: date
-    width: int = CHART_WIDTH
-    height: int = CHART_HEIGHT
-    plot_left: int = PLOT_LEFT
-    plot_right: int = CHART_WIDTH - PLOT_RIGHT
-    baseline: float = CHART_HEIGHT - PLOT_BOTTOM
-    label_y: float = CHART_HEIGHT - PLOT_BOTTOM + 18
-    summary: str = ""
-    succeeded: int = 0
-    failed: int = 0
 
 
 @dataclass
@@ -280,82 +238,6 @@ def _scan_days(folder_ids, start: datetime, now: datetime) -> dict[tuple[date, s
         .values_list("day", "status", "n")
     )
     return {(day, status): n for day, status, n in rows}
-
-
-def _nice_step(largest: int, max_ticks: int = 4) -> int:
-    """A 1-2-5 step that splits 0..largest into at most max_ticks intervals."""
-    raw = max(largest / max_ticks, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for multiple in (1, 2, 5, 10):
-        if multiple * magnitude >= raw:
-            return int(multiple * magnitude)
-    return int(10 * magnitude)
-
-
-def build_chart(per_day: dict[tuple[date, str], int], last_day: date) -> Chart:
-    """Stacked bars (succeeded below, failed above) for CHART_DAYS days ending on last_day."""
-    days = [last_day - timedelta(days=n) for n in range(CHART_DAYS - 1, -1, -1)]
-    totals = [
-        (d, per_day.get((d, Rotation.SUCCEEDED), 0), per_day.get((d, Rotation.FAILED), 0))
-        for d in days
-    ]
-    largest = max((s + f for _, s, f in totals), default=0)
-    step = _nice_step(largest)
-    top = max(step, math.ceil(largest / step) * step)
-    plot_width = CHART_WIDTH - PLOT_LEFT - PLOT_RIGHT
-    plot_height = CHART_HEIGHT - PLOT_TOP - PLOT_BOTTOM
-    baseline = CHART_HEIGHT - PLOT_BOTTOM
-    slot = plot_width / CHART_DAYS
-    bar_width = round(slot * 0.7, 2)
-
-    def height(n: int) -> float:
-        return round(n / top * plot_height, 2)
-
-    bars = []
-    for i, (day, succeeded, failed) in enumerate(totals):
-        ok_height, fail_height = height(succeeded), height(failed)
-        x = round(PLOT_LEFT + i * slot + (slot - bar_width) / 2, 2)
-        labelled = (CHART_DAYS - 1 - i) % LABEL_EVERY == 0
-        bars.append(
-            ChartBar(
-                day=day,
-                succeeded=succeeded,
-                failed=failed,
-                x=x,
-                width=bar_width,
-                ok_y=round(baseline - ok_height, 2),
-                ok_height=ok_height,
-                fail_y=round(baseline - ok_height - fail_height, 2),
-                fail_height=fail_height,
-                label=day.strftime("%b %d") if labelled else "",
-                label_x=round(x + bar_width / 2, 2),
-            )
-        )
-    ticks = [
-        {"value": value, "y": round(baseline - height(value), 2)}
-        for value in range(0, top + 1, step)
-    ]
-    succeeded = sum(b.succeeded for b in bars)
-    failed = sum(b.failed for b in bars)
-    busiest = max(bars, key=lambda b: (b.total, b.day))
-    summary = (
-        f"From {days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d}: {succeeded} rotations succeeded "
-        f"and {failed} failed."
-    )
-    if busiest.total:
-        summary += (
-            f" The busiest day was {busiest.day:%Y-%m-%d} with {busiest.total} "
-            f"({busiest.succeeded} succeeded, {busiest.failed} failed)."
-        )
-    return Chart(
-        bars=bars,
-        ticks=ticks,
-        first_day=days[0],
-        last_day=days[-1],
-        summary=summary,
-        succeeded=succeeded,
-        failed=failed,
-    )
 
 
 def rotation_dashboard(*, user, now: datetime | None = None) -> Dashboard:

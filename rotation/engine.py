@@ -17,6 +17,12 @@ the kind of failure a step reports. The engine never calls AWS.
                          |               secret, then failed with pending kept if any attempt
                          |               was Ambiguous
                          '--worker killed--> lease runs out --recover--> queued (same pending)
+
+A request that went unanswered (a read timeout, a connection closed after sending, a killed
+worker) may still reach AWS later, with this rotation's secret. Until
+``Rotation.unanswered_until`` no other rotation of the record is claimed, so such a request can
+never overwrite a newer secret; a succeeded rotation keeps its secret as a candidate meanwhile,
+retired afterwards unless the record changed in between (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -24,17 +30,30 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Case, DateTimeField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db import connection as db_connection
+from django.db.models import (
+    Case,
+    DateTimeField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    TextField,
+    Value,
+    When,
+)
 from django.http import HttpRequest
 from django.utils import timezone
 
 from rotation import dispatch, methods
-from rotation.methods.base import Refused, RotationMethod, StepFailed
+from rotation.methods.base import Applied, Refused, RotationMethod, StepFailed
 from rotation.models import Rotation, RotationSettings
 from rotation.schedules import next_run_or_none
 from vault import access
@@ -254,11 +273,20 @@ def _method_of(rotation: Rotation) -> RotationMethod:
 
 
 def _claimable() -> QuerySet[Rotation]:
-    """Queued rotations, read with what running them needs."""
+    """Queued rotations, read with what running them needs, except those of records where an
+    earlier rotation's unanswered request may still reach AWS."""
+    waiting = Rotation.objects.filter(
+        pam_user_id=OuterRef("pam_user_id"), unanswered_until__gt=timezone.now()
+    ).exclude(pk=OuterRef("pk"))
+    # What a success makes obsolete, read at the claim (see _promote_passwords).
     return (
         Rotation.objects.select_related(*RUN_RELATED)
         .filter(status=Rotation.QUEUED)
-        .annotate(has_possibly_live=Exists(_possibly_live(OuterRef("pam_user_id"))))
+        .exclude(Exists(waiting))
+        .annotate(
+            has_possibly_live=Exists(_possibly_live(OuterRef("pam_user_id"))),
+            has_unanswered_kept=Exists(_unanswered_kept(OuterRef("pam_user_id"))),
+        )
     )
 
 
@@ -365,7 +393,61 @@ def rotation_run(*, rotation_id: int) -> str:
     rotation = rotation_claim_with_pending(rotation_id=rotation_id)
     if rotation is None:
         return "skipped"
-    return rotation_run_claimed(rotation=rotation)
+    with released_on_database_error([rotation]):
+        return rotation_run_claimed(rotation=rotation)
+
+
+# How often a worker whose database failed tries to hand its rotations back.
+RELEASE_RETRY_SECONDS = 2.0
+
+
+@contextmanager
+def released_on_database_error(rotations: list[Rotation]) -> Iterator[None]:
+    """Run the block; if the database fails in it (a lost connection, a read timeout), hand
+    the claimed rotations back (rotations_release) before the error goes on, so they run again
+    as soon as the database answers rather than when their leases run out."""
+    try:
+        yield
+    except DatabaseError:
+        logger.warning("database error during rotations: handing them back", exc_info=True)
+        rotations_release(rotations=rotations)
+        raise
+
+
+def rotations_release(*, rotations: list[Rotation]) -> int:
+    """running -> queued, at once, for the rotations this worker still holds, retrying while
+    the database does not answer and until their leases would run out anyway (then recovery
+    takes them). Conditional on the claim (_mine), and keeping any committed secret as the
+    recovery pass does: it may be live (a success not yet recorded), and a request of it may
+    be unanswered. Returns how many were handed back; their gateways get drains."""
+    now = timezone.now()
+    deadline = min((r.lease_expires_at for r in rotations if r.lease_expires_at), default=now)
+    while True:
+        try:
+            released = [r for r in rotations if _hand_back(r, timezone.now())]
+            break
+        except DatabaseError:
+            db_connection.close()  # broken: the next query opens a new one
+            if timezone.now() >= deadline:
+                return 0
+            time.sleep(RELEASE_RETRY_SECONDS)
+    per_gateway: dict[str, int] = defaultdict(int)
+    for rotation in released:
+        per_gateway[rotation.gateway_name] += 1
+    if per_gateway:
+        dispatch.enqueue_drains(dict(per_gateway))
+    return len(released)
+
+
+def _hand_back(rotation: Rotation, now: datetime) -> bool:
+    return bool(
+        _mine(rotation).update(
+            status=Rotation.QUEUED,
+            lease_expires_at=lease_deadline(now),
+            pending_may_be_live=_MAY_BE_LIVE_NOW,
+            unanswered_until=_unanswered_now(now),
+        )
+    )
 
 
 def rotation_run_claimed(
@@ -409,7 +491,9 @@ def _attempt(rotation: Rotation) -> str:
     else:
         secret = rotation_write_ahead(rotation=rotation)
     for step in _method_of(rotation).applying:
-        step.act(rotation, secret)
+        report = step.act(rotation, secret)
+        if isinstance(report, Applied) and report.unanswered:
+            _note_unanswered(rotation)
     return secret
 
 
@@ -450,8 +534,23 @@ def _authority_refusal(rotation: Rotation, memo: dict | None = None) -> str | No
 
 
 def _mark_may_be_live(rotation: Rotation) -> None:
-    rotation.pending_may_be_live = True
-    Rotation.objects.filter(pk=rotation.pk).update(pending_may_be_live=True)
+    """An attempt ended without an answer that proves anything: its request may have been
+    applied, or may still be (so it is also unanswered)."""
+    until = unanswered_deadline()
+    rotation.pending_may_be_live, rotation.unanswered_until = True, until
+    Rotation.objects.filter(pk=rotation.pk).update(pending_may_be_live=True, unanswered_until=until)
+
+
+def unanswered_deadline(now: datetime | None = None) -> datetime:
+    """Until when a request sent before ``now`` that went unanswered may still reach AWS."""
+    window = timedelta(seconds=settings.ROTATION_UNANSWERED_WINDOW_SECONDS)
+    return (now or timezone.now()) + window
+
+
+def _note_unanswered(rotation: Rotation) -> None:
+    """A step succeeded after an earlier request of it went unanswered."""
+    rotation.unanswered_until = unanswered_deadline()
+    Rotation.objects.filter(pk=rotation.pk).update(unanswered_until=rotation.unanswered_until)
 
 
 def _next_attempt(rotation: Rotation, reason: str) -> bool:
@@ -515,7 +614,12 @@ def _succeed_all(done: list[tuple[Rotation, str]], now: datetime) -> None:
     mine = Rotation.objects.filter(owned, status=Rotation.RUNNING).update(
         status=Rotation.SUCCEEDED,
         finished_at=now,
-        pending_password_enc="",
+        # Kept while an unanswered request of it may still arrive: a candidate until then.
+        pending_password_enc=Case(
+            When(unanswered_until__gt=now, then=F("pending_password_enc")),
+            default=Value(""),
+            output_field=TextField(),
+        ),
         pending_may_be_live=False,
         error="",
     )
@@ -545,11 +649,16 @@ def _promote_passwords(done: list[tuple[Rotation, str]], now: datetime) -> None:
     for record in records:
         record.updated_at = now
     PamUser.objects.bulk_update(records, ["password_enc", "updated_at"])
-    # Older possibly-live passwords are no longer live: AWS now holds the new one.
-    # (None can appear while a rotation is active, so the claim's answer holds.)
+    # Older possibly-live passwords are no longer live: AWS now holds the new one, and none of
+    # their requests can still arrive (the claim waited for that). None can appear while a
+    # rotation is active, so the claim's answer holds.
     live = [r.pam_user_id for r, _ in done if getattr(r, "has_possibly_live", True)]
     if live:
         _possibly_live(live).update(resolved_at=now, pending_password_enc="")
+    kept = [r.pam_user_id for r, _ in done if getattr(r, "has_unanswered_kept", True)]
+    if kept:
+        ours = [r.pk for r, _ in done]
+        _unanswered_kept(kept).exclude(pk__in=ours).update(resolved_at=now, pending_password_enc="")
 
 
 def _settings_of(rotation: Rotation) -> RotationSettings:
@@ -639,12 +748,17 @@ def audit_rotation(action: str, rotation: Rotation, *, details: dict) -> None:
 
 
 def rotation_resolve(
-    *, rotation: Rotation, use_pending: bool, actor=None, request: HttpRequest | None = None
+    *,
+    rotation: Rotation,
+    use_pending: bool,
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
 ) -> None:
     """Settle a failed rotation's possibly-live password: adopt it, or keep the current one."""
     with transaction.atomic():
         locked = Rotation.objects.select_for_update().get(pk=rotation.pk)
-        if not locked.holds_possibly_live_password:
+        if not (locked.holds_possibly_live_password or locked.holds_unanswered_password):
             raise RotationRequestError("This rotation has nothing left to resolve.")
         record = PamUser.objects.select_for_update().get(pk=locked.pam_user_id)
         if use_pending:
@@ -662,6 +776,7 @@ def rotation_resolve(
         audit_record(
             "rotation.resolved",
             actor=actor,
+            actor_kind=actor_kind,
             obj=record,
             request=request,
             details={"rotation": locked.uid, "kept": "pending" if use_pending else "current"},
@@ -678,6 +793,47 @@ def _possibly_live(pam_user_ids) -> QuerySet[Rotation]:
         pending_may_be_live=True,
         resolved_at__isnull=True,
     )
+
+
+def _unanswered_kept(pam_user_ids) -> QuerySet[Rotation]:
+    """Succeeded rotations of these records (an id, a list, or an OuterRef) still keeping their
+    password because a request of theirs went unanswered (see rotations_retire_unanswered)."""
+    lookup = "pam_user_id__in" if isinstance(pam_user_ids, list) else "pam_user_id"
+    return Rotation.objects.filter(
+        **{lookup: pam_user_ids},
+        status=Rotation.SUCCEEDED,
+        unanswered_until__isnull=False,
+        resolved_at__isnull=True,
+    ).exclude(pending_password_enc="")
+
+
+def rotation_wait_until(record: PamUser) -> datetime | None:
+    """Until when the record's next rotation waits for an earlier one's unanswered request,
+    or None."""
+    waits = Rotation.objects.filter(pam_user=record, unanswered_until__gt=timezone.now())
+    found = waits.exclude(status__in=Rotation.ACTIVE).order_by("-unanswered_until").first()
+    return found.unanswered_until if found else None
+
+
+def rotations_retire_unanswered(*, now: datetime | None = None) -> int:
+    """Succeeded rotations whose unanswered request can no longer arrive stop keeping their
+    password, when the record still holds it (nothing else happened meanwhile). Otherwise
+    the password stays a candidate that a person resolves. Returns how many were retired."""
+    now = now or timezone.now()
+    retired = 0
+    for rotation in Rotation.objects.filter(
+        status=Rotation.SUCCEEDED,
+        unanswered_until__lt=now,
+        resolved_at__isnull=True,
+    ).exclude(pending_password_enc=""):
+        with transaction.atomic():
+            record = PamUser.objects.select_for_update().get(pk=rotation.pam_user_id)
+            if record.get_secret("password") != rotation.get_secret("pending_password"):
+                continue
+            retired += Rotation.objects.filter(
+                pk=rotation.pk, pending_password_enc=rotation.pending_password_enc
+            ).update(pending_password_enc="")
+    return retired
 
 
 def possibly_live_rotations(record: PamUser) -> QuerySet[Rotation]:
@@ -710,6 +866,7 @@ def rotation_recover(*, gateway_name: str | None = None, now: datetime | None = 
             status=Rotation.QUEUED,
             lease_expires_at=lease_deadline(now),
             pending_may_be_live=_MAY_BE_LIVE_NOW,
+            unanswered_until=_unanswered_now(now),
         )
         if moved:
             recovered += 1
@@ -726,8 +883,30 @@ _MAY_BE_LIVE_NOW = Case(
 )
 
 
+def _unanswered_now(now: datetime) -> Case:
+    """A worker that lost its lease while it held a committed secret may have sent a request
+    that is still on its way: decided in the same UPDATE as _MAY_BE_LIVE_NOW."""
+    return Case(
+        When(
+            Q(status=Rotation.RUNNING) & ~Q(pending_password_enc=""),
+            then=Value(unanswered_deadline(now)),
+        ),
+        default=F("unanswered_until"),
+        output_field=DateTimeField(),
+    )
+
+
+def lease_lost_message(attempts: int) -> str:
+    return (
+        f"No gateway finished this rotation within its lease ({settings.ROTATION_LEASE_SECONDS} "
+        f"s), {attempts} times: a gateway stopped or lost its database, or its calls to AWS "
+        "took longer than the lease. Giving up; see the gateways' logs, and raise "
+        "ROTATION_LEASE_SECONDS if calls to AWS are that slow."
+    )
+
+
 def _recover_exhausted(rotation: Rotation, taken: QuerySet[Rotation], now: datetime) -> None:
-    error = f"The gateway stopped during the rotation {rotation.attempts} times; giving up."
+    error = lease_lost_message(rotation.attempts)
     with transaction.atomic():
         # Fail it without discarding anything: a pending secret that exists may be live.
         if not taken.update(
@@ -735,6 +914,7 @@ def _recover_exhausted(rotation: Rotation, taken: QuerySet[Rotation], now: datet
             finished_at=now,
             error=error,
             pending_may_be_live=_MAY_BE_LIVE_NOW,
+            unanswered_until=_unanswered_now(now),
         ):
             return
         keep = Rotation.objects.filter(pk=rotation.pk, pending_may_be_live=True).exists()

@@ -246,6 +246,18 @@ class RotationSettingsForm(forms.Form):
         self._clean_complexity()
         return self.cleaned_data
 
+    def schedule_has_errors(self) -> bool:
+        """Whether the schedule itself could not be read (its fields, or for the configuration's
+        default the configuration); errors elsewhere leave its next runs known."""
+        kind = self.cleaned_data.get("schedule_type")
+        if kind is None or "schedule_type" in self.errors:
+            return True
+        if any(name in self.errors for name in SCHEDULE_FIELDS[kind]):
+            return True
+        if kind == CONFIG_DEFAULT:
+            return "configuration" in self.errors
+        return self.schedule is None
+
     def effective_schedule(self) -> dict:
         if self.cleaned_data.get("schedule_type") == CONFIG_DEFAULT:
             config = self.cleaned_data["configuration"]

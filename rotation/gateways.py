@@ -1,6 +1,7 @@
 """Gateways: what each gateway's workers do besides single rotations. The tick (every minute
-and at start: heartbeat, recovery of expired leases, the scheduler pass), the heartbeat and the
-online/offline audit events, and the drain that works through a gateway's queue in batches.
+and at start: heartbeat, recovery of expired leases, drains for queued rotations whose task
+message was lost, the scheduler pass), the heartbeat and the online/offline audit events, and
+the drain that works through a gateway's queue in batches.
 
 A gateway is a django-q2 cluster named after it; rotation/dispatch.py hands it its tasks.
 """
@@ -53,6 +54,36 @@ def gateways_report_offline(*, now: datetime | None = None) -> int:
     return len(stale)
 
 
+# A queued rotation still waiting this long after it was requested may have lost its task
+# message: the broker refused it after the request committed (rotation/dispatch.py logs that
+# and leaves the rotation queued) or lost it in an outage. The tick then hands the gateway a
+# drain, so such a rotation runs at the next tick instead of after its lease (5 minutes). A
+# healthy broker hands a message to an idle worker in well under a second, so a few seconds
+# tell a lost message from one on its way; a rotation that merely waits behind a busy gateway
+# gets a drain it did not need, which finds the queue taken and ends at once (claims are
+# conditional, so nothing runs twice). Short against the one-minute tick: a lost message
+# waits at most a minute and this long.
+LOST_MESSAGE_SECONDS = 5
+
+
+def gateway_hand_over_waiting(*, gateway_name: str, now: datetime | None = None) -> int:
+    """Start drains for the gateway's queued rotations requested more than
+    LOST_MESSAGE_SECONDS ago. Returns how many such rotations were seen (capped at what the
+    drains started can take at once)."""
+    now = now or timezone.now()
+    workers = settings.Q_CLUSTER.get("workers", 2)
+    waiting = Rotation.objects.filter(
+        gateway_name=gateway_name,
+        status=Rotation.QUEUED,
+        created_at__lt=now - timedelta(seconds=LOST_MESSAGE_SECONDS),
+    )
+    # Beyond this many, drain_task_count starts no more drains.
+    seen = len(waiting.values_list("pk", flat=True)[: workers * dispatch.DRAIN_BATCH])
+    if seen:
+        dispatch.enqueue_drains({gateway_name: seen})
+    return seen
+
+
 # Work that apps above rotation hand to every gateway's tick (the events outbox delivers
 # here): name -> callable returning a JSON-able summary. Filled in their ready(); rotation
 # never imports them.
@@ -60,14 +91,22 @@ TICK_HOOKS: dict[str, Callable[[], object]] = {}
 
 
 def gateway_tick(*, gateway_name: str) -> dict:
-    """What a gateway does every minute and at start: heartbeat, recovery, scheduling, and
-    the tick hooks of the apps above."""
+    """What a gateway does every minute and at start: heartbeat, recovery, drains for
+    rotations whose task message was lost, retiring the passwords kept for requests that can
+    no longer arrive, scheduling, and the tick hooks of the apps above."""
     gateway_heartbeat(gateway_name=gateway_name)  # first: whatever fails below, it is alive
     dispatch.ensure_gateway_schedule(gateway_name)
     gateways_report_offline()
     recovered = engine.rotation_recover(gateway_name=gateway_name)
+    waiting = gateway_hand_over_waiting(gateway_name=gateway_name)
+    retired = engine.rotations_retire_unanswered()
     requested = scheduler.rotation_schedule_due()
-    summary: dict = {"recovered": recovered, "requested": requested}
+    summary: dict = {
+        "recovered": recovered,
+        "waiting": waiting,
+        "retired": retired,
+        "requested": requested,
+    }
     for name, hook in TICK_HOOKS.items():
         try:
             summary[name] = hook()
@@ -97,11 +136,16 @@ def gateway_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
         batch = engine.rotations_claim_batch(gateway_name=gateway_name, limit=dispatch.DRAIN_BATCH)
         if batch is None:
             return ran
-        try:
-            for rotation in batch:
-                engine.rotation_run_claimed(rotation=rotation, finish=defer, before_failure=flush)
-                ran += 1
-        finally:
-            flush()
+        # A failing database hands the batch back at once (its leases would hold it for
+        # minutes); a rotation the batch already ended is no longer ours and stays as it is.
+        with engine.released_on_database_error(batch):
+            try:
+                for rotation in batch:
+                    engine.rotation_run_claimed(
+                        rotation=rotation, finish=defer, before_failure=flush
+                    )
+                    ran += 1
+            finally:
+                flush()
     dispatch.enqueue_drains({gateway_name: 1})  # more work left: hand it to the next task
     return ran

@@ -135,6 +135,11 @@ class Rotation(SecretsMixin, UidModel):
     # True once an attempt ended without proof that AWS kept the old password: from then on
     # the pending password is never thrown away.
     pending_may_be_live = models.BooleanField(default=False)
+    # Set when a request of this rotation may have reached AWS without an answer (a read
+    # timeout, a connection closed after sending, a 5xx): such a request may still be applied
+    # until then, so no other rotation of the record may act before it (docs/architecture.md,
+    # "Requests that went unanswered").
+    unanswered_until = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -174,6 +179,12 @@ class Rotation(SecretsMixin, UidModel):
                 ),
                 name="rotation_possibly_live_idx",
             ),
+            # The claim skips records whose unanswered request may still arrive: a probe.
+            models.Index(
+                fields=["pam_user", "unanswered_until"],
+                condition=models.Q(unanswered_until__isnull=False),
+                name="rotation_unanswered_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -188,6 +199,18 @@ class Rotation(SecretsMixin, UidModel):
         return (
             self.status == self.FAILED
             and self.pending_may_be_live
+            and self.resolved_at is None
+            and self.has_secret("pending_password")
+        )
+
+    @property
+    def holds_unanswered_password(self) -> bool:
+        """Succeeded, but a request of it went unanswered: its password (kept as the pending
+        one until retired) may be set again by that request while ``unanswered_until`` lasts,
+        or differs from the record's since the record changed meanwhile."""
+        return (
+            self.status == self.SUCCEEDED
+            and self.unanswered_until is not None
             and self.resolved_at is None
             and self.has_secret("pending_password")
         )

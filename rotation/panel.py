@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from rotation.engine import possibly_live_rotations
+from rotation.candidates import password_candidates
+from rotation.engine import DISABLED, rotation_wait_until
 from rotation.models import Rotation, RotationSettings
-from rotation.schedules import ScheduleError, describe_schedule
+from rotation.rotation_settings import schedule_text
 from vault.access import has_permission, member_policy_allows
 from vault.models import FolderMember, PamUser
 
@@ -24,14 +25,12 @@ def panel_context(record: PamUser, member: FolderMember | None) -> dict:
     gateway = rs.configuration.gateway if rs else None
     if latest is not None and latest.is_active:
         gateway = latest.configuration.gateway
-    try:
-        schedule_text = describe_schedule(rs.effective_schedule) if rs else ""
-    except ScheduleError:
-        schedule_text = "invalid schedule"
     return {
         "record": record,
         "rotation_settings": rs,
-        "schedule_text": schedule_text,
+        "schedule_text": schedule_text(rs) if rs else "",
+        # Why Rotate is shown disabled (the Rotate view refuses it with the same words).
+        "rotate_unavailable": DISABLED if rs and not rs.enabled else None,
         "history": history,
         "latest": latest,
         "gateway": gateway,
@@ -41,5 +40,11 @@ def panel_context(record: PamUser, member: FolderMember | None) -> dict:
         "can_configure": has_permission(member, "can_edit")
         and member_policy_allows(member, "configure_rotation"),
         "can_rotate": has_permission(member, "can_edit") and member_policy_allows(member, "rotate"),
-        "possibly_live": list(possibly_live_rotations(record)),
+        # Passwords AWS may hold besides the current one (never their secrets: Reveal shows
+        # those); the may-be-live ones with the choice of which to keep.
+        "candidates": password_candidates(record),
+        # A queued rotation held back until an earlier unanswered request can no longer land.
+        "waits_until": rotation_wait_until(record)
+        if latest is not None and latest.status == Rotation.QUEUED
+        else None,
     }

@@ -12,9 +12,33 @@ from django.utils import timezone
 
 from rotation.models import RotationSettings
 from rotation.passwords import Complexity
-from rotation.schedules import next_run
+from rotation.schedules import ScheduleError, describe_schedule, next_run, normalize_schedule
 from vault.audit import audit_record
 from vault.models import PamConfiguration, PamUser
+
+# How the audit details and the pages name a schedule that follows the configuration's default.
+CONFIGURATION_DEFAULT = "configuration default"
+
+
+def schedule_text(rs: RotationSettings) -> str:
+    """The schedule in words. One that follows the configuration's default says so, and what
+    that default is now (it changes with the configuration)."""
+    text = describe_schedule(rs.effective_schedule)
+    if rs.use_configuration_schedule:
+        return f"Follows the configuration’s default, which is now: {text}"
+    return text
+
+
+def _audited_schedule(rs: RotationSettings) -> dict:
+    """The schedule keys of the audit details: the record's own schedule, or the fact that it
+    follows the configuration's default with that default's value at the time."""
+    if not rs.use_configuration_schedule:
+        return {"schedule": rs.effective_schedule}
+    try:
+        now = normalize_schedule(rs.effective_schedule)
+    except ScheduleError:
+        now = rs.effective_schedule
+    return {"schedule": CONFIGURATION_DEFAULT, "configuration_default": now}
 
 
 def settings_complexity(rs: RotationSettings) -> Complexity:
@@ -63,7 +87,7 @@ def rotation_settings_save(
         request=request,
         details={
             "configuration": configuration.uid,
-            "schedule": rs.effective_schedule,
+            **_audited_schedule(rs),
             "complexity": rs.complexity_text,
             "enabled": enabled,
         },

@@ -91,6 +91,18 @@ _EPOCH_MONDAY = date(1970, 1, 5)
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 # Days in each month at most (February 29 exists in leap years; clamped otherwise).
 _MONTH_MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+# What a person calls each schedule key: the form's labels, so that an error shown beside a
+# field names it as the page does (never the JSON key, such as monthDay).
+_KEY_LABELS = {
+    "time": "Time",
+    "utcTime": "Time (UTC)",
+    "tz": "Time zone",
+    "intervalCount": "The interval",
+    "weekday": "Weekday",
+    "monthDay": "Day of month",
+    "occurrence": "Which weekday of the month",
+    "month": "Month",
+}
 _DOW_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
 _CRON_FIELD_RE = re.compile(r"^[A-Za-z0-9*?,/#\-]+$")
 _CRON_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -131,13 +143,15 @@ def _parse_time(value: object, key: str) -> str:
         match = _TIME_RE.match(value.strip()) if isinstance(value, str) else None
         if not match:
             raise ScheduleError(
-                f'{key} must be a time of day as "HH:MM" or "HH:MM:SS" (got "{_shown(value)}").',
+                f'{_KEY_LABELS[key]} must be a time of day as "HH:MM" or "HH:MM:SS" '
+                f'(got "{_shown(value)}").',
                 key,
             )
         hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
         if hour > 23 or minute > 59 or second > 59:
             raise ScheduleError(
-                f'{key} "{_shown(value)}" is not a time of day (00:00 to 23:59:59).', key
+                f'{_KEY_LABELS[key]} "{_shown(value)}" is not a time of day (00:00 to 23:59:59).',
+                key,
             )
     return f"{hour:02d}:{minute:02d}:{second:02d}"
 
@@ -151,7 +165,7 @@ def _parse_tz(value: object) -> str:
     if value in (None, ""):
         return "UTC"
     if not isinstance(value, str):
-        raise ScheduleError("tz must be an IANA time zone name such as Europe/Berlin.", "tz")
+        raise ScheduleError("Time zone must be an IANA time zone name such as Europe/Berlin.", "tz")
     name = value.strip()
     try:
         _zone(name)
@@ -163,15 +177,18 @@ def _parse_tz(value: object) -> str:
     return name
 
 
-def _parse_int(value: object, key: str, low: int, high: int) -> int:
+def _parse_int(value: object, key: str, low: int, high: int, where: str = "") -> int:
+    """A whole number from low to high; `where` ends the range in the message ("in February")."""
     number = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
         number = int(value.strip())
     if number is None or not low <= number <= high:
+        within = f"{low} to {high}{f' {where}' if where else ''}"
         raise ScheduleError(
-            f'{key} must be a whole number from {low} to {high} (got "{_shown(value)}").', key
+            f'{_KEY_LABELS[key]} must be a whole number from {within} (got "{_shown(value)}").',
+            key,
         )
     return number
 
@@ -183,7 +200,7 @@ def _parse_name(value: object, key: str, names: tuple[str, ...]) -> str:
             if wanted == name or (len(wanted) == 3 and name.startswith(wanted)):
                 return name
     raise ScheduleError(
-        f'{key} must be one of {", ".join(names)} (got "{_shown(value)}").',
+        f'{_KEY_LABELS[key]} must be one of {", ".join(names)} (got "{_shown(value)}").',
         key,
     )
 
@@ -276,7 +293,7 @@ def normalize_schedule(data: dict | str) -> dict:
         most = _MONTH_MAX_DAYS[MONTHS.index(month)]
         result["month"] = month
         result["monthDay"] = _parse_int(
-            required("monthDay", "a day of the month"), "monthDay", 1, most
+            required("monthDay", "a day of the month"), "monthDay", 1, most, f"in {month.title()}"
         )
     return result
 
@@ -591,7 +608,7 @@ def describe_schedule(schedule: dict) -> str:
     if kind == "ON_DEMAND":
         return "On demand only"
     if kind == "CRON":
-        return f"Cron `{s['cron']}` ({s['tz']})"
+        return f"Cron {s['cron']} ({s['tz']})"
     every = s["intervalCount"]
     suffix = f"at {_clock(s['time'])} ({s['tz']})"
     if kind == "DAILY":

@@ -16,12 +16,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 # No rotation.aws here: the web never talks to AWS, Test connection included (it runs on the
 # configuration's gateway, rotation/connection.py).
-from rotation import auditlog, batches, connection, engine
+from rotation import auditlog, batches, connection, dispatch, engine
 from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
 from rotation.models import Rotation, RotationBatch, RotationSettings
 from rotation.panel import panel_context
 from rotation.rotation_settings import rotation_settings_save
-from rotation.schedules import ScheduleError, next_runs, normalize_schedule
+from rotation.schedules import ScheduleError, describe_schedule, next_runs, normalize_schedule
 from vault import security
 from vault.access import (
     configuration_for_user,
@@ -63,12 +63,17 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
         form = RotationSettingsForm(
             initial=RotationSettingsForm.initial_for(current), record=record, user=request.user
         )
-    if form.is_bound and form.is_valid():
+    # Errors outside the schedule (complexity, say) leave its next runs known: they are shown.
+    if form.is_bound and (form.is_valid() or not form.schedule_has_errors()):
         upcoming, schedule = form.upcoming_runs(), form.effective_schedule()
+        follows = form.cleaned_data["schedule_type"] == CONFIG_DEFAULT
+        config = form.cleaned_data.get("configuration")
     elif form.is_bound:
-        upcoming, schedule = [], {}  # the page asks to correct the errors first
+        upcoming, schedule, follows, config = [], {}, False, None  # correct the schedule first
     else:
         upcoming, schedule = _saved_runs(current), current.effective_schedule if current else {}
+        follows = bool(current and current.use_configuration_schedule)
+        config = current.configuration if current else None
     return render(
         request,
         "rotation/settings.html",
@@ -78,8 +83,27 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
             "upcoming": upcoming,
             "upcoming_tz": _schedule_tz(schedule),
             "settings": current,
+            "schedule_source": _schedule_source(config, schedule) if follows else "",
+            "next_runs_note": _next_runs_note(form, follows),
         },
     )
+
+
+def _schedule_source(config, schedule: dict) -> str:
+    """Where a schedule that follows the configuration's default comes from, and what it is."""
+    return (
+        f"Follows the default schedule of configuration “{config.title}”, which is now: "
+        f"{describe_schedule(schedule)}"
+    )
+
+
+def _next_runs_note(form: RotationSettingsForm, follows: bool) -> str:
+    """What the page says instead of the next runs when there are none to show."""
+    if form.is_bound and form.schedule_has_errors():
+        return "Correct the schedule above to see the next runs."
+    if follows:
+        return "On demand only (the configuration’s default)."
+    return "On demand only."
 
 
 def _schedule_tz(schedule: dict) -> str:
@@ -99,23 +123,40 @@ def _saved_runs(current: RotationSettings | None) -> list:
         return []
 
 
+# The broker did not take a committed request's message: the rotation is queued all the
+# same, and its gateway's next tick starts it (rotation/gateways.py, LOST_MESSAGE_SECONDS).
+HANDOFF_LATE = (
+    "The gateway will pick it up within a minute (its task queue did not answer just now)."
+)
+HANDOFF_LATE_MANY = (
+    "The gateways will pick them up within a minute (their task queue did not answer just now)."
+)
+
+
 @login_required
 @require_POST
 def rotate(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     require_policy(request.user, "rotate")
     try:
-        rotation = engine.rotation_request(
-            record=record, trigger="on_demand", requested_by=request.user, request=request
-        )
+        with dispatch.handoff_watch() as handoff:
+            rotation = engine.rotation_request(
+                record=record, trigger="on_demand", requested_by=request.user, request=request
+            )
     except engine.RotationRequestError as exc:
         if _wants_json(request):
             return JsonResponse({"ok": False, "message": str(exc)}, status=409)
         messages.warning(request, str(exc))
         return redirect("record_detail", uid=record.uid)
     if _wants_json(request):
-        return JsonResponse({"ok": True, "rotation": rotation.uid, "status": rotation.status})
-    messages.info(request, "Rotation requested: the status below updates by itself.")
+        answer = {"ok": True, "rotation": rotation.uid, "status": rotation.status}
+        if handoff.refused:
+            answer["message"] = f"Rotation requested. {HANDOFF_LATE}"
+        return JsonResponse(answer)
+    if handoff.refused:
+        messages.info(request, f"Rotation requested. {HANDOFF_LATE}")
+    else:
+        messages.info(request, "Rotation requested: the status below updates by itself.")
     return redirect("record_detail", uid=record.uid)
 
 
@@ -225,17 +266,23 @@ def _batch_or_404(folder, batch_uid: str) -> RotationBatch:
 def rotate_all(request: HttpRequest, uid: str) -> HttpResponse:
     folder, member = folder_for_user(request.user, uid, need="can_edit")
     require_policy(request.user, "rotate")
-    batch = batches.rotation_batch_request(
-        folder=folder, requested_by=request.user, request=request
-    )
+    with dispatch.handoff_watch() as handoff:
+        batch = batches.rotation_batch_request(
+            folder=folder, requested_by=request.user, request=request
+        )
     progress = batches.rotation_batch_progress(batch=batch)
     url = reverse("rotate_all_progress", args=[folder.uid, batch.uid])
+    late = HANDOFF_LATE_MANY if handoff.refused else ""
     if _wants_json(request):
-        return JsonResponse({"ok": True, "batch": batch.uid, "url": url, **progress})
+        answer = {"ok": True, "batch": batch.uid, "url": url, **progress}
+        if late:
+            answer["message"] = late
+        return JsonResponse(answer)
     skipped = len(batch.skipped)
     if progress["total"]:
         text = f"Rotation requested for {progress['total']} PAM Users"
-        messages.info(request, text + (f"; {skipped} skipped." if skipped else "."))
+        text += f"; {skipped} skipped." if skipped else "."
+        messages.info(request, f"{text} {late}".strip())
     else:
         messages.warning(
             request, "Nothing to rotate: no PAM User in this folder has rotation enabled."
@@ -278,11 +325,17 @@ def _audit_form(request: HttpRequest, events) -> auditlog.AuditFilterForm:
 def audit_log(request: HttpRequest) -> HttpResponse:
     events = auditlog.audit_events_for_user(request.user)
     form = _audit_form(request, events)
-    page = None
+    page, page_range = None, []
     if not form.is_bound or form.is_valid():
         filtered = auditlog.audit_filter(events, form.cleaned_data if form.is_bound else {})
         page = Paginator(filtered, auditlog.EVENTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "rotation/audit.html", {"form": form, "page": page})
+        # Every page link keeps the filters (the template's {% querystring %}).
+        page_range = list(
+            page.paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1)
+        )
+    return render(
+        request, "rotation/audit.html", {"form": form, "page": page, "page_range": page_range}
+    )
 
 
 class _Echo:

@@ -29,7 +29,7 @@ import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = ("status", "throttle", "slow", "drop_before", "drop_after", "outage")
+FAULTS = ("status", "throttle", "slow", "late", "drop_before", "drop_after", "outage")
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -177,16 +177,20 @@ class FaultProxy:
         match: str | None = None,
         status_code: int = 503,
         slow_seconds: float = 0.2,
+        late_seconds: float = 3.0,
     ) -> FaultProxy:
         """Inject faults by probability, e.g. ``{"throttle": 0.05, "drop_after": 0.01}``.
 
         Applies to requests that no queued rule took. Kinds: status (``status_code``),
-        throttle, slow (``slow_seconds``), drop_before, drop_after.
+        throttle, slow (``slow_seconds``), late (held ``late_seconds``, longer than the
+        client's read timeout, then delivered: the client has given up and retried by then),
+        drop_before, drop_after.
         """
         unknown = set(rates) - set(FAULTS[:-1])
         if unknown:
             raise ValueError(f"unknown fault kinds: {sorted(unknown)}")
         template = Rule("random", None, match, status=status_code, seconds=slow_seconds)
+        self._late_seconds = late_seconds
         with self._lock:
             self._random = dict(rates)
             self._random_rule = template
@@ -229,6 +233,8 @@ class FaultProxy:
             if template is not None and template.matches(text):
                 for kind, rate in self._random.items():
                     if self._rng.random() < rate:
+                        if kind == "late":
+                            return Rule("late", 1, None, seconds=self._late_seconds)
                         return _random_fault(kind, template)
         return None
 
@@ -341,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
         if rule and rule.kind in ("status", "throttle"):
             self.proxy._count(action, kind)
             return self._answer(rule.status, [("Content-Type", "text/xml")], rule.body)
-        if rule and rule.kind == "slow":
+        if rule and rule.kind in ("slow", "late"):
             time.sleep(rule.seconds)
         try:
             status, reason, headers, payload = self._forward(body)

@@ -139,6 +139,13 @@ def member_policy_allows(member: FolderMember | None, policy: str) -> bool:
     return member is not None and policy_allows(member.user, policy)
 
 
+def may_reveal_candidates(member: FolderMember | None) -> bool:
+    """Whether Reveal also shows the other passwords AWS may hold for a record (a rotation's
+    pending password that may be live, or is being set now). The same right as the current
+    password: either may be the one that works in AWS, so whoever may reveal one needs both."""
+    return has_permission(member, CAN_VIEW) and member_policy_allows(member, "reveal")
+
+
 def require_policy(user, policy: str) -> None:
     if not policy_allows(user, policy):
         raise PermissionDenied(

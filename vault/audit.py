@@ -6,6 +6,12 @@ from django.http import HttpRequest
 
 from vault.models import AuditEvent, SharedFolder
 
+# The "what" of a `password.revealed` event for a password revealed alongside a record's
+# current one (a rotation's pending password AWS may hold: vault.services'
+# RECORD_CANDIDATE_REVEALERS). Each password shown has its own event, but a Reveal counts once
+# against REVEAL_RATE_LIMIT (vault/security.py), as the README's "reveals per user" says.
+REVEALED_ALONGSIDE = "candidate password"
+
 
 def client_ip(request: HttpRequest | None) -> str | None:
     if request is None:

@@ -39,7 +39,7 @@ from vault.models import PamConfiguration, PamUser, SecretsMixin, SharedFolder
 MASK = "********"
 
 # Hooks `pam get` calls for a PAM User: each gets (record, unmask) and returns extra keys for
-# the JSON (e.g. the rotation app's "pending_password"). A hook that reveals a secret when
+# the JSON (e.g. the rotation app's "candidates"). A hook that reveals a secret when
 # `unmask` is true writes its own audit event.
 RECORD_EXTRAS: list[Callable[[PamUser, bool], dict]] = []
 

@@ -161,14 +161,23 @@ def reveal_rate_limited(view: Callable) -> Callable:
 
 
 def _reveal_within_limit(view: Callable, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-    from vault.audit import audit_record
+    from django.db.models import Q
+
+    from vault.audit import REVEALED_ALONGSIDE, audit_record
     from vault.models import AuditEvent
 
     limit, window = parse_rate(settings.REVEAL_RATE_LIMIT)
     now = timezone.now()
-    recent = AuditEvent.objects.filter(
-        actor=request.user, action=REVEAL_ACTION, created_at__gt=now - timedelta(seconds=window)
-    ).order_by("-created_at")
+    recent = (
+        AuditEvent.objects.filter(
+            actor=request.user,
+            action=REVEAL_ACTION,
+            created_at__gt=now - timedelta(seconds=window),
+        )
+        # Passwords shown alongside a reveal are counted with it.
+        .filter(Q(details__what__isnull=True) | ~Q(details__what=REVEALED_ALONGSIDE))
+        .order_by("-created_at")
+    )
     times = list(recent.values_list("created_at", flat=True)[:limit])
     if len(times) < limit:
         return view(request, *args, **kwargs)
@@ -226,6 +235,33 @@ def session_lifetime_text() -> str:
         f"Your session ended: sessions last at most {hours} hour{'s' if hours != 1 else ''} "
         "after signing in. Sign in again."
     )
+
+
+# --- Idle timeout ------------------------------------------------------------------------------
+
+REFRESHED_AT = "vault_refreshed_at"
+# How often a busy session's idle clock is restarted. Saving the session on every request
+# (SESSION_SAVE_EVERY_REQUEST) made every page view a write transaction (three statements and
+# a commit, which PostgreSQL flushes to disk); once a minute is enough for a 30-minute timeout:
+# a session ends between SESSION_IDLE_MINUTES minus this and SESSION_IDLE_MINUTES after its
+# last request.
+IDLE_REFRESH_SECONDS = 60
+
+
+class SessionIdleMiddleware:
+    """Restarts a signed-in session's idle timeout (SESSION_COOKIE_AGE) at most once every
+    IDLE_REFRESH_SECONDS: changing the session makes Django save it with a new expiry."""
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            now = int(timezone.now().timestamp())
+            last = request.session.get(REFRESHED_AT)
+            if not isinstance(last, int) or not 0 <= now - last < IDLE_REFRESH_SECONDS:
+                request.session[REFRESHED_AT] = now
+        return self.get_response(request)
 
 
 class SessionLifetimeMiddleware:

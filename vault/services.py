@@ -3,6 +3,8 @@ they never write secrets or audit events themselves."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -206,6 +208,26 @@ def pam_user_reveal(
         details={"what": what},
     )
     return password
+
+
+# Passwords AWS may hold for a record besides its current one, known to apps above the vault
+# (rotation: a rotation's pending password that may be live, or is being set now). Each hook
+# is called as hook(record=..., actor=..., actor_kind=..., request=...), reveals and audits
+# what it returns itself, and returns one dict per password, newest first: "rotation" (uid),
+# "kind", "label", "status", "since" (a datetime) and "password" (None, with "error" saying
+# why, when it could not be decrypted). Filled in the apps' ready().
+RECORD_CANDIDATE_REVEALERS: list[Callable[..., list[dict]]] = []
+
+
+def pam_user_reveal_candidates(
+    *, record: PamUser, actor=None, actor_kind: str = "user", request=None
+) -> list[dict]:
+    """Every other password AWS may hold for `record`, revealed and audited by the hooks of
+    RECORD_CANDIDATE_REVEALERS. The caller checks the right (vault.access.may_reveal_candidates)."""
+    found: list[dict] = []
+    for reveal in RECORD_CANDIDATE_REVEALERS:
+        found.extend(reveal(record=record, actor=actor, actor_kind=actor_kind, request=request))
+    return found
 
 
 @transaction.atomic

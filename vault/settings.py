@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # After auth and messages: signs out a session older than SESSION_MAX_HOURS, with a message.
     "vault.security.SessionLifetimeMiddleware",
+    # Restarts the idle timeout, at most once a minute (not a write on every page view).
+    "vault.security.SessionIdleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # After OTPMiddleware: sends a signed-in but unverified session to the code page.
     "vault.security.TwoFactorMiddleware",
@@ -119,14 +121,46 @@ TEMPLATES = [
 
 # --- Database: SQLite in the checkout unless DATABASE_URL says otherwise ---------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# A gateway process (`qcluster`, `pam gateway run` and the cluster it starts) must never wait
+# for the database without end: its heartbeat, lease recovery and rotations stop meanwhile.
+GATEWAY_PROCESS = sys.argv[1:2] == ["qcluster"] or sys.argv[1:4] == ["pam", "gateway", "run"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL plus IMMEDIATE transactions: workers and the web process write concurrently
-    # without "database is locked" errors.
+    # without "database is locked" errors. `timeout` is how long a writer waits for the lock
+    # before it gets "database is locked" (SQLite's only wait: there is no network).
     DATABASES["default"]["OPTIONS"] = {
-        "timeout": 20,
+        "timeout": env.float("SQLITE_BUSY_TIMEOUT", default=20),
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend plus a read timeout (vault/dbbackend/base.py). The defaults find a dead
+    # or black-holed connection within about 25 s (docs/deployment.md, "Database timeouts"); a
+    # value given in DATABASE_URL's query string wins over the environment's.
+    DATABASES["default"]["ENGINE"] = "vault.dbbackend"
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    for _option, _value in {
+        "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=10),
+        "keepalives": 1,
+        # Idle 10 s, then a probe every 5 s; 3 unanswered: the connection is dead (25 s).
+        "keepalives_idle": env.int("DB_KEEPALIVES_IDLE", default=10),
+        "keepalives_interval": env.int("DB_KEEPALIVES_INTERVAL", default=5),
+        "keepalives_count": env.int("DB_KEEPALIVES_COUNT", default=3),
+        # Data sent and not acknowledged for this long (ms): the connection is dead.
+        "tcp_user_timeout": env.int("DB_TCP_USER_TIMEOUT_MS", default=25000),
+    }.items():
+        _db_options.setdefault(_option, _value)
+    if GATEWAY_PROCESS:
+        # The server cancels a statement after this (the longest a gateway runs, a scheduler
+        # batch of 1,000 due records, takes well under a second), and the gateway gives up on
+        # an answer that has not come 10 s later: the server's own cancellation, when it can
+        # still answer, arrives first. Not for the web (gunicorn's --timeout ends a stuck
+        # request) nor for `migrate` and other commands, whose statements may rightly be long.
+        _statement_ms = int(env.float("GATEWAY_DB_STATEMENT_TIMEOUT", default=20) * 1000)
+        _startup = _db_options.get("options", "")
+        if "statement_timeout" not in _startup:
+            _db_options["options"] = f"{_startup} -c statement_timeout={_statement_ms}".strip()
+        _db_options.setdefault("read_timeout", env.float("GATEWAY_DB_READ_TIMEOUT", default=30))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [
@@ -176,7 +210,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_MINUTES", default=30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+# The idle clock restarts at most once a minute (vault.security.SessionIdleMiddleware), not on
+# every request: a page view writes nothing.
+SESSION_SAVE_EVERY_REQUEST = False
 # Absolute lifetime: a session ends this long after sign-in however busy it is, which the idle
 # timeout above cannot do (vault.security.SessionLifetimeMiddleware).
 SESSION_MAX_HOURS = env.int("SESSION_MAX_HOURS", default=12)
@@ -229,6 +265,11 @@ ROTATION_LEASE_SECONDS = env.int("ROTATION_LEASE_SECONDS", default=300)
 ROTATION_MAX_ATTEMPTS = env.int("ROTATION_MAX_ATTEMPTS", default=5)
 # Seconds between attempts are 1, 2, 4, 8, 8 ... times this scale (tests set it to 0).
 ROTATION_RETRY_BACKOFF_SCALE = env.float("ROTATION_RETRY_BACKOFF_SCALE", default=1.0)
+# How long a request to AWS that went unanswered may still be applied: AWS refuses a signed
+# request that reaches it more than 5 minutes after the time it was signed with (SigV4), plus a
+# minute for the gateway's clock running ahead of AWS's. No other rotation of the record acts
+# before it has passed (docs/architecture.md, "Requests that went unanswered").
+ROTATION_UNANSWERED_WINDOW_SECONDS = env.int("ROTATION_UNANSWERED_WINDOW_SECONDS", default=360)
 GATEWAY_OFFLINE_SECONDS = env.int("GATEWAY_OFFLINE_SECONDS", default=120)
 AWS_POLICY_CACHE_SECONDS = env.int("AWS_POLICY_CACHE_SECONDS", default=300)
 AWS_CONNECT_TIMEOUT = env.float("AWS_CONNECT_TIMEOUT", default=5)
@@ -261,8 +302,30 @@ Q_CLUSTER = {
     "log_level": env.str("Q_LOG_LEVEL", default="INFO"),
     "ALT_CLUSTERS": {},
 }
+# Redis calls cannot hang either: redis-py waits for ever by default, so a black-holed Redis
+# would hold a Rotate click (its enqueue after the commit) until gunicorn kills the worker, and
+# a gateway's pusher with it. The broker's blocking read (BLPOP) waits 1 s, well inside these.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=5)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=10)
+
+
+def url_with_defaults(url: str, **defaults: object) -> str:
+    """``url`` with query parameters added for those of ``defaults`` it does not set itself."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query = {**{k: str(v) for k, v in defaults.items()}, **query}
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["redis"] = url_with_defaults(
+        REDIS_URL,
+        socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+        socket_timeout=REDIS_SOCKET_TIMEOUT,
+        socket_keepalive="true",
+    )
 else:
     Q_CLUSTER["orm"] = "default"
 

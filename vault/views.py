@@ -26,6 +26,7 @@ from vault.access import (
     configuration_problem,
     folder_for_user,
     has_permission,
+    may_reveal_candidates,
     member_policy_allows,
     record_access_required,
     record_for_user,
@@ -210,6 +211,7 @@ def _record_page(
         "revealed_password": None,
         "revealed_version": None,
         "revealed_version_password": None,
+        "revealed_candidates": [],
         **perms,
         **extra,
     }
@@ -249,9 +251,20 @@ def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
     except services.RevealError as exc:
         return _reveal_failed(request, record, member, exc)
     if security.wants_json(request):
-        return JsonResponse({"password": password})
-    messages.info(request, "Password revealed. This was recorded in the audit log.")
-    return _record_page(request, record, member, revealed_password=password)
+        return JsonResponse({"password": password})  # Copy: the current password alone
+    # The other passwords AWS may hold (a rotation's pending one), each revealed and audited.
+    candidates = []
+    if may_reveal_candidates(member):
+        candidates = services.pam_user_reveal_candidates(
+            record=record, actor=request.user, request=request
+        )
+    text = "Password revealed"
+    if candidates:
+        text += f", with {len(candidates)} other password(s) AWS may hold"
+    messages.info(request, f"{text}. This was recorded in the audit log.")
+    return _record_page(
+        request, record, member, revealed_password=password, revealed_candidates=candidates
+    )
 
 
 @login_required

@@ -62,14 +62,24 @@ class WriteAhead:
 
 @dataclass(frozen=True)
 class Apply:
-    """A step that acts on the target with the committed secret: ``act(rotation, secret)``.
+    """A step that acts on the target with the committed secret: ``act(rotation, secret)``,
+    returning None or an ``Applied`` that says more.
 
     It runs again after a transient or ambiguous failure and after a killed worker, so doing
     it twice must be harmless.
     """
 
     name: str
-    act: Callable[[Rotation, str], None]
+    act: Callable[[Rotation, str], Applied | None]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What an applying step may return when it completed. ``unanswered``: an earlier request
+    of the step reached nobody's answer (a read timeout, a connection closed after sending), so
+    it may still be applied by the target later, with the same secret."""
+
+    unanswered: bool = False
 
 
 Step = WriteAhead | Apply

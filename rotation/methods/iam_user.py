@@ -23,7 +23,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from rotation import aws
-from rotation.methods.base import Ambiguous, Apply, Refused, RotationMethod, Transient, WriteAhead
+from rotation.methods.base import (
+    Ambiguous,
+    Applied,
+    Apply,
+    Refused,
+    RotationMethod,
+    Transient,
+    WriteAhead,
+)
 from rotation.passwords import ComplexityError, generate_password
 from rotation.rotation_settings import settings_complexity
 from vault import access
@@ -62,11 +70,12 @@ def make_password(rotation: Rotation) -> str:
 
 
 @_classified
-def set_password(rotation: Rotation, password: str) -> None:
+def set_password(rotation: Rotation, password: str) -> Applied:
     record, config = rotation.pam_user, rotation.configuration
     aws.check_account(config, arn=record.distinguished_name, login=record.login)
     _check_path_scope(config, record)
-    aws.set_console_password(config, login=record.login, password=password)
+    unanswered = aws.set_console_password(config, login=record.login, password=password)
+    return Applied(unanswered=unanswered)
 
 
 def _check_path_scope(config: PamConfiguration, record: PamUser) -> None:

@@ -2,7 +2,7 @@ import json
 
 from django import template
 
-from rotation import dashboard
+from rotation import auditlog, dashboard
 from rotation.connection import connection_test_state
 from rotation.models import RotationSettings
 from rotation.panel import panel_context
@@ -56,3 +56,31 @@ def rotation_dashboard(context):
 def json_text(value) -> str:
     """Audit details as JSON (they never hold a secret); the template escapes the text."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+@register.filter
+def audit_sentence(event) -> str:
+    """The audit event as one sentence (plain text: the template escapes it)."""
+    return auditlog.event_sentence(event)
+
+
+@register.filter
+def audit_details(event) -> list[tuple[str, str]]:
+    return auditlog.event_details(event)
+
+
+@register.filter
+def object_type_label(model_name: str) -> str:
+    return auditlog.object_type_label(model_name)
+
+
+@register.inclusion_tag("rotation/_nav.html", takes_context=True)
+def rotation_nav(context):
+    """The rotation app's links in the main navigation (templates/base.html): the audit log,
+    for those who may read it. One query per page, none for superusers."""
+    request = context.get("request")
+    user = context.get("user") or getattr(request, "user", None)
+    return {
+        "can_audit": auditlog.may_read_audit_log(user),
+        "path": getattr(request, "path", ""),
+    }

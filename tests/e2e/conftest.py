@@ -3,7 +3,8 @@
 
 Without a Chromium the tests are skipped with one line on the terminal; with REQUIRE_BROWSER=1
 (CI) a missing browser fails them instead. Every page may only talk to the app's own origin, and a
-failing test leaves a screenshot per page under test-artifacts/.
+failing test leaves a screenshot per page under test-artifacts/ (git-ignored), where
+`save_screenshots` also keeps pages at 1280 and 375 px for review.
 """
 
 from __future__ import annotations
@@ -111,6 +112,29 @@ def save_screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+SCREENSHOT_WIDTHS = (1280, 375)
+
+
+def save_screenshots(
+    page: Page, name: str, widths=SCREENSHOT_WIDTHS, *, reload: bool = True
+) -> list[Path]:
+    """Screenshots of the page at each width, for a reviewer to look at every page in one
+    place: test-artifacts/<name>-<width>.png (full page). The page is loaded again at each
+    width so that what its scripts do on load is seen as a person would see it (reload=False
+    for the answer to a POST); the viewport it had is restored afterwards, without reloading."""
+    before = page.viewport_size
+    saved = []
+    for width in widths:
+        page.set_viewport_size({"width": width, "height": 900})
+        if reload:
+            page.reload()
+            page.wait_for_load_state("load")
+        saved.append(save_screenshot(page, f"{name}-{width}"))
+    if before:
+        page.set_viewport_size(before)
+    return saved
 
 
 def screenshot_on_failure(node, pages: list[Page]) -> list[Path]:

@@ -68,6 +68,18 @@ def test_set_console_password_without_login_profile_says_console_access_is_neede
     assert NEW_PASSWORD not in caught.value.message
 
 
+def test_set_console_password_for_a_missing_user_says_it_does_not_exist(config):
+    """AWS answers NoSuchEntity both for a missing user and for one without console access:
+    the message must match the dry run's (issue 11, finding 5)."""
+    with pytest.raises(aws.AwsRefused) as caught:
+        aws.set_console_password(config, login="Ghost", password=NEW_PASSWORD)
+
+    assert caught.value.message.startswith(
+        f'The IAM user "Ghost" does not exist in AWS account {ACCOUNT_ID}.'
+    )
+    assert "Console access" not in caught.value.message
+
+
 def test_caller_account_is_the_emulators_account(config):
     assert aws.caller_account(config) == ACCOUNT_ID == "123456789012"
 

@@ -17,3 +17,9 @@ def test_a_task_timeout_above_the_redelivery_time_is_an_error(settings):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 300, "retry": 200}
     [error] = check_rotation_timing()
     assert error.id == "rotation.E002"
+
+
+def test_an_unanswered_window_shorter_than_awss_signature_validity_is_reported(settings):
+    settings.ROTATION_UNANSWERED_WINDOW_SECONDS = 60
+    [warning] = check_rotation_timing()
+    assert warning.id == "rotation.W002"

@@ -9,9 +9,11 @@ import pytest
 
 from rotation import engine
 from rotation.models import Rotation, RotationSettings
-from tests.conftest import make_pam_user
+from tests.conftest import make_configuration, make_pam_user
+from tests.rotation import candidate_states as states
+from tests.rotation.conftest import make_settings
 from vault.cli import call_pam
-from vault.models import AuditEvent
+from vault.models import AuditEvent, PamUser, PasswordVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -167,9 +169,11 @@ def test_get_shows_a_possibly_live_password_masked_unless_unmasked(world):
     pending = engine.rotation_write_ahead(rotation=rotation)
     Rotation.objects.filter(pk=rotation.pk).update(status=Rotation.FAILED, pending_may_be_live=True)
     code, out, _ = call_pam("get", record.uid, "--format", "json")
-    assert json.loads(out)["pending_password"] == "********"
+    [candidate] = json.loads(out)["candidates"]
+    assert candidate["password"] == "********"
     code, out, _ = call_pam("get", record.uid, "--format", "json", "--unmask")
-    assert json.loads(out)["pending_password"] == pending
+    [candidate] = json.loads(out)["candidates"]
+    assert (candidate["rotation"], candidate["password"]) == (rotation.uid, pending)
 
 
 def _import_file(tmp_path, rotation: dict) -> str:
@@ -250,3 +254,203 @@ def test_action_rotate_dry_run_reports_missing_console_access(world):
     assert code == 1
     assert "console" in lines(out)[0]["error"].lower()
     assert not Rotation.objects.exists()
+
+
+# --- pam get: every candidate; pam rotation resolve --------------------------------------------
+
+
+@pytest.fixture
+def rotatable(personas):
+    record = make_pam_user(personas.folder, "Cand", password="Current-Passw0rd!")
+    make_settings(record, make_configuration(personas.folder, personas.gateway))
+    return record
+
+
+def _candidates(record, *extra: str) -> list[dict]:
+    code, out, err = call_pam("get", record.uid, "--format", "json", *extra)
+    assert code == 0, err
+    return json.loads(out).get("candidates", [])
+
+
+def _snapshot(record) -> tuple:
+    return (
+        PamUser.objects.get(pk=record.pk).password_enc,
+        list(Rotation.objects.order_by("pk").values()),
+        PasswordVersion.objects.count(),
+        list(AuditEvent.objects.values_list("action", flat=True)),
+    )
+
+
+def test_get_lists_every_candidate_newest_first_masked(rotatable):
+    oldest = states.may_be_live(rotatable, ago=600)
+    older = states.may_be_live(rotatable, ago=300)
+    running = states.being_set(rotatable, ago=5)
+    found = _candidates(rotatable)
+    assert [(c["rotation"], c["kind"], c["status"], c["resolvable"]) for c in found] == [
+        (running.uid, "being_set", "running", False),
+        (older.uid, "may_be_live", "failed", True),
+        (oldest.uid, "may_be_live", "failed", True),
+    ]
+    assert {c["password"] for c in found} == {"********"}
+    assert found[0]["since"] == running.created_at.isoformat()
+    assert found[0]["note"] == "being set now — AWS may already hold it"
+    assert not AuditEvent.objects.filter(action="password.revealed").exists()
+
+
+def test_get_unmask_reveals_every_candidate_and_audits_each_as_cli(rotatable):
+    older = states.may_be_live(rotatable, ago=300, pending="Older-Pending-Passw0rd!")
+    running = states.being_set(rotatable, pending="Running-Pending-Passw0rd!")
+    found = _candidates(rotatable, "--unmask")
+    assert [c["password"] for c in found] == [
+        "Running-Pending-Passw0rd!",
+        "Older-Pending-Passw0rd!",
+    ]
+    events = AuditEvent.objects.filter(action="password.revealed", actor_kind="cli")
+    assert sorted(e.details.get("rotation", "") for e in events) == sorted(
+        ["", older.uid, running.uid]  # the current password, then each candidate
+    )
+
+
+def test_get_table_lists_candidates_without_their_secrets(rotatable):
+    rotation = states.being_set(rotatable, pending="Table-Pending-Passw0rd!")
+    code, out, _ = call_pam("get", rotatable.uid)
+    assert code == 0
+    assert rotation.uid in out and "being_set" in out
+    assert "Table-Pending-Passw0rd!" not in out
+
+
+def test_get_without_candidates_has_no_candidates_key(rotatable):
+    code, out, _ = call_pam("get", rotatable.uid, "--format", "json")
+    assert "candidates" not in json.loads(out)
+
+
+@pytest.mark.parametrize("keep", ["pending", "current"])
+def test_rotation_resolve_settles_a_candidate_as_the_record_page_does(rotatable, keep):
+    rotation = states.may_be_live(rotatable, pending="Adopted-Passw0rd!")
+    code, out, err = call_pam(
+        "rotation", "resolve", "--record", rotatable.uid, "--rotation", rotation.uid, "--keep", keep
+    )
+    assert (code, err) == (0, "")
+    assert lines(out) == [{"record": rotatable.uid, "rotation": rotation.uid, "kept": keep}]
+    expected = "Adopted-Passw0rd!" if keep == "pending" else "Current-Passw0rd!"
+    assert PamUser.objects.get(pk=rotatable.pk).get_secret("password") == expected
+    rotation.refresh_from_db()
+    assert rotation.resolved_at is not None and not rotation.has_secret("pending_password")
+    event = AuditEvent.objects.get(action="rotation.resolved")
+    assert (event.actor_kind, event.details) == ("cli", {"rotation": rotation.uid, "kept": keep})
+    if keep == "pending":
+        assert PasswordVersion.objects.filter(pam_user=rotatable).first().source == "resolution"
+    assert _candidates(rotatable) == []
+
+
+def test_rotation_resolve_leaves_the_other_candidates(rotatable):
+    older = states.may_be_live(rotatable, ago=300)
+    newer = states.may_be_live(rotatable, ago=100)
+    args = ("--record", rotatable.uid, "--rotation", older.uid, "--keep", "current")
+    assert call_pam("rotation", "resolve", *args)[0] == 0
+    assert [c["rotation"] for c in _candidates(rotatable)] == [newer.uid]
+
+
+def _bad_resolve_cases(record, personas):
+    """(rotation uid to pass, what the error says) for each way a resolve must be refused."""
+    running = states.being_set(record)
+    resolved = states.may_be_live(record, ago=400)
+    engine.rotation_resolve(rotation=resolved, use_pending=False)
+    succeeded = states.plain(record, status=Rotation.SUCCEEDED, ago=500)
+    other = make_pam_user(personas.folder, "OtherCand")
+    RotationSettings.objects.create(
+        pam_user=other, configuration=record.rotation_settings.configuration
+    )
+    elsewhere = states.may_be_live(other)
+    return {
+        "running": (
+            running.uid,
+            f"rotation {running.uid} is running: its password is being set now",
+        ),
+        "resolved": (resolved.uid, "has nothing left to resolve"),
+        "succeeded": (succeeded.uid, "has nothing left to resolve"),
+        "another record's": (elsewhere.uid, f"record {record.uid} has no rotation {elsewhere.uid}"),
+        "unknown": ("no-such-rotation", f"record {record.uid} has no rotation no-such-rotation"),
+    }
+
+
+def test_rotation_resolve_refuses_what_it_cannot_resolve_and_changes_nothing(rotatable, personas):
+    cases = _bad_resolve_cases(rotatable, personas)
+    for name, (rotation_uid, says) in cases.items():
+        before = _snapshot(rotatable)
+        code, out, err = call_pam(
+            "rotation",
+            "resolve",
+            "--record",
+            rotatable.uid,
+            "--rotation",
+            rotation_uid,
+            "--keep",
+            "pending",
+        )
+        assert (code, out) == (1, ""), name
+        assert len(err.splitlines()) == 1 and err.startswith("pam: error: "), name
+        assert says in err, (name, err)
+        assert _snapshot(rotatable) == before, name
+
+
+def test_rotation_resolve_of_an_unknown_record_is_one_error_line(rotatable):
+    rotation = states.may_be_live(rotatable)
+    before = _snapshot(rotatable)
+    code, out, err = call_pam(
+        "rotation", "resolve", "--record", "nope", "--rotation", rotation.uid, "--keep", "current"
+    )
+    assert (code, out, err) == (1, "", "pam: error: no PAM User with uid nope\n")
+    assert _snapshot(rotatable) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--keep", "both"),
+        ("--keep", "PENDING"),
+        (),  # --keep is required
+    ],
+)
+def test_rotation_resolve_usage_errors_exit_2_with_one_line(rotatable, args):
+    rotation = states.may_be_live(rotatable)
+    before = _snapshot(rotatable)
+    code, out, err = call_pam(
+        "rotation", "resolve", "--record", rotatable.uid, "--rotation", rotation.uid, *args
+    )
+    assert (code, out) == (2, "")
+    assert len(err.splitlines()) == 1 and err.startswith("pam: error: ")
+    assert _snapshot(rotatable) == before
+
+
+# --- pam action rotate when the broker refuses after the commit -------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_action_rotate_says_queued_when_the_broker_refuses_after_commit(rotatable, caplog):
+    broker_down = ConnectionError("Error 111 connecting to 127.0.0.1:6399. Connection refused.")
+    with mock.patch("rotation.dispatch.async_task", side_effect=broker_down) as enqueue:
+        code, out, err = call_pam("action", "rotate", "--record", rotatable.uid)
+    enqueue.assert_called_once()
+    rotation = Rotation.objects.get(pam_user=rotatable)
+    assert code == 0
+    assert lines(out) == [{"record": rotatable.uid, "rotation": rotation.uid, "status": "queued"}]
+    [warning] = err.splitlines()
+    assert warning.startswith("pam: warning: ")
+    assert "queued" in warning and "within a minute" in warning and "ConnectionError" in warning
+    assert rotation.status == Rotation.QUEUED
+    assert "did not take" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_action_rotate_of_a_folder_offers_the_broker_one_message_when_it_refuses(personas):
+    config = make_configuration(personas.folder, personas.gateway)
+    for n in range(5):
+        make_settings(make_pam_user(personas.folder, f"Many{n}"), config)
+    with mock.patch("rotation.dispatch.async_task", side_effect=OSError("refused")) as enqueue:
+        code, out, err = call_pam("action", "rotate", "--folder", personas.folder.uid)
+    assert code == 0
+    assert enqueue.call_count == 1  # the others would fail the same way, each after a timeout
+    assert {r["status"] for r in lines(out)} == {"queued"}
+    assert "5 of these rotations" in err and len(err.splitlines()) == 1
+    assert Rotation.objects.filter(status=Rotation.QUEUED).count() == 5

@@ -356,3 +356,11 @@ def test_dashboard_runs_seven_queries(personas, config, django_assert_num_querie
     _populate(personas.folder, config, 40)
     with django_assert_num_queries(7):
         dashboard.rotation_dashboard(user=personas.editor)
+
+
+def test_chart_opens_on_its_newest_days_through_a_static_script(personas, history):
+    """On a narrow screen the chart scrolls sideways; a deferred script from static/ (the CSP
+    allows no inline script) scrolls it to today on load (tests/e2e/test_small_screens.py)."""
+    html = _home(personas.editor)
+    assert re.search(r'<script src="/static/js/dashboard\.js(\?[^"]*)?" defer></script>', html)
+    assert re.search(r'<div class="chart-scroll"', html)

@@ -485,6 +485,43 @@ def test_schedule_error_message_is_readable():
         normalize_schedule({"type": "DAILY", "time": "03:00", "tz": "Mars/Base"})
 
 
+@pytest.mark.parametrize(
+    "schedule, message",
+    [
+        (
+            {"type": "YEARLY", "time": "03:00", "month": "FEBRUARY", "monthDay": 30},
+            'Day of month must be a whole number from 1 to 29 in February (got "30").',
+        ),
+        (
+            {"type": "MONTHLY_BY_DAY", "time": "03:00", "monthDay": 32},
+            'Day of month must be a whole number from 1 to 31 (got "32").',
+        ),
+        (
+            {"type": "DAILY", "time": "03:00", "intervalCount": 0},
+            'The interval must be a whole number from 1 to 365 (got "0").',
+        ),
+        (
+            {"type": "WEEKLY", "time": "03:00", "weekday": "FUNDAY"},
+            "Weekday must be one of MONDAY, TUESDAY, WEDNESDAY, THURSDAY, FRIDAY, SATURDAY, "
+            'SUNDAY (got "FUNDAY").',
+        ),
+        (
+            {"type": "DAILY", "time": "3 o'clock"},
+            'Time must be a time of day as "HH:MM" or "HH:MM:SS" (got "3 o\'clock").',
+        ),
+        (
+            {"type": "DAILY", "time": "03:00", "tz": 5},
+            "Time zone must be an IANA time zone name such as Europe/Berlin.",
+        ),
+    ],
+)
+def test_schedule_errors_name_fields_as_the_form_labels_them(schedule, message):
+    """A person reads these next to the form's fields: no internal key names (monthDay)."""
+    with pytest.raises(ScheduleError) as caught:
+        normalize_schedule(schedule)
+    assert caught.value.message == message
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
     lambda inner: (
@@ -547,7 +584,7 @@ def test_normalize_raises_only_schedule_error(data):
         ),
         ({"type": "DAILY", "time": "03:00", "intervalCount": 2}, "Every 2 days at 03:00 (UTC)"),
         ({"type": "DAILY", "utcTime": "03:00:30"}, "Daily at 03:00:30 (UTC)"),
-        ({"type": "CRON", "cron": "0 3 * * 1-5"}, "Cron `0 3 * * 1-5` (UTC)"),
+        ({"type": "CRON", "cron": "0 3 * * 1-5"}, "Cron 0 3 * * 1-5 (UTC)"),
         (
             {"type": "MONTHLY_BY_DAY", "time": "02:00", "monthDay": 31},
             "Monthly on day 31 (or the month's last day) at 02:00 (UTC)",

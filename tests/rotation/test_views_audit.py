@@ -62,10 +62,11 @@ def events(personas):
 
 
 def _shown(response) -> list[str]:
+    """The actions of the events on the page, in order."""
     assert response.status_code == 200
     html = response.content.decode()
-    table = re.search(r'<table class="table" id="audit-table">.*?</table>', html, re.S)
-    return re.findall(r"<td><code>([^<]+)</code></td>", table.group(0)) if table else []
+    listed = re.search(r'<ol class="audit-events" id="audit-events">.*?</ol>', html, re.S)
+    return re.findall(r'data-action="([^"]+)"', listed.group(0)) if listed else []
 
 
 def _csv(response) -> list[dict]:
@@ -181,7 +182,7 @@ def test_invalid_filters_give_a_field_error_not_a_500(personas, events, params, 
         rf'data-field="{field}".*?<span class="field-error"[^>]*>(.*?)</span>', html, re.S
     )
     assert error and message in error.group(1).replace("&ldquo;", "“").replace("&rdquo;", "”")
-    assert 'id="audit-table"' not in html
+    assert 'id="audit-events"' not in html
 
 
 def test_events_are_paginated_by_50_keeping_the_filter(personas):
@@ -196,9 +197,104 @@ def test_events_are_paginated_by_50_keeping_the_filter(personas):
     assert _shown(client.get(URL, {"action": "bulk.event", "page": 2})) == ["bulk.event"]
 
 
-def test_details_are_shown_as_json(personas, events):
-    html = login(personas.superuser).get(URL, {"action": "password.revealed"}).content
-    assert "{&quot;record&quot;: &quot;abc&quot;}" in html.decode()
+def _event_items(response) -> list[str]:
+    html = response.content.decode()
+    return re.findall(r'<li class="audit-event".*?</li>', html, re.S)
+
+
+def _text(fragment: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", fragment)).strip()
+
+
+def test_each_event_is_one_readable_sentence(personas):
+    record = make_pam_user(personas.folder, "bob.deploy", title="AWS user: bob.deploy")
+    _event("password.revealed", actor=personas.editor, obj=record, details={"what": "password"})
+    (item,) = _event_items(login(personas.manager).get(URL))
+    sentence = re.search(r'<p class="audit-sentence">(.*?)</p>', item, re.S).group(1)
+    assert sentence == "editor revealed the password of PAM User “AWS user: bob.deploy”."
+
+
+def test_details_are_key_values_behind_a_toggle_not_json(personas, events):
+    response = login(personas.superuser).get(URL, {"action": "password.revealed"})
+    (item,) = _event_items(response)
+    toggle = re.search(r"<details[^>]*>\s*<summary>Details</summary>(.*?)</details>", item, re.S)
+    assert toggle, item
+    pairs = re.findall(r"<dt>(.*?)</dt>\s*<dd>(.*?)</dd>", toggle.group(1), re.S)
+    assert ("Record", "abc") in [(k, _text(v)) for k, v in pairs]
+    assert ("Action", "password.revealed") in [(k, _text(v)) for k, v in pairs]
+    assert "&quot;record&quot;" not in item and "{" not in _text(item)
+
+
+def test_object_types_are_shown_by_their_names_not_model_names(personas):
+    record = make_pam_user(personas.folder, "bob.deploy")
+    _event("record.created", actor=personas.editor, obj=record)
+    _event("member.added", actor=personas.manager, obj=personas.folder, details={"user": "x"})
+    html = login(personas.superuser).get(URL).content.decode()
+    assert "PAM User “AWS user: bob.deploy”" in html
+    assert "Shared folder “Team”" in html
+    assert ">pamuser<" not in html and ">sharedfolder<" not in html
+
+
+def _pages_nav(html: str) -> list[str]:
+    navs = re.findall(r'<nav class="pagination"[^>]*>(.*?)</nav>', html, re.S)
+    assert navs, "no pagination"
+    return navs
+
+
+def test_pagination_is_visible_above_and_below_with_numbered_links(personas):
+    for n in range(120):
+        _event("bulk.event", folder=personas.folder, when=_at("2026-11-01") + timedelta(minutes=n))
+    html = login(personas.superuser).get(URL, {"action": "bulk.event", "page": 2}).content.decode()
+    top, bottom = _pages_nav(html)
+    assert top == bottom
+    assert 'href="?action=bulk.event&amp;page=1"' in top
+    assert 'href="?action=bulk.event&amp;page=3"' in top
+    assert 'aria-current="page">2<' in top
+    assert "Showing 51–100 of 120 events" in html
+
+
+def test_every_page_link_keeps_the_filters(personas):
+    for n in range(60):
+        _event("bulk.event", folder=personas.folder, when=_at("2026-11-01") + timedelta(minutes=n))
+    html = (
+        login(personas.superuser)
+        .get(URL, {"action": "bulk.event", "date_from": "2026-11-01", "date_to": "2026-11-02"})
+        .content.decode()
+    )
+    links = re.findall(r'href="(\?[^"]*)"', "".join(_pages_nav(html)))
+    assert links
+    for link in links:
+        assert "action=bulk.event" in link and "date_from=2026-11-01" in link, link
+        assert "date_to=2026-11-02" in link, link
+
+
+def test_a_single_page_says_how_many_events(personas, events):
+    html = login(personas.superuser).get(URL).content.decode()
+    assert "Showing 1–4 of 4 events" in html
+
+
+# --- the navigation link ------------------------------------------------------------------------
+
+
+def _nav(client) -> str:
+    html = client.get("/account/").content.decode()
+    return re.search(r'<nav aria-label="Main">(.*?)</nav>', html, re.S).group(1)
+
+
+@pytest.mark.parametrize("who", ["superuser", "manager", "outsider"])
+def test_navigation_links_the_audit_log_for_those_who_may_read_it(personas, who):
+    assert 'href="/audit/"' in _nav(login(getattr(personas, who)))
+
+
+@pytest.mark.parametrize("who", ["editor", "viewer"])
+def test_navigation_has_no_audit_link_for_those_who_may_not(personas, who):
+    assert 'href="/audit/"' not in _nav(login(getattr(personas, who)))
+
+
+def test_audit_nav_link_is_marked_current_on_the_audit_page(personas):
+    html = login(personas.manager).get(URL).content.decode()
+    nav = re.search(r'<nav aria-label="Main">(.*?)</nav>', html, re.S).group(1)
+    assert re.search(r'<a href="/audit/" aria-current="page">Audit log</a>', nav)
 
 
 # --- CSV ----------------------------------------------------------------------------------------

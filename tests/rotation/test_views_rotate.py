@@ -125,6 +125,37 @@ def test_rotate_hands_the_rotation_to_its_gateway_after_commit(
     assert no_queue.call_args.kwargs["cluster"] == "default"
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("as_json", [False, True])
+def test_rotate_answers_queued_when_the_broker_refuses_after_commit(
+    personas, rotatable, no_queue, as_json
+):
+    """Not a 500: the rotation committed, and the gateway's tick starts it
+    (tests/rotation/test_broker_faults.py runs it end to end)."""
+    no_queue.side_effect = ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+    client = login(personas.editor)
+    if as_json:
+        response = client.post(_url(rotatable), **JSON)
+        rotation = Rotation.objects.get(pam_user=rotatable)
+        assert response.status_code == 200
+        assert response.json() == {
+            "ok": True,
+            "rotation": rotation.uid,
+            "status": "queued",
+            "message": "Rotation requested. The gateway will pick it up within a minute (its "
+            "task queue did not answer just now).",
+        }
+    else:
+        response = client.post(_url(rotatable), follow=True)
+        assert response.status_code == 200
+        assert "The gateway will pick it up within a minute" in response.content.decode()
+    no_queue.assert_called_once()
+    assert Rotation.objects.get(pam_user=rotatable).status == Rotation.QUEUED
+    # The next press says one is in progress, as for any queued rotation.
+    response = client.post(_url(rotatable), **JSON)
+    assert response.status_code == 409
+
+
 def test_rotate_says_the_status_will_update(personas, rotatable):
     response = login(personas.editor).post(_url(rotatable), follow=True)
     assert "Rotation requested" in response.content.decode()

@@ -152,6 +152,23 @@ def test_rotate_all_hands_each_rotation_to_its_gateway_after_commit(
     assert {call.kwargs["cluster"] for call in no_queue.call_args_list} == {"default"}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_rotate_all_answers_queued_when_the_broker_refuses_after_commit(personas, config, no_queue):
+    """The rotations committed: a broker that refuses their messages is no failure (the
+    gateway's tick starts them, tests/rotation/test_broker_faults.py)."""
+    _rotatable(personas, config, 3)
+    no_queue.side_effect = ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+    response = _rotate_all(login(personas.editor), personas.folder, **JSON)
+    assert response.status_code == 200
+    answer = response.json()
+    assert (answer["ok"], answer["total"]) == (True, 3)
+    assert "pick them up within a minute" in answer["message"]
+    assert no_queue.call_count == 1  # after one refusal the others are not offered
+    assert set(Rotation.objects.values_list("status", flat=True)) == {Rotation.QUEUED}
+    response = _rotate_all(login(personas.editor), personas.folder, follow=True)
+    assert response.status_code == 200  # (all already in progress: nothing new was sent)
+
+
 def test_records_without_settings_are_skipped_with_the_reason(personas, config):
     _rotatable(personas, config, 1)
     bare = make_pam_user(personas.folder, "NoSettings")

@@ -436,3 +436,75 @@ def test_saved_next_run_is_in_the_future(personas, record, config):
     _save(login(personas.editor), record, config, schedule_type="CRON", cron="*/5 * * * *")
     rs = RotationSettings.objects.get(pam_user=record)
     assert rs.next_run_at > datetime.now(UTC)
+
+
+# --- words: the next runs, the configuration's default, field errors (issue 12, 8 and 9) -------
+
+
+def _next_runs_note(response) -> str:
+    html = response.content.decode()
+    match = re.search(r'<p class="muted" id="next-runs">(.*?)</p>', html, re.S)
+    return match.group(1).strip() if match else ""
+
+
+def test_error_outside_the_schedule_still_shows_the_next_runs(personas, record, config):
+    response = login(personas.editor).post(
+        _url(record), _data(config, schedule_type="DAILY", time="06:00", length="3")
+    )
+    assert "length" in _errors(response)
+    assert "Correct the errors above" not in response.content.decode()
+    assert len(response.context["upcoming"]) == 5
+
+
+def test_error_outside_an_on_demand_schedule_says_on_demand(personas, record, config):
+    response = login(personas.editor).post(_url(record), _data(config, length="3"))
+    assert _next_runs_note(response) == "On demand only."
+
+
+def test_schedule_error_asks_to_correct_the_schedule(personas, record, config):
+    response = login(personas.editor).post(
+        _url(record), _data(config, schedule_type="CRON", cron="not a cron")
+    )
+    assert "cron" in _errors(response)
+    assert _next_runs_note(response) == "Correct the schedule above to see the next runs."
+
+
+def test_day_of_month_error_names_the_field_as_the_page_does(personas, record, config):
+    response = _save(
+        login(personas.editor),
+        record,
+        config,
+        schedule_type="YEARLY",
+        month="FEBRUARY",
+        month_day="30",
+    )
+    text = _assert_refused(response, record, "month_day")
+    assert "monthDay" not in text
+    assert text.startswith("Day of month must be a whole number from 1 to 29")
+
+
+def test_configuration_default_says_what_it_is_now(personas, record, config):
+    config.default_rotation_schedule = {"type": "DAILY", "time": "05:00", "tz": "UTC"}
+    config.save()
+    client = login(personas.editor)
+    _save(client, record, config, schedule_type="CONFIG_DEFAULT")
+    html = client.get(_url(record)).content.decode()
+    source = re.search(r'<p id="schedule-source">(.*?)</p>', html, re.S).group(1)
+    assert source == (
+        "Follows the default schedule of configuration “AWS IAM Configuration”, which is now: "
+        "Daily at 05:00 (UTC)"
+    )
+
+
+def test_configuration_default_on_demand_says_so(personas, record, config):
+    response = login(personas.editor).post(
+        _url(record), _data(config, schedule_type="CONFIG_DEFAULT", preview="1")
+    )
+    assert _next_runs_note(response) == "On demand only (the configuration’s default)."
+
+
+def test_own_schedule_has_no_configuration_default_line(personas, record, config):
+    response = login(personas.editor).post(
+        _url(record), _data(config, schedule_type="DAILY", preview="1")
+    )
+    assert 'id="schedule-source"' not in response.content.decode()

@@ -22,7 +22,7 @@ from rotation import aws, engine
 from rotation.models import Rotation
 from tests.cluster import Gateway, wait_for
 from tests.conftest import PASSWORD, login_verified
-from tests.security.conftest import SECRETS, VaultWorld, db_snapshot
+from tests.security.conftest import PENDING_PASSWORD, SECRETS, VaultWorld, db_snapshot
 from tests.security.test_access_matrix import EXPECT, PERSONAS, url_for
 from vault.cli import call_pam
 from vault.models import AuditEvent, PamUser
@@ -328,7 +328,8 @@ def test_cli_output_without_unmask_holds_no_secret(vault_world, fmt):
 def test_cli_shows_secrets_only_with_unmask(vault_world):
     code, out, err = call_pam("get", vault_world.record.uid, "--unmask", "--format", "json")
     data = json.loads(out)
-    assert data["password"] in SECRETS and data["pending_password"] in SECRETS
+    assert data["password"] in SECRETS
+    assert [c["password"] for c in data["candidates"]] == [PENDING_PASSWORD]
 
 
 # --- pages before a reveal ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ must be the vault's current password, or the pending password of a failed rotati
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import random
 import re
@@ -40,6 +41,7 @@ FAULT_RATES = {
     "status": 0.05,  # 503 from "AWS": retried, counts as "may have applied"
     "throttle": 0.05,  # 400 Throttling: proves nothing changed
     "slow": 0.05,  # answered late (below the read timeout)
+    "late": 0.01,  # held past the read timeout, then delivered: the gateway has retried by then
     "drop_after": 0.04,  # AWS applied it, the answer is lost
     "drop_before": 0.02,  # the connection drops before AWS sees it
 }
@@ -52,6 +54,9 @@ PROCESS_ENV = {
     "AWS_MAX_ATTEMPTS": "2",
     "AWS_CONNECT_TIMEOUT": "1",
     "AWS_READ_TIMEOUT": "2",
+    # Longer than a late request is held (late_seconds), and than a frozen worker's lease
+    # outlives its freeze: no request can arrive after it.
+    "ROTATION_UNANSWERED_WINDOW_SECONDS": "6",
 }
 
 
@@ -76,6 +81,7 @@ class SoakPlan:
     settle_seconds: float = 90.0
     fault_rates: dict = field(default_factory=lambda: dict(FAULT_RATES))
     slow_seconds: float = 0.3
+    late_seconds: float = 3.0
     # The last round: every record rotated once more while answers are often lost after AWS
     # applied them, then an outage long enough to exhaust the retries. Many records end
     # with a failed rotation whose password may be live: the hardest case for the check.
@@ -407,7 +413,10 @@ class Soak:
         record_ids = [r.pk for r in self.on_demand + self.scheduled]
         self.proxy.reset_counters()
         self.proxy.set_random(
-            self.plan.fault_rates, seed=self.plan.seed, slow_seconds=self.plan.slow_seconds
+            self.plan.fault_rates,
+            seed=self.plan.seed,
+            slow_seconds=self.plan.slow_seconds,
+            late_seconds=self.plan.late_seconds,
         )
         for slot in range(len(self.gateways)):
             self._start_gateway(slot)
@@ -444,7 +453,6 @@ class Soak:
         return self.report
 
     def _check(self, record_ids: list[int]) -> None:
-        from rotation import engine
         from rotation.models import Rotation
         from vault.models import PamUser
 
@@ -466,24 +474,27 @@ class Soak:
             k: v for k, v in self.proxy.counters.items() if k not in ("forwarded", "requests")
         } | {"requests": self.proxy.counters["requests"]}
         held = self.aws_passwords()
+        # Checked through `pam get`, what an operator sees: the current password and every
+        # candidate (possibly live, being set, or kept for an unanswered request).
         for record in PamUser.objects.filter(pk__in=record_ids).order_by("pk"):
             in_aws = held.get(record.login)
-            if in_aws == record.get_secret("password"):
+            shown = operator_view(record.uid)
+            if in_aws == shown["password"]:
                 report.aws_holds_current += 1
-                continue
-            pending = {
-                r.get_secret("pending_password") for r in engine.possibly_live_rotations(record)
-            }
-            # A rotation still active at the end (the run failed to settle) holds its pending
-            # password too: committed, and sent again by the next attempt.
-            pending |= {
-                r.get_secret("pending_password")
-                for r in Rotation.objects.filter(pam_user=record, status__in=Rotation.ACTIVE)
-            }
-            if in_aws in pending:
+            elif in_aws in {c["password"] for c in shown.get("candidates", [])}:
                 report.aws_holds_pending += 1
             else:
                 report.lost.append(record.login)
+
+
+def operator_view(record_uid: str) -> dict:
+    """`pam get UID --unmask --format json`, as an operator runs it."""
+    from vault.cli import call_pam
+
+    code, out, err = call_pam("get", record_uid, "--unmask", "--format", "json")
+    if code != 0:
+        raise AssertionError(f"pam get {record_uid} failed: {err.strip()}")
+    return json.loads(out)
 
 
 def _signal(process, sig) -> None:

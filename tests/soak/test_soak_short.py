@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from rotation import aws
+from rotation import aws, counts
 from rotation.models import RotationSettings
 from tests.cluster import ROOT, Gateway, process_env
 from tests.conftest import PASSWORD, make_configuration, make_pam_user
@@ -77,6 +77,9 @@ def test_no_password_is_lost_under_faults_kills_and_restarts(
     personas, emulator, proxy, settings, tmp_path
 ):
     settings.ROTATION_LEASE_SECONDS = int(PROCESS_ENV["ROTATION_LEASE_SECONDS"])
+    settings.ROTATION_UNANSWERED_WINDOW_SECONDS = int(
+        PROCESS_ENV["ROTATION_UNANSWERED_WINDOW_SECONDS"]
+    )
     aws.clear_caches()
     # A gateway name of its own: runs sharing one Redis never take each other's tasks.
     name = f"soak-{uuid.uuid4().hex[:8]}"
@@ -117,6 +120,8 @@ def test_no_password_is_lost_under_faults_kills_and_restarts(
     assert not soak.errors, soak.errors
     assert report.lost == [], f"lost passwords: {report.lost}\n" + "\n".join(report.lines())
     assert report.still_active == 0
+    # The home page's counts followed every change (rotation/counts.py: database triggers).
+    assert counts.check()[0] == 0, counts.check()[1]
     # The soak did what it says: rotations of both kinds ran, and the chaos happened.
     assert report.succeeded > 0 and report.requested_by_schedule > 0
     assert report.gateway_kills >= 2 and report.web_restarts >= 1 and report.outages >= 1

@@ -39,3 +39,14 @@ def test_logout_ends_the_session_with_a_message(personas):
 
 def test_logout_rejects_get(personas):
     assert login(personas.editor).get("/logout/").status_code == 405
+
+
+def test_signed_in_username_is_text_beside_the_log_out_button_not_inside_it(personas):
+    import re
+
+    html = login(personas.editor).get("/").content.decode()
+    nav = re.search(r'<nav aria-label="Main">(.*?)</nav>', html, re.S).group(1)
+    (button,) = re.findall(r'<form method="post" action="/logout/".*?</form>', nav, re.S)
+    assert re.search(r'<button type="submit" class="link">Log out</button>', button)
+    assert "editor" not in button
+    assert re.search(r'<span class="nav-user"[^>]*>.*?editor</span>', nav, re.S)

@@ -25,7 +25,7 @@ from django.db import transaction
 
 from rotation import aws
 from vault.models import FolderMember, PamUser, SharedFolder
-from vault.services import FULL_PERMISSIONS
+from vault.services import FULL_PERMISSIONS, gateway_get_or_create
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "demo.json"
 DEMO_FOLDER = "AWS IAM Users"
@@ -101,8 +101,12 @@ class Command(BaseCommand):
                 self._allow_endpoint(endpoint)
                 self._import_demo(endpoint)
             gateway_log = self._log("gateway-default.log")
+            # `pam gateway run` refuses a gateway that does not exist (a fresh `make serve`).
+            gateway_get_or_create(name="default")
             self._start(
-                "gateway default", [sys.executable, "manage.py", "qcluster"], log=gateway_log
+                "gateway default",
+                [sys.executable, "manage.py", "pam", "gateway", "run", "default"],
+                log=gateway_log,
             )
             self._start(
                 "web",
