@@ -1,5 +1,7 @@
 """The soak with two gateways on PostgreSQL + Redis: configurations split across them, each
-gateway's cluster SIGKILLed, paused and restarted under faults, and no password lost.
+gateway's cluster SIGKILLed, paused and restarted under faults, AWS requests delivered after
+the gateway gave up on them, the gateways' database black-holed for 8 s, and no password lost,
+as `pam get` shows it.
 
 Runs when MULTIHOST=1 with DATABASE_URL on PostgreSQL and REDIS_URL on Redis (`.ci/run`).
 """
@@ -16,11 +18,13 @@ from django_q.models import Task
 
 from rotation import aws, counts
 from rotation.models import Rotation, RotationSettings
+from tests import cluster
 from tests.cluster import Gateway
 from tests.conftest import PASSWORD, make_configuration, make_pam_user
 from tests.faultproxy import FaultProxy
 from tests.soak.engine import PROCESS_ENV, Soak, SoakPlan
 from tests.soak.test_soak_short import DAILY, Web, _free_port
+from tests.tcpproxy import TcpProxy
 from vault.models import Application, ApplicationFolder
 from vault.models import Gateway as GatewayRow
 
@@ -41,8 +45,15 @@ def proxy(emulator):
         yield running
 
 
+@pytest.fixture
+def database_proxy(proxy):
+    s = connection.settings_dict
+    with TcpProxy(s.get("HOST") or "127.0.0.1", int(s.get("PORT") or 5432)) as running:
+        yield running
+
+
 def test_two_gateways_lose_no_password_and_run_only_their_own_rotations(
-    personas, emulator, proxy, settings, tmp_path
+    personas, emulator, proxy, database_proxy, settings, tmp_path
 ):
     settings.ROTATION_LEASE_SECONDS = int(PROCESS_ENV["ROTATION_LEASE_SECONDS"])
     settings.ROTATION_UNANSWERED_WINDOW_SECONDS = int(
@@ -77,8 +88,20 @@ def test_two_gateways_lose_no_password_and_run_only_their_own_rotations(
             (scheduled if is_scheduled else on_demand).append(record)
     web_port = _free_port()
 
+    # The gateways reach PostgreSQL through a proxy that black-holes it for a while (issue 11):
+    # short deadlines so that they notice within the soak.
+    through = cluster.test_database_url().replace(
+        f":{connection.settings_dict.get('PORT') or 5432}/", f":{database_proxy.port}/", 1
+    )
+    gateway_env = {
+        **PROCESS_ENV,
+        "DATABASE_URL": through,
+        "GATEWAY_DB_STATEMENT_TIMEOUT": "5",
+        "GATEWAY_DB_READ_TIMEOUT": "8",
+    }
+
     def serving(name: str):
-        return lambda: Gateway(name, log_path=tmp_path / f"{name}.log", **PROCESS_ENV)
+        return lambda: Gateway(name, log_path=tmp_path / f"{name}.log", **gateway_env)
 
     soak = Soak(
         plan=SoakPlan(seconds=40.0, settle_seconds=60.0, gateway_processes=1),
@@ -90,6 +113,7 @@ def test_two_gateways_lose_no_password_and_run_only_their_own_rotations(
         on_demand=on_demand,
         scheduled=scheduled,
         aws_passwords=emulator.passwords,
+        database_proxy=database_proxy,
     )
 
     report = soak.run()
@@ -98,6 +122,7 @@ def test_two_gateways_lose_no_password_and_run_only_their_own_rotations(
     assert not soak.errors, soak.errors
     assert report.lost == [], f"lost passwords: {report.lost}\n" + "\n".join(report.lines())
     assert report.still_active == 0 and report.succeeded > 0
+    assert report.database_blackholes == 1
     # The home page's counts followed every change (rotation/counts.py: database triggers).
     assert counts.check()[0] == 0, counts.check()[1]
     # Every task went to the cluster of the rotation's own gateway...

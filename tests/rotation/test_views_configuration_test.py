@@ -234,7 +234,7 @@ def test_queued_test_on_a_gateway_never_seen_says_so(personas, world):
     client.post(_url(world.config))
     html = _page(client, world.config)
     assert "The gateway “default” has never been seen" in html
-    assert "Q_CLUSTER_NAME=default python manage.py qcluster" in html
+    assert "python manage.py pam gateway run default" in html
 
 
 def test_a_test_whose_worker_died_is_no_longer_followed(personas, world, settings):

@@ -265,3 +265,18 @@ def test_history_shows_the_duration(personas, rotatable, config):
 
 def test_history_of_a_record_never_rotated_is_not_shown(personas, rotatable):
     assert "<caption>Rotations</caption>" not in _status(login(personas.editor), rotatable)["html"]
+
+
+def test_a_gateway_never_seen_says_so_and_how_to_start_it(personas, record):
+    from rotation import engine
+    from tests.conftest import login_verified, make_configuration
+    from tests.rotation.conftest import make_settings
+    from vault.models import Gateway
+
+    never = Gateway.objects.create(name="gw-never", application=personas.application)
+    config = make_configuration(personas.folder, never, title="Never seen")
+    make_settings(record, config)
+    engine.rotation_request(record=record, trigger="on_demand")
+    html = login_verified(personas.editor).get(f"/records/{record.uid}/rotation/status/").json()
+    assert "is offline and has never been seen" in html["html"]
+    assert "python manage.py pam gateway run gw-never" in html["html"]

@@ -88,6 +88,10 @@ class SoakPlan:
     final_drop_after: float = 0.5
     final_outage_after: float = 0.4
     final_outage_seconds: float = 6.0
+    # With a database proxy (the gateways' DATABASE_URL through tests/tcpproxy.py): the
+    # gateways' database black-holed this many seconds into the run, for this long.
+    database_blackhole_after: float = 12.0
+    database_blackhole_seconds: float = 8.0
     seed: int = 1
 
 
@@ -107,6 +111,7 @@ class SoakReport:
     gateway_pauses: int = 0
     web_restarts: int = 0
     outages: int = 0
+    database_blackholes: int = 0
     faults: dict = field(default_factory=dict)
     aws_holds_current: int = 0
     aws_holds_pending: int = 0
@@ -126,7 +131,8 @@ class SoakReport:
             f"web unavailable: {self.web_unavailable}",
             f"chaos: gateway SIGKILLs={self.gateway_kills} SIGSTOP pauses={self.gateway_pauses} "
             f"web restarts={self.web_restarts} "
-            f"outages={self.outages}; proxy: {faults}",
+            f"outages={self.outages} database blackholes={self.database_blackholes}; "
+            f"proxy: {faults}",
             f"check: AWS holds the current password for {self.aws_holds_current}, a "
             f"may-be-live pending one for {self.aws_holds_pending}; lost={len(self.lost)}",
         ]
@@ -219,8 +225,10 @@ class Soak:
         web_port: int | None = None,
         editor: tuple[str, str] | None = None,
         log: Callable[[str], None] = print,
+        database_proxy=None,
     ) -> None:
         self.plan, self.proxy = plan, proxy
+        self.database_proxy = database_proxy
         self.factories, self.make_web = gateways, web
         # One slot per gateway process: (gateway name, its process factory).
         self.slots = [(n, f) for n, f in gateways.items() for _ in range(plan.gateway_processes)]
@@ -335,6 +343,13 @@ class Soak:
         raise RuntimeError("the web process did not answer within 30 s")
 
     def _chaos(self) -> None:
+        try:
+            self._chaos_loop()
+        finally:
+            if self.database_proxy is not None:
+                self.database_proxy.restore()
+
+    def _chaos_loop(self) -> None:
         plan, rng, now = self.plan, self.rng, time.monotonic()
         end = now + plan.seconds
         next_kill = now + rng.uniform(*plan.kill_gateway_every)
@@ -342,7 +357,10 @@ class Soak:
         paused_until = self.paused_until
         next_web = now + rng.uniform(*plan.restart_web_every)
         next_outage = now + rng.uniform(*plan.outage_every)
+        blackhole = [now + plan.database_blackhole_after, None] if self.database_proxy else None
         while (now := time.monotonic()) < end and not self.errors:
+            if blackhole is not None:
+                self._database_blackhole(now, blackhole)
             running = [i for i, until in enumerate(paused_until) if until < now]
             if now >= next_kill and running:
                 slot = rng.choice(running)
@@ -378,6 +396,18 @@ class Soak:
                 self.report.outages += 1
                 next_outage = time.monotonic() + rng.uniform(*plan.outage_every)
             time.sleep(0.1)
+
+    def _database_blackhole(self, now: float, state: list) -> None:
+        """``state`` is [when it starts, when it ends or None]: black-hole the gateways'
+        database once, then restore it."""
+        starts, ends = state
+        if ends is None and now >= starts:
+            self.database_proxy.blackhole()
+            self.report.database_blackholes += 1
+            state[1] = now + self.plan.database_blackhole_seconds
+        elif ends is not None and now >= ends:
+            self.database_proxy.restore()
+            state[:] = [float("inf"), None]
 
     def _final_round(self) -> None:
         from rotation import engine
