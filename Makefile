@@ -16,11 +16,12 @@ $(STAMP): $(PY) requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 # First run: write what was chosen to .env (git-ignored) so `manage.py pam ...` in this
-# checkout opens the same vault with the same key. umask 077: the file is 0600, as it will
-# also hold the demo login's password.
+# checkout opens the same vault with the same key. umask 077: the file is 0600, as it holds the
+# signing key and will hold the demo login's password. No DEBUG: `make run` shows the product
+# as production does (runlocal sets what plain HTTP on 127.0.0.1 needs).
 .env:
-	@umask 077 && printf '# written by make on first run; edit freely\nDEBUG=1\nVAULT_KEY_FILE=%s/.vault-key\n' "$(CURDIR)" > .env
-	@echo "make: wrote .env (DEBUG=1, encryption key file $(CURDIR)/.vault-key)"
+	@umask 077 && printf '# written by make on first run; edit freely\nSECRET_KEY=%s\nVAULT_KEY_FILE=%s/.vault-key\n' "$$(od -An -N48 -tx1 /dev/urandom | tr -d ' \n')" "$(CURDIR)" > .env
+	@echo "make: wrote .env (a generated SECRET_KEY, encryption key file $(CURDIR)/.vault-key)"
 
 ## The product on this machine: local AWS emulator, demo data, a gateway, the web app.
 run: $(STAMP) .env

@@ -253,6 +253,21 @@ SENTENCES: dict[str, Callable[..., str]] = {
         f"{a} edited {o}" + (f" ({', '.join(d['fields'])})." if d.get("fields") else ".")
     ),
     "record.deleted": lambda a, o, d: f"{a} deleted {o}.",
+    "record.history_imported": lambda a, o, d: (
+        f"{a} imported {d.get('entries', '?')} password history entries of {o}."
+    ),
+    "vault.exported": lambda a, o, d: (
+        f"{a} exported "
+        + (
+            "the whole vault"
+            if d.get("folders") == "all"
+            else f"the folders {', '.join(d.get('folders') or [])}"
+        )
+        + f" with every secret ({d.get('records', '?')} records, "
+        f"{d.get('configurations', '?')} configurations) to {d.get('file', '?')}"
+        + (f" as {d['os_user']}" if d.get("os_user") else "")
+        + "."
+    ),
     "password.revealed": lambda a, o, d: (
         f"{a} revealed {REVEALED.get(d.get('what', 'password'), 'a secret')} of {o}."
     ),
@@ -273,6 +288,16 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "rotation.resolved": lambda a, o, d: (
         f"{a} settled a password that may be live in AWS for {o}: kept the "
         f"{'pending' if d.get('kept') == 'pending' else 'current'} password."
+    ),
+    "rotation.cancelled": lambda a, o, d: (
+        f"{a} cancelled the queued rotation of {o}"
+        + (f" on the gateway “{d['gateway']}”" if d.get("gateway") else "")
+        + (f": {d['reason']}" if d.get("reason") else "")
+        + (" (a password it had saved is kept as may be live)." if d.get("may_be_live") else ".")
+    ),
+    "rotation.rerouted": lambda a, o, d: (
+        f"{a} moved the queued rotation of {o} from the gateway “{d.get('from_gateway', '?')}” "
+        f"to “{d.get('gateway', '?')}” by saving its rotation settings."
     ),
     "rotation.rotate_all": lambda a, o, d: (
         f"{a} asked to rotate every record of {o}: {d.get('requested', 0)} requested, "

@@ -1,5 +1,5 @@
-"""`pam rotation list|edit|resolve`, `pam action rotate`, `pam gateway list`, and `candidates`
-in `pam get`. The CLI is the operator's: it acts with actor "cli" and goes through the same
+"""`pam rotation list|edit|resolve`, `pam action rotate|cancel`, `pam gateway list`, and
+`candidates` in `pam get`. The CLI is the operator's: it acts with actor "cli" and goes through the same
 services (and so the same request path and audit) as the web pages."""
 
 from __future__ import annotations
@@ -140,7 +140,8 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
     if errors:
         raise CliError(*errors)
     for record, current, chosen in plans:
-        rs = rotation_settings.rotation_settings_save(
+        # A rotation still waiting goes with the new settings, or is cancelled: say which.
+        rs, follow_up = engine.rotation_settings_change(
             record=record,
             configuration=chosen,
             schedule=schedule if schedule is not None else (current.schedule if current else None),
@@ -152,14 +153,20 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
             enabled=enabled if enabled is not None else (current.enabled if current else True),
             actor_kind="cli",
         )
-        out.json_line(
-            {
-                "record": record.uid,
-                "schedule": describe_schedule(rs.effective_schedule),
-                "enabled": rs.enabled,
-                "next_run": _iso(rs.next_run_at),
+        line = {
+            "record": record.uid,
+            "schedule": describe_schedule(rs.effective_schedule),
+            "enabled": rs.enabled,
+            "next_run": _iso(rs.next_run_at),
+        }
+        if follow_up is not None:
+            line["queued_rotation"] = {
+                "rotation": follow_up.rotation.uid,
+                "outcome": follow_up.outcome,
+                "gateway": follow_up.rotation.gateway_name,
+                "note": follow_up.message,
             }
-        )
+        out.json_line(line)
     return 0
 
 
@@ -233,6 +240,40 @@ def _wait(requested: dict, problems: dict, seconds: float, out: OutputHelper) ->
         if pending:
             time.sleep(0.2)
     return 1 if failed else 0
+
+
+# --- pam action cancel -------------------------------------------------------------------------
+
+
+def cmd_action_cancel(options: argparse.Namespace, out: OutputHelper) -> int:
+    """Cancel the record's queued rotation that has not started, as its Cancel button does
+    (engine.rotation_cancel, audited with actor "cli")."""
+    record = PamUser.objects.select_related("folder").filter(uid=options.record).first()
+    if record is None:
+        raise CliError(f"no PAM User with uid {options.record}")
+    active = Rotation.objects.filter(pam_user=record, status__in=Rotation.ACTIVE).first()
+    if active is None:
+        raise CliError(f"record {record.uid} has no queued rotation to cancel")
+    if active.status == Rotation.RUNNING:
+        raise CliError(
+            f"rotation {active.uid} of record {record.uid} is running on the gateway "
+            f"“{active.gateway_name}”: it can no longer be cancelled; it ends by itself"
+        )
+    try:
+        cancelled = engine.rotation_cancel(rotation=active, actor_kind="cli")
+    except engine.RotationRequestError as exc:
+        raise CliError(f"rotation {active.uid}: {exc}") from None
+    out.json_line(
+        {
+            "record": record.uid,
+            "rotation": cancelled.uid,
+            "status": cancelled.status,
+            "may_be_live": bool(
+                cancelled.pending_may_be_live and cancelled.has_secret("pending_password")
+            ),
+        }
+    )
+    return 0
 
 
 # --- pam gateway list --------------------------------------------------------------------------
@@ -396,6 +437,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--wait", type=seconds, metavar="SECONDS", help="wait for the results (up to SECONDS)"
     )
     rotate.set_defaults(func=cmd_action_rotate)
+    cancel = actions.add_parser(
+        "cancel", help="cancel a record's queued rotation that has not started"
+    )
+    cancel.add_argument("--record", metavar="UID", required=True, help="the PAM User")
+    cancel.set_defaults(func=cmd_action_cancel)
 
     gateway = subparsers.add_parser("gateway", help="gateways")
     gateways = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND", required=True)

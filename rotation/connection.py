@@ -9,7 +9,9 @@ rotation/aws.py and records the outcome, which the configuration page polls for.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +19,7 @@ from django.utils import timezone
 
 from rotation import dispatch
 from rotation.models import ConnectionTest
+from rotation.passwords import AccountPolicy
 from vault import access
 from vault.audit import audit_record
 from vault.models import Gateway, PamConfiguration
@@ -118,22 +121,69 @@ def _finish(test: ConnectionTest, status: str, **outcome: str) -> str:
     return status
 
 
+NO_POLICY = "no custom password policy"
+# The character classes a policy may require, as policy_text names them.
+_REQUIRED_CLASSES = (
+    ("upper-case", "require_upper"),
+    ("lower-case", "require_lower"),
+    ("digits", "require_digits"),
+    ("symbols", "require_symbols"),
+)
+_POLICY_TEXT_RE = re.compile(r"minimum length (\d{1,3})(?:; requires ([a-z-]+(?:, [a-z-]+)*))?")
+
+
 def policy_text(policy) -> str:
-    """The account password policy in words, as Test connection shows it."""
+    """The account password policy in words, as Test connection shows it (and keeps it:
+    policy_from_text reads it back)."""
     if policy is None:
-        return "no custom password policy"
-    needs = [
-        name
-        for name, flag in (
-            ("upper-case", policy.require_upper),
-            ("lower-case", policy.require_lower),
-            ("digits", policy.require_digits),
-            ("symbols", policy.require_symbols),
-        )
-        if flag
-    ]
+        return NO_POLICY
+    needs = [name for name, flag in _REQUIRED_CLASSES if getattr(policy, flag)]
     text = f"minimum length {policy.minimum_length}"
     return text + (f"; requires {', '.join(needs)}" if needs else "")
+
+
+def policy_from_text(text: str) -> AccountPolicy | None:
+    """The policy a Test connection recorded in words (policy_text), or None when the text is
+    not one: an account without a custom policy asks nothing (AccountPolicy())."""
+    if text == NO_POLICY:
+        return AccountPolicy()
+    match = _POLICY_TEXT_RE.fullmatch(text or "")
+    if match is None:
+        return None
+    names = match[2].split(", ") if match[2] else []
+    flags = dict(_REQUIRED_CLASSES)
+    if any(name not in flags for name in names):
+        return None
+    return AccountPolicy(minimum_length=int(match[1]), **{flags[name]: True for name in names})
+
+
+@dataclass(frozen=True)
+class KnownPolicy:
+    """What a configuration's AWS account requires of a password, as its latest successful
+    Test connection saw it. The gateway reads the policy again for every rotation: this is
+    what the pages can say before one runs."""
+
+    policy: AccountPolicy
+    text: str
+    tested_at: datetime
+
+
+def known_policy(config: PamConfiguration) -> KnownPolicy | None:
+    """The account password policy from `config`'s latest successful Test connection, or None
+    when no test has succeeded (a failed test says nothing about the policy). One query."""
+    test = (
+        ConnectionTest.objects.filter(configuration=config, status=ConnectionTest.SUCCEEDED)
+        .only("policy", "finished_at", "created_at")
+        .first()
+    )
+    if test is None:
+        return None
+    policy = policy_from_text(test.policy)
+    if policy is None:
+        return None
+    return KnownPolicy(
+        policy=policy, text=test.policy, tested_at=test.finished_at or test.created_at
+    )
 
 
 def connection_test_state(config: PamConfiguration) -> dict:

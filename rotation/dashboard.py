@@ -1,7 +1,8 @@
 """The home page's rotation overview, for the folders a person is a member of.
 
-Seven queries whatever the number of folders, records or rotations: one per figure, each
-scoped by a subquery on the person's memberships. None reads every record: the counts by
+Seven queries whatever the number of folders, records or rotations: one per figure (the two
+lists of rotations that need attention share one), each scoped by a subquery on the person's
+memberships. None reads every record: the counts by
 status and the chart read counts that database triggers keep as rotations change
 (rotation/counts.py), the lists read indexes in the order they show, and stop after what they
 show. Nothing here reads a secret.
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.conf import settings
 from django.db.models import (
     Case,
     Count,
@@ -20,6 +22,8 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
+    Q,
+    Subquery,
     Sum,
     Value,
     When,
@@ -52,6 +56,11 @@ class Dashboard:
     failures: list = field(default_factory=list)
     may_be_live: list = field(default_factory=list)
     more_may_be_live: bool = False
+    # Queued rotations whose gateway is offline, by gateway and newest first, and the same
+    # grouped by gateway for the page.
+    waiting: list = field(default_factory=list)
+    more_waiting: bool = False
+    waiting_gateways: list = field(default_factory=list)
     gateways: list = field(default_factory=list)
     gateways_online: int = 0
     gateways_offline: int = 0
@@ -127,21 +136,80 @@ def failed_records(folder_ids) -> list[PamUser]:
     return records
 
 
-def possibly_live(folder_ids) -> list[Rotation]:
+def _possibly_live(folder_ids):
     """Failed rotations whose pending password may be what AWS holds: a person must resolve
-    them on the record's page. One more than shown, to tell whether there are more."""
-    return list(
-        Rotation.objects.filter(
-            pam_user__folder_id__in=folder_ids,
-            status=Rotation.FAILED,
-            pending_may_be_live=True,
-            resolved_at__isnull=True,
-        )
-        .exclude(pending_password_enc="")
-        .select_related("pam_user")
-        .defer("pending_password_enc", "pam_user__password_enc")
-        .order_by("-created_at", "-id")[: ATTENTION_SHOWN + 1]
+    them on the record's page."""
+    return Rotation.objects.filter(
+        pam_user__folder_id__in=folder_ids,
+        status=Rotation.FAILED,
+        pending_may_be_live=True,
+        resolved_at__isnull=True,
+    ).exclude(pending_password_enc="")
+
+
+def _waiting(folder_ids, now: datetime):
+    """Queued rotations whose gateway has sent no heartbeat for GATEWAY_OFFLINE_SECONDS (as
+    Gateway.is_online) or was never seen: they wait until it runs, or a person cancels them.
+
+    Read per offline gateway (a few) through rotation_waiting_idx, by gateway and newest
+    first, so that neither a queue being worked through by an online gateway nor a long one
+    on an offline gateway is read beyond what is shown."""
+    cutoff = now - timedelta(seconds=settings.GATEWAY_OFFLINE_SECONDS)
+    offline = Gateway.objects.filter(Q(last_seen_at__isnull=True) | Q(last_seen_at__lt=cutoff))
+    return Rotation.objects.filter(
+        _in_folders(folder_ids),
+        status=Rotation.QUEUED,
+        gateway_name__in=offline.values("name"),
     )
+
+
+WAITING_ORDER = ("gateway_name", "-created_at", "-id")
+
+
+def attention_rotations(folder_ids, now: datetime) -> tuple[list[Rotation], list[Rotation]]:
+    """(possibly-live rotations newest first, rotations waiting on an offline gateway by
+    gateway and newest first), each one more than shown (to tell whether there are more), in
+    one query: each list is a subquery that stops after what it shows, so neither crowds the
+    other out. The waiting ones carry their gateway's last heartbeat (`gateway_last_seen`)."""
+    live_first = _possibly_live(folder_ids).order_by("-created_at", "-id")
+    waiting_first = _waiting(folder_ids, now).order_by(*WAITING_ORDER)
+    last_seen = Gateway.objects.filter(name=OuterRef("gateway_name")).values("last_seen_at")
+    rows = (
+        Rotation.objects.filter(
+            Q(pk__in=live_first.values("pk")[: ATTENTION_SHOWN + 1])
+            | Q(pk__in=waiting_first.values("pk")[: ATTENTION_SHOWN + 1])
+        )
+        .annotate(gateway_last_seen=Subquery(last_seen[:1]))
+        .select_related("pam_user__folder")
+        .defer("pending_password_enc", "pam_user__password_enc")
+        .order_by("-created_at", "-id")
+    )
+    live, waiting = [], []
+    for rotation in rows:
+        (waiting if rotation.status == Rotation.QUEUED else live).append(rotation)
+    # Newest first already; a stable sort by gateway gives the subquery's order.
+    waiting.sort(key=lambda rotation: rotation.gateway_name)
+    return live, waiting
+
+
+@dataclass
+class WaitingGateway:
+    """An offline gateway and the rotations shown that wait for it."""
+
+    name: str
+    last_seen_at: datetime | None
+    rotations: list = field(default_factory=list)
+
+
+def by_gateway(waiting: list[Rotation]) -> list[WaitingGateway]:
+    groups: dict[str, WaitingGateway] = {}
+    for rotation in waiting:
+        group = groups.setdefault(
+            rotation.gateway_name,
+            WaitingGateway(name=rotation.gateway_name, last_seen_at=rotation.gateway_last_seen),
+        )
+        group.rotations.append(rotation)
+    return list(groups.values())
 
 
 def serving_gateways(folder_ids) -> list[Gateway]:
@@ -250,7 +318,7 @@ def rotation_dashboard(*, user, now: datetime | None = None) -> Dashboard:
     folder_ids = FolderMember.objects.filter(user=user).values("folder_id")
     gateways = serving_gateways(folder_ids)
     online = sum(1 for g in gateways if g.is_online)
-    live = possibly_live(folder_ids)
+    live, waiting = attention_rotations(folder_ids, now)
     return Dashboard(
         has_folders=True,
         can_audit=can_audit,
@@ -259,6 +327,9 @@ def rotation_dashboard(*, user, now: datetime | None = None) -> Dashboard:
         failures=failed_records(folder_ids),
         may_be_live=live[:ATTENTION_SHOWN],
         more_may_be_live=len(live) > ATTENTION_SHOWN,
+        waiting=waiting[:ATTENTION_SHOWN],
+        more_waiting=len(waiting) > ATTENTION_SHOWN,
+        waiting_gateways=by_gateway(waiting[:ATTENTION_SHOWN]),
         gateways=gateways,
         gateways_online=online,
         gateways_offline=len(gateways) - online,

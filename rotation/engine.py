@@ -1,5 +1,6 @@
 """The rotation engine: request, claim with a lease, write ahead, attempts with backoff,
-ambiguous outcomes, finish, fail, recovery of expired leases, and resolving "may be live".
+ambiguous outcomes, finish, fail, cancel, a waiting rotation following saved settings, recovery
+of expired leases, and resolving "may be live".
 
 The one promise: the vault always holds every credential that may be live in AWS. So the new
 secret is committed (encrypted, as the rotation's pending secret) before anything acts with it,
@@ -10,13 +11,17 @@ method's write-ahead step, commits what it makes, runs its applying steps with i
 the kind of failure a step reports. The engine never calls AWS.
 
     queued --claim--> running --steps ok--> succeeded
-                         |--Refused (proof nothing changed)--> failed (pending discarded,
+      |                  |--Refused (proof nothing changed)--> failed (pending discarded,
                          |                                     unless an earlier attempt was
                          |                                     ambiguous: then kept, "may be live")
                          |--Transient / Ambiguous--> retried in the task with the same pending
                          |               secret, then failed with pending kept if any attempt
                          |               was Ambiguous
                          '--worker killed--> lease runs out --recover--> queued (same pending)
+      |--cancel (a person; or settings saved that cannot run it)--> failed ("Cancelled by ...";
+      |              a pending secret committed by an earlier attempt is kept, "may be live")
+      '--settings saved with another configuration--> queued, on the new configuration's
+                     gateway (only while it holds no committed secret)
 
 A request that went unanswered (a read timeout, a connection closed after sending, a killed
 worker) may still reach AWS later, with this rotation's secret. Until
@@ -32,6 +37,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -55,6 +61,8 @@ from django.utils import timezone
 from rotation import dispatch, methods
 from rotation.methods.base import Applied, Refused, RotationMethod, StepFailed
 from rotation.models import Rotation, RotationSettings
+from rotation.passwords import Complexity
+from rotation.rotation_settings import rotation_settings_save
 from rotation.schedules import next_run_or_none
 from vault import access
 from vault.audit import audit_record
@@ -296,13 +304,19 @@ def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple[QueryS
     in one write.
 
     Conditional on the attempt count read, so a claim made by anyone since the read wins and
-    this one does nothing. When the secret cannot be made now (the account's policy
+    this one does nothing; and on the gateway and configuration read, so a rotation that
+    saved settings moved to another gateway since (rotation_follow_settings) is not run
+    here with the old ones. When the secret cannot be made now (the account's policy
     unreachable, impossible complexity), the claim goes ahead without it and the run's
     write-ahead step reports the problem.
     """
     now = timezone.now()
     claim = Rotation.objects.filter(
-        pk=rotation.pk, status=Rotation.QUEUED, attempts=rotation.attempts
+        pk=rotation.pk,
+        status=Rotation.QUEUED,
+        attempts=rotation.attempts,
+        gateway_name=rotation.gateway_name,
+        configuration_id=rotation.configuration_id,
     )
     changes = {
         "status": Rotation.RUNNING,
@@ -728,20 +742,279 @@ def _after_failure(rotation: Rotation, *, error: str, keep: bool, now: datetime)
     )
 
 
-def audit_rotation(action: str, rotation: Rotation, *, details: dict) -> None:
+_REQUESTER = object()
+
+
+def audit_rotation(
+    action: str,
+    rotation: Rotation,
+    *,
+    details: dict,
+    actor=_REQUESTER,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
+) -> None:
     """Audit a rotation where each party looks: the record's folder, and the folder of the
-    configuration whose credentials it used (its managers must see every use)."""
-    actor = rotation.requested_by if rotation.requested_by_id else None
+    configuration whose credentials it used (its managers must see every use). The actor is
+    whoever requested the rotation unless another is given (a person cancelling it)."""
+    if actor is _REQUESTER:
+        actor = rotation.requested_by if rotation.requested_by_id else None
     record = rotation.pam_user
-    audit_record(action, actor=actor, obj=record, details=details)
+    who = {"actor": actor, "actor_kind": actor_kind, "request": request}
+    audit_record(action, obj=record, details=details, **who)
     config = rotation.configuration
     if config is not None and config.folder_id != record.folder_id:
         audit_record(
             action,
-            actor=actor,
             obj=config,
             details={**details, "record": record.uid, "login": record.login},
+            **who,
         )
+
+
+# --- cancel a rotation that has not started -----------------------------------------------------
+
+# A committed pending secret: an earlier attempt may have sent it (a recovered lease).
+_HOLDS_PENDING = ~Q(pending_password_enc="")
+CANCEL_KEPT = (
+    " An earlier attempt had saved a new password that AWS may already hold: it is kept as "
+    "may be live until a person chooses which password to keep."
+)
+
+
+def _cancelled_by(actor, actor_kind: str) -> str:
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        return f"Cancelled by {actor.get_username()}"
+    if actor_kind == "cli":
+        return "Cancelled from the command line"
+    return "Cancelled by the system"
+
+
+def _why_not_cancelled(rotation: Rotation) -> str:
+    now = Rotation.objects.filter(pk=rotation.pk).values_list("status", "gateway_name").first()
+    if now is None:
+        return "This rotation no longer exists."
+    status, gateway_name = now
+    if status == Rotation.RUNNING:
+        return (
+            f"This rotation has started on the gateway “{gateway_name}” and can no longer be "
+            "cancelled: it ends by itself."
+        )
+    return f"This rotation has already ended ({status}): there is nothing to cancel."
+
+
+def rotation_cancel(
+    *,
+    rotation: Rotation,
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
+    reason: str = "",
+) -> Rotation:
+    """queued -> failed, for a rotation no worker holds: one conditional UPDATE, so a claim
+    and a cancel never both win. Returns the cancelled rotation; RotationRequestError saying
+    why when it is no longer queued.
+
+    A pending secret an earlier attempt committed (the rotation was queued again after a
+    recovered lease) may have reached AWS: it is kept and marked "may be live", decided in the
+    same UPDATE from the row itself, exactly as a failure keeps it; its unanswered window
+    stays too. Audited as `rotation.cancelled` in the record's folder and the configuration's.
+    """
+    now = timezone.now()
+    error = _cancelled_by(actor, actor_kind) + " before it started"
+    error += f": {reason.rstrip('.')}." if reason else "."
+    with transaction.atomic():
+        cancelled = Rotation.objects.filter(pk=rotation.pk, status=Rotation.QUEUED).update(
+            status=Rotation.FAILED,
+            finished_at=now,
+            error=Case(
+                When(_HOLDS_PENDING, then=Value(error + CANCEL_KEPT)),
+                default=Value(error),
+                output_field=TextField(),
+            ),
+            pending_may_be_live=Case(
+                When(_HOLDS_PENDING, then=Value(True)), default=F("pending_may_be_live")
+            ),
+        )
+        if not cancelled:
+            raise RotationRequestError(_why_not_cancelled(rotation))
+        done = Rotation.objects.select_related(
+            "pam_user__folder", "configuration__folder", "requested_by"
+        ).get(pk=rotation.pk)
+        kept = done.pending_may_be_live and done.has_secret("pending_password")
+        RotationSettings.objects.filter(pam_user_id=done.pam_user_id).update(
+            last_status=Rotation.FAILED
+        )
+        audit_rotation(
+            "rotation.cancelled",
+            done,
+            actor=actor,
+            actor_kind=actor_kind,
+            request=request,
+            details={
+                "rotation": done.uid,
+                "gateway": done.gateway_name,
+                "reason": reason,
+                "may_be_live": kept,
+            },
+        )
+    logger.info("rotation %s cancelled: %s", done.uid, error)
+    return done
+
+
+# --- rotation settings saved while a rotation waits ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingsFollowUp:
+    """What saving rotation settings did to the record's active rotation: ``outcome`` is
+    "rerouted" (it goes with the new settings), "cancelled" (they cannot run it) or "kept" (it
+    started: it ends where it is); ``message`` tells the person."""
+
+    rotation: Rotation
+    outcome: str
+    message: str
+
+
+def _kept(rotation: Rotation) -> SettingsFollowUp:
+    gateway = rotation.gateway_name
+    if rotation.status == Rotation.RUNNING:
+        text = (
+            f"The rotation already running on the gateway “{gateway}” finishes with the "
+            "configuration it started with; these settings apply from the next rotation."
+        )
+    else:
+        text = (
+            f"The waiting rotation stays with the gateway “{gateway}” and the configuration "
+            "it started with: an earlier attempt saved a new password that AWS may already "
+            "hold. If that gateway will not come back, cancel it on the record's page (Cancel "
+            "rotation); the password is then kept as may be live."
+        )
+    return SettingsFollowUp(rotation=rotation, outcome="kept", message=text)
+
+
+def rotation_follow_settings(
+    *,
+    record: PamUser,
+    rs: RotationSettings,
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
+) -> SettingsFollowUp | None:
+    """After `rs` was saved: the record's active rotation follows them if it has not started.
+
+    Nothing to do (None) without an active rotation, or when it already uses the settings'
+    configuration and gateway. A rotation that is running, or queued again holding a committed
+    secret (it may have reached AWS through its configuration), is kept where it is. Otherwise,
+    when the new settings may be requested (rotation_request_problem), the rotation takes their
+    configuration and gateway in one UPDATE conditional on it still being queued without a
+    secret, and is handed to the new gateway; when they may not, it is cancelled, saying why.
+    """
+    active = (
+        Rotation.objects.filter(pam_user=record, status__in=Rotation.ACTIVE)
+        .select_related("configuration")
+        .first()
+    )
+    if active is None:
+        return None
+    config = rs.configuration
+    gateway = config.gateway
+    if active.configuration_id == config.pk and active.gateway_name == gateway.name:
+        return None
+    if active.status == Rotation.RUNNING or active.has_secret("pending_password"):
+        return _kept(active)
+    old_gateway = active.gateway_name
+    problem = rotation_request_problem(record=record, rs=rs)
+    if problem:
+        if not rs.enabled:
+            problem = "rotation is now disabled for this record."
+        try:
+            rotation_cancel(
+                rotation=active,
+                actor=actor,
+                actor_kind=actor_kind,
+                request=request,
+                reason=f"the rotation settings were saved with the configuration "
+                f"“{config.title}”, which cannot run it: {problem}",
+            )
+        except RotationRequestError:
+            return _kept(Rotation.objects.get(pk=active.pk))  # it started meanwhile
+        return SettingsFollowUp(
+            rotation=active,
+            outcome="cancelled",
+            message=f"The rotation waiting for the gateway “{old_gateway}” was cancelled: "
+            f"{problem}",
+        )
+    return _reroute(active, config, actor=actor, actor_kind=actor_kind, request=request)
+
+
+def _reroute(
+    rotation: Rotation, config: PamConfiguration, *, actor, actor_kind: str, request
+) -> SettingsFollowUp:
+    old_gateway, old_config = rotation.gateway_name, rotation.configuration
+    gateway = config.gateway
+    moved = Rotation.objects.filter(
+        pk=rotation.pk, status=Rotation.QUEUED, pending_password_enc=""
+    ).update(configuration=config, gateway_name=gateway.name, lease_expires_at=lease_deadline())
+    if not moved:
+        return _kept(Rotation.objects.get(pk=rotation.pk))  # it started meanwhile
+    rotation.configuration, rotation.gateway_name = config, gateway.name
+    audit_rotation(
+        "rotation.rerouted",
+        rotation,
+        actor=actor,
+        actor_kind=actor_kind,
+        request=request,
+        details={
+            "rotation": rotation.uid,
+            "from_gateway": old_gateway,
+            "gateway": gateway.name,
+            "from_configuration": old_config.uid if old_config else None,
+            "configuration": config.uid,
+        },
+    )
+    if gateway.name == old_gateway:
+        # Its task is already on that gateway, which claims it with the new configuration.
+        text = f"The waiting rotation now uses the configuration “{config.title}”."
+    else:
+        transaction.on_commit(lambda: dispatch.enqueue_rotation(rotation))
+        text = f"The rotation waiting for the gateway “{old_gateway}” now goes to “{gateway.name}”"
+        text += (
+            "."
+            if gateway.is_online
+            else ", which is offline too: it runs when that gateway is back."
+        )
+    return SettingsFollowUp(rotation=rotation, outcome="rerouted", message=text)
+
+
+def rotation_settings_change(
+    *,
+    record: PamUser,
+    configuration: PamConfiguration,
+    schedule: dict | None,
+    use_configuration_schedule: bool,
+    complexity: Complexity,
+    enabled: bool,
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
+) -> tuple[RotationSettings, SettingsFollowUp | None]:
+    """rotation_settings_save, and the record's waiting rotation following the saved settings
+    (rotation_follow_settings), in one transaction. The settings page and `pam rotation edit`
+    save through here."""
+    who = {"actor": actor, "actor_kind": actor_kind, "request": request}
+    with transaction.atomic():
+        rs = rotation_settings_save(
+            record=record,
+            configuration=configuration,
+            schedule=schedule,
+            use_configuration_schedule=use_configuration_schedule,
+            complexity=complexity,
+            enabled=enabled,
+            **who,
+        )
+        follow_up = rotation_follow_settings(record=record, rs=rs, **who)
+    return rs, follow_up
 
 
 # --- a person resolves a possibly-live secret --------------------------------------------------

@@ -9,8 +9,15 @@ from django import forms
 from django.utils import timezone
 
 from rotation import schedules
+from rotation.connection import KnownPolicy, known_policy
 from rotation.models import RotationSettings
-from rotation.passwords import AWS_SYMBOLS, Complexity, ComplexityError, validate_complexity
+from rotation.passwords import (
+    AWS_SYMBOLS,
+    Complexity,
+    ComplexityError,
+    effective_complexity,
+    validate_complexity,
+)
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
 from vault.access import configurations_usable_by, may_use_configuration
 from vault.models import PamConfiguration, PamUser
@@ -136,6 +143,43 @@ class RotationSettingsForm(forms.Form):
             self.fields[name].conditional = True
         self.schedule: dict | None = None
         self.complexity: Complexity | None = None
+        self._policies: dict[int, KnownPolicy | None] = {}
+
+    # --- what the AWS account requires (its configuration's last Test connection) ----------
+
+    def _known_policy(self, config: PamConfiguration) -> KnownPolicy | None:
+        if config.pk not in self._policies:
+            self._policies[config.pk] = known_policy(config)
+        return self._policies[config.pk]
+
+    def policy_configuration(self) -> PamConfiguration | None:
+        """The configuration the page speaks of: the one chosen (submitted, or saved), among
+        those the person may choose."""
+        if self.is_bound:
+            uid = self.data.get("configuration")
+        else:
+            uid = self.initial.get("configuration")
+        if not uid or not isinstance(uid, str):
+            return None
+        return self.fields["configuration"].queryset.filter(uid=uid).first()
+
+    def account_policy_note(self) -> str:
+        """What the chosen configuration's AWS account requires of a password, in words."""
+        config = self.policy_configuration()
+        if config is None:
+            return ""
+        known = self._known_policy(config)
+        if known is None:
+            return (
+                f"What the AWS account of “{config.title}” requires is not known yet: run "
+                "Test connection on that configuration to see it here. Every password meets "
+                "the account's policy anyway: the gateway raises the length and minimums to it."
+            )
+        return (
+            f"The AWS account of “{config.title}” requires: {known.text} (its Test connection "
+            f"of {known.tested_at:%Y-%m-%d %H:%M} UTC). Every password meets both that and "
+            "the settings below."
+        )
 
     @classmethod
     def initial_for(cls, rs: RotationSettings | None) -> dict:
@@ -238,7 +282,33 @@ class RotationSettingsForm(forms.Form):
             field = exc.field if exc.field in self.fields else None
             self.add_error(field, str(exc))
             return
+        if not self._meets_known_policy(complexity):
+            return
         self.complexity = complexity
+
+    def _meets_known_policy(self, complexity: Complexity) -> bool:
+        """A length below what the AWS account requires would be saved and shown, while every
+        password is generated longer: refused, saying what the account requires."""
+        config = self.cleaned_data.get("configuration")
+        known = self._known_policy(config) if config is not None else None
+        if known is None:
+            return True
+        minimum = known.policy.minimum_length
+        when = f"{known.tested_at:%Y-%m-%d %H:%M} UTC"
+        if complexity.length < minimum:
+            self.add_error(
+                "length",
+                f"The AWS account of “{config.title}” requires at least {minimum} characters "
+                f"(its Test connection of {when}): make the length {minimum} or more. If the "
+                "account's policy has changed since, run Test connection again.",
+            )
+            return False
+        try:
+            effective_complexity(complexity, known.policy)
+        except ComplexityError as exc:
+            self.add_error("length", str(exc))
+            return False
+        return True
 
     def clean(self) -> dict:
         super().clean()

@@ -40,6 +40,12 @@ def panel_context(record: PamUser, member: FolderMember | None) -> dict:
         "can_configure": has_permission(member, "can_edit")
         and member_policy_allows(member, "configure_rotation"),
         "can_rotate": has_permission(member, "can_edit") and member_policy_allows(member, "rotate"),
+        # A queued rotation that has not started may be cancelled by whoever may rotate
+        # (engine.rotation_cancel; a committed pending password is kept as may be live).
+        "can_cancel": latest is not None
+        and latest.status == Rotation.QUEUED
+        and has_permission(member, "can_edit")
+        and member_policy_allows(member, "rotate"),
         # Passwords AWS may hold besides the current one (never their secrets: Reveal shows
         # those); the may-be-live ones with the choice of which to keep.
         "candidates": password_candidates(record),

@@ -10,25 +10,36 @@ Schedule JSON, as Keeper Commander writes it (`pam rotation edit --schedulejson`
     {"type": "MONTHLY_BY_DAY", "time": "02:00", "tz": "Europe/Berlin", "monthDay": 31}
     {"type": "MONTHLY_BY_WEEKDAY", "time": "09:30:00", "weekday": "FRIDAY", "occurrence": "LAST"}
     {"type": "YEARLY", "time": "00:00:00", "month": "MAY", "monthDay": 20}
+    {"type": "DAILY", "time": "03:00:00", "tz": "Etc/UTC", "intervalCount": 1, "occurrences": 5}
     {"type": "CRON", "cron": "0 0 3 ? * MON-FRI", "tz": "America/Chicago"}
+    {"type": "RUN_ONCE", "time": "2026-05-01T09:00:00", "tz": "Etc/UTC"}
     {"type": "ON_DEMAND"}  (also Keeper import's "on-demand")
 
 The canonical form `normalize_schedule` returns (and the database stores) always has `type`;
 the calendar types have `time` ("HH:MM:SS", local wall time in `tz`), `tz` and `intervalCount`;
 `utcTime` becomes `time` with `tz` "UTC". CRON keeps the expression as written plus `tz`.
+RUN_ONCE has `time` as a local date and time ("YYYY-MM-DDTHH:MM:SS") and `tz`. A key no
+Commander schedule has is refused, naming it; keys of another type are ignored (forms post them).
+docs/schedules.md maps each type to Commander's meaning.
 
 Decisions worth knowing:
 - intervalCount > 1 is anchored to fixed epochs, never to when the schedule was saved, so any
   process computes the same runs: DAILY runs on days whose distance from Monday 1970-01-05 is a
   multiple of N; WEEKLY in the (Monday-based) weeks counted from that Monday; MONTHLY_* in
   months counted from January 1970; YEARLY in years counted from 1970.
+- DAILY's `occurrences` is Commander's "every N days" (its importer writes `*/N` days as
+  `occurrences: N` beside `intervalCount: 1`): it is the interval. Both above 1 and different is
+  an error; on another type it is an error too, rather than silently dropped.
+- RUN_ONCE runs once at its date and time, if that is still ahead; Commander writes
+  "2000-01-01T00:00:00" as a placeholder, which never runs.
 - Times are wall-clock times in `tz`. A time that does not exist that day (spring-forward gap)
   runs once at the first instant after the gap (02:30 -> 03:00); a time that occurs twice
-  (fall-back) runs once, at its first occurrence (fold=0). CRON runs the same rules on croniter's
-  local naive times, and never returns the same UTC instant twice.
-- Cron: 5 fields are standard cron; 6 or 7 fields are Quartz (Keeper's form: `sec min hour dom
-  mon dow [year]`), whose day-of-week numbers run 1=SUN..7=SAT; `?` means "any". The seconds
-  field must be a single number (rotations run at most once a minute), the year `*`.
+  (fall-back) runs once, at its first occurrence (fold=0). 5-field cron runs the same rules on
+  croniter's local naive times, and never returns the same UTC instant twice.
+- Cron: 5 fields are standard cron, read by croniter as before. 6 or 7 fields are Quartz
+  (Keeper's form: `sec min hour dom mon dow [year]`), read and run by rotation/quartz.py exactly
+  as Quartz's CronExpression does, including its daylight-saving rules (a fire time inside a
+  gap does not fire that day; one in a repeated hour fires at its second occurrence).
 """
 
 from __future__ import annotations
@@ -43,6 +54,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+
+from rotation import quartz
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +74,7 @@ __all__ = [
 
 SCHEDULE_TYPES = (
     "ON_DEMAND",
+    "RUN_ONCE",
     "DAILY",
     "WEEKLY",
     "MONTHLY_BY_DAY",
@@ -89,6 +103,7 @@ MAX_INTERVAL = 365
 _CALENDAR_TYPES = ("DAILY", "WEEKLY", "MONTHLY_BY_DAY", "MONTHLY_BY_WEEKDAY", "YEARLY")
 _EPOCH_MONDAY = date(1970, 1, 5)
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_DATETIME_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{1,2}):(\d{2})(?::(\d{2}))?$")
 # Days in each month at most (February 29 exists in leap years; clamped otherwise).
 _MONTH_MAX_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 # What a person calls each schedule key: the form's labels, so that an error shown beside a
@@ -98,12 +113,14 @@ _KEY_LABELS = {
     "utcTime": "Time (UTC)",
     "tz": "Time zone",
     "intervalCount": "The interval",
+    "occurrences": "Every N days (occurrences)",
     "weekday": "Weekday",
     "monthDay": "Day of month",
     "occurrence": "Which weekday of the month",
     "month": "Month",
 }
-_DOW_NAMES = {"SUN": 0, "MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6}
+# Every key a Commander schedule may carry; any other key is refused.
+_KNOWN_KEYS = ("type", *_KEY_LABELS, "cron")
 _CRON_FIELD_RE = re.compile(r"^[A-Za-z0-9*?,/#\-]+$")
 _CRON_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 # Generous: a day-wide gap (Pacific/Apia 2011) with an every-minute cron stays far below it.
@@ -154,6 +171,52 @@ def _parse_time(value: object, key: str) -> str:
                 key,
             )
     return f"{hour:02d}:{minute:02d}:{second:02d}"
+
+
+def _parse_datetime(value: object, key: str) -> str:
+    """A local date and time (RUN_ONCE), as "YYYY-MM-DDTHH:MM:SS"."""
+    if isinstance(value, datetime):
+        value = value.replace(tzinfo=None, microsecond=0).isoformat()
+    match = _DATETIME_RE.match(value.strip()) if isinstance(value, str) else None
+    moment = None
+    if match:
+        try:
+            moment = datetime(*(int(part or 0) for part in match.groups()))
+        except ValueError:
+            moment = None
+    if moment is None:
+        raise ScheduleError(
+            f"{_KEY_LABELS[key]} of a RUN_ONCE schedule must be a date and time as "
+            f'"YYYY-MM-DDTHH:MM:SS" (got "{_shown(value)}").',
+            key,
+        )
+    return moment.isoformat()
+
+
+def _check_keys(data: dict) -> None:
+    for key in data:
+        if key not in _KNOWN_KEYS:
+            raise ScheduleError(
+                f'Unknown schedule key "{_shown(key)}": a schedule has only '
+                f"{', '.join(_KNOWN_KEYS)}.",
+                key if isinstance(key, str) else None,
+            )
+
+
+def _daily_interval(data: dict) -> int:
+    """DAILY's interval: intervalCount, or Commander's occurrences (every N days)."""
+    interval = occurrences = 1
+    if _present(data, "intervalCount"):
+        interval = _parse_int(data["intervalCount"], "intervalCount", 1, MAX_INTERVAL)
+    if _present(data, "occurrences"):
+        occurrences = _parse_int(data["occurrences"], "occurrences", 1, MAX_INTERVAL)
+    if interval > 1 and occurrences > 1 and interval != occurrences:
+        raise ScheduleError(
+            f"intervalCount ({interval}) and occurrences ({occurrences}) both give the number of "
+            "days between runs and disagree: give one of them.",
+            "occurrences",
+        )
+    return max(interval, occurrences)
 
 
 @lru_cache(maxsize=512)
@@ -250,7 +313,14 @@ def normalize_schedule(data: dict | str) -> dict:
     Raises ScheduleError, and only ScheduleError, for anything invalid.
     """
     data = _load(data)
+    _check_keys(data)
     kind = _parse_type(data.get("type"))
+    if _present(data, "occurrences") and kind != "DAILY":
+        raise ScheduleError(
+            "occurrences (every N days) belongs to DAILY schedules only; use intervalCount for "
+            f"a {kind} schedule.",
+            "occurrences",
+        )
     if kind == "ON_DEMAND":
         return {"type": "ON_DEMAND"}
     if kind == "CRON":
@@ -262,15 +332,28 @@ def normalize_schedule(data: dict | str) -> dict:
     tz = _parse_tz(data.get("tz"))
     if _present(data, "time") and _present(data, "utcTime"):
         raise ScheduleError("Give either time (with tz) or utcTime, not both.", "time")
+    if kind == "RUN_ONCE":
+        if _present(data, "intervalCount"):  # Commander writes 1; it means nothing here
+            _parse_int(data["intervalCount"], "intervalCount", 1, MAX_INTERVAL)
+        if _present(data, "utcTime"):
+            return {"type": kind, "time": _parse_datetime(data["utcTime"], "utcTime"), "tz": "UTC"}
+        if not _present(data, "time"):
+            raise ScheduleError(
+                "A RUN_ONCE schedule needs the date and time to run (time or utcTime).", "time"
+            )
+        return {"type": kind, "time": _parse_datetime(data["time"], "time"), "tz": tz}
     if _present(data, "utcTime"):
         at, tz = _parse_time(data["utcTime"], "utcTime"), "UTC"
     elif _present(data, "time"):
         at = _parse_time(data["time"], "time")
     else:
         raise ScheduleError(f"A {kind} schedule needs a time of day (time or utcTime).", "time")
-    interval = 1
-    if _present(data, "intervalCount"):
+    if kind == "DAILY":
+        interval = _daily_interval(data)
+    elif _present(data, "intervalCount"):
         interval = _parse_int(data["intervalCount"], "intervalCount", 1, MAX_INTERVAL)
+    else:
+        interval = 1
     result = {"type": kind, "time": at, "tz": tz, "intervalCount": interval}
 
     def required(key: str, what: str) -> object:
@@ -306,61 +389,55 @@ def schedule_from_cron(expression: str, tz: str = "UTC") -> dict:
 # --------------------------------------------------------------------------------- cron
 
 
-def _quartz_dow_value(token: str, expression: str) -> int:
-    if token.isdigit():
-        number = int(token)
-        if 1 <= number <= 7:
-            return number - 1
-    elif token.upper() in _DOW_NAMES:
-        return _DOW_NAMES[token.upper()]
-    raise ScheduleError(
-        f'Day of week "{token}" in "{expression}" is not valid: Quartz counts 1 (SUN) to 7 (SAT), '
-        "or use the names SUN-SAT.",
+def _fields(expression: str) -> list[str]:
+    # Quartz separates its fields by spaces and tabs only.
+    return [part for part in re.split(r"[ \t]+", expression) if part]
+
+
+def _is_quartz(expression: str) -> bool:
+    """6 or more fields: Keeper's Quartz form, read by rotation/quartz.py."""
+    return len(_fields(expression)) >= 6
+
+
+def _count_error(expression: str, count: int) -> ScheduleError:
+    return ScheduleError(
+        "A cron expression has 5 fields (minute hour day month weekday), or Keeper's 6 or 7 "
+        f'Quartz fields (second minute hour day month weekday [year]); "{_shown(expression)}" '
+        f"has {count}.",
         "cron",
     )
 
 
-def _quartz_dow(field: str, expression: str) -> str:
-    """Translate a Quartz day-of-week field (1=SUN..7=SAT) to croniter's (0=SUN..6=SAT)."""
-    value = r"(\d+|[A-Za-z]{3})"
-    terms = []
-    for term in field.split(","):
-        if term in ("*", "?"):
-            terms.append("*")
-        elif re.fullmatch(r"\*/\d+", term):
-            terms.append(term)
-        elif term.upper() == "L":
-            terms.append("6")  # Quartz: a bare L in day-of-week is 7, Saturday
-        elif match := re.fullmatch(value + "[Ll]", term):
-            terms.append(f"L{_quartz_dow_value(match[1], expression)}")
-        elif match := re.fullmatch(value + r"#(\d+)", term):
-            terms.append(f"{_quartz_dow_value(match[1], expression)}#{match[2]}")
-        elif match := re.fullmatch(value + r"(?:-" + value + r")?(?:/(\d+))?", term):
-            text = str(_quartz_dow_value(match[1], expression))
-            if match[2]:
-                text += f"-{_quartz_dow_value(match[2], expression)}"
-            if match[3]:
-                text += f"/{match[3]}"
-            terms.append(text)
-        else:
-            raise ScheduleError(
-                f'Day-of-week "{field}" in the cron expression "{expression}" is not valid.',
-                "cron",
+def _quartz(expression: str) -> quartz.QuartzCron:
+    try:
+        return quartz.parse(expression)
+    except quartz.QuartzCronError as exc:
+        raise ScheduleError(
+            f'The cron expression "{_shown(expression)}" is not valid: {exc.reason}.', "cron"
+        ) from None
+
+
+def _five_field_problem(fields: list[str]) -> str:
+    """Which field croniter refuses, in our words (never croniter's own text)."""
+    for index, field in enumerate(fields):
+        probe = ["*"] * 5
+        probe[index] = field
+        try:
+            croniter(" ".join(probe), datetime(2000, 1, 1)).get_next(datetime)
+        except Exception:  # croniter raises several error types
+            return (
+                f'its {_CRON_FIELD_NAMES[index]} field "{_shown(field)}" is not valid in 5-field '
+                "cron"
             )
-    return ",".join(terms)
+    return "it never matches a real date"
 
 
 @lru_cache(maxsize=1024)
-def _cron_plan(expression: str) -> tuple[str, int]:
-    """(5-field croniter expression, second of the minute) for a cron expression."""
+def _cron_plan(expression: str) -> str:
+    """The croniter expression for a 5-field cron expression (standard cron, as before)."""
     fields = expression.split()
-    if len(fields) not in (5, 6, 7):
-        raise ScheduleError(
-            "A cron expression has 5 fields (minute hour day month weekday), or Keeper's 6 or 7 "
-            f'Quartz fields (second minute hour day month weekday [year]); "{expression}" has '
-            f"{len(fields)}.",
-            "cron",
-        )
+    if len(fields) != 5:
+        raise _count_error(expression, len(fields))
     for field in fields:
         if not _CRON_FIELD_RE.match(field):
             raise ScheduleError(
@@ -374,23 +451,6 @@ def _cron_plan(expression: str) -> tuple[str, int]:
                 raise ScheduleError(
                     f'The cron field "{field}" in "{expression}" is not supported.', "cron"
                 )
-    second = 0
-    quartz = len(fields) > 5
-    if quartz:
-        if len(fields) == 7:
-            if fields[6] not in ("*", "?"):
-                raise ScheduleError(
-                    f'The year field of "{expression}" must be * (every year).', "cron"
-                )
-            fields = fields[:6]
-        if not fields[0].isdigit() or int(fields[0]) > 59:
-            raise ScheduleError(
-                f'The seconds field of "{expression}" must be a single number from 0 to 59: '
-                "rotations run at most once a minute.",
-                "cron",
-            )
-        second = int(fields[0])
-        fields = fields[1:]
     for index, field in enumerate(fields[:3]):
         if "?" in field and not (index == 2 and field == "?"):
             raise ScheduleError(
@@ -400,26 +460,30 @@ def _cron_plan(expression: str) -> tuple[str, int]:
             )
     minute, hour, dom, month, dow = fields
     dom = "*" if dom == "?" else dom
-    if quartz:
-        dow = _quartz_dow(dow, expression)
-    elif dow == "?":
-        dow = "*"
+    dow = "*" if dow == "?" else dow
     five = f"{minute} {hour} {dom} {month} {dow}"
     try:
         croniter(five, datetime(2000, 1, 1)).get_next(datetime)
-    except Exception as exc:  # croniter raises several error types; show its reason
-        reason = str(exc).replace(five, expression) or type(exc).__name__
-        if "failed to find" in reason:
-            reason = "it never matches a real date"
+    except Exception:  # croniter raises several error types
+        problem = _five_field_problem([minute, hour, dom, month, dow])
         raise ScheduleError(
-            f'The cron expression "{expression}" is not valid: {reason}.', "cron"
+            f'The cron expression "{expression}" is not valid: {problem}.', "cron"
         ) from None
-    return five, second
+    return five
 
 
 def _normalize_cron(value: object) -> str:
+    """The expression to store: 5 fields joined by single spaces; a Quartz expression with its
+    fields joined by single spaces, and otherwise as written (Quartz reads it as written)."""
     if not isinstance(value, str) or not value.strip():
         raise ScheduleError("cron must be a cron expression such as 0 3 * * *.", "cron")
+    fields = _fields(value)
+    if len(fields) > 7:
+        raise _count_error(value.strip(), len(fields))
+    if len(fields) >= 6:
+        expression = " ".join(fields)
+        _quartz(expression)
+        return expression
     expression = " ".join(value.split())
     _cron_plan(expression)
     return expression
@@ -513,23 +577,32 @@ def _next_calendar(schedule: dict, after: datetime) -> datetime | None:
 
 def _next_cron(schedule: dict, after: datetime) -> datetime | None:
     tz = _zone(schedule["tz"])
-    five, second = _cron_plan(schedule["cron"])
+    if _is_quartz(schedule["cron"]):
+        return _quartz(schedule["cron"]).next_after(after, tz)
+    five = _cron_plan(schedule["cron"])
     local = after.astimezone(tz).replace(tzinfo=None, second=0, microsecond=0)
     # Every candidate at or before `after`'s local wall time resolves to at most `after`,
     # so starting just before it misses nothing.
     cron = croniter(five, local - timedelta(minutes=1))
     for _ in range(_MAX_CANDIDATES):
-        candidate = cron.get_next(datetime) + timedelta(seconds=second)
+        candidate = cron.get_next(datetime)
         run = _resolve(candidate, tz)
         if run > after:
             return run
     return None
 
 
+def _next_once(schedule: dict, after: datetime) -> datetime | None:
+    run = _resolve(datetime.fromisoformat(schedule["time"]), _zone(schedule["tz"]))
+    return run if run > after else None
+
+
 def _next(schedule: dict, after: datetime) -> datetime | None:
     try:
         if schedule["type"] == "CRON":
             return _next_cron(schedule, after)
+        if schedule["type"] == "RUN_ONCE":
+            return _next_once(schedule, after)
         return _next_calendar(schedule, after)
     except ScheduleError:
         raise
@@ -609,6 +682,9 @@ def describe_schedule(schedule: dict) -> str:
         return "On demand only"
     if kind == "CRON":
         return f"Cron {s['cron']} ({s['tz']})"
+    if kind == "RUN_ONCE":
+        day, at = s["time"].split("T")
+        return f"Once on {day} at {_clock(at)} ({s['tz']})"
     every = s["intervalCount"]
     suffix = f"at {_clock(s['time'])} ({s['tz']})"
     if kind == "DAILY":

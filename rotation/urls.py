@@ -11,6 +11,11 @@ urlpatterns = [
         views.resolve,
         name="rotation_resolve",
     ),
+    path(
+        "records/<str:uid>/rotations/<str:rotation_uid>/cancel/",
+        views.cancel,
+        name="rotation_cancel",
+    ),
     path("configurations/<str:uid>/test/", views.configuration_test, name="configuration_test"),
     path(
         "configurations/<str:uid>/test/status/",
@@ -32,4 +37,5 @@ urlpatterns += [
     ),
     path("audit/", views.audit_log, name="audit"),
     path("audit/export.csv", views.audit_csv, name="audit_csv"),
+    path("gateways/", views.gateways, name="gateways"),
 ]

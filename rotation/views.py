@@ -1,4 +1,5 @@
-"""Rotation pages: settings, the Rotate button, live status, resolving, Test connection."""
+"""Rotation pages: settings, the Rotate button, cancelling a queued rotation, live status,
+resolving, Test connection."""
 
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 # No rotation.aws here: the web never talks to AWS, Test connection included (it runs on the
 # configuration's gateway, rotation/connection.py).
-from rotation import auditlog, batches, connection, dispatch, engine
+from rotation import auditlog, batches, connection, dispatch, engine, gateway_list
 from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
 from rotation.models import Rotation, RotationBatch, RotationSettings
 from rotation.panel import panel_context
-from rotation.rotation_settings import rotation_settings_save
 from rotation.schedules import ScheduleError, describe_schedule, next_runs, normalize_schedule
 from vault import security
 from vault.access import (
     configuration_for_user,
     folder_for_user,
+    gateways_visible_to,
     record_access_required,
     record_for_user,
     require_policy,
@@ -45,7 +46,8 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
     if request.method == "POST":
         form = RotationSettingsForm(request.POST, record=record, user=request.user)
         if form.is_valid() and "preview" not in request.POST:
-            rotation_settings_save(
+            # A rotation still waiting goes with the new settings, or is cancelled: say which.
+            _, follow_up = engine.rotation_settings_change(
                 record=record,
                 configuration=form.cleaned_data["configuration"],
                 schedule=form.schedule,
@@ -55,7 +57,8 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
                 actor=request.user,
                 request=request,
             )
-            messages.success(request, "Password Rotation Settings saved.")
+            saved = "Password Rotation Settings saved."
+            messages.success(request, f"{saved} {follow_up.message}" if follow_up else saved)
             return redirect("record_detail", uid=record.uid)
         if not form.is_valid() and "preview" not in request.POST:
             messages.error(request, "The settings were not saved: please correct the errors below.")
@@ -201,6 +204,28 @@ def resolve(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
             if choice == "pending"
             else "Kept the current password; the possibly-live one was discarded.",
         )
+    return redirect("record_detail", uid=record.uid)
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
+    """Cancel a queued rotation that has not started: the access checks of Rotate."""
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    require_policy(request.user, "rotate")
+    rotation = get_object_or_404(Rotation, pam_user=record, uid=rotation_uid)
+    try:
+        cancelled = engine.rotation_cancel(rotation=rotation, actor=request.user, request=request)
+    except engine.RotationRequestError as exc:
+        messages.warning(request, str(exc))
+    else:
+        text = "Rotation cancelled: the record keeps its current password."
+        if cancelled.pending_may_be_live and cancelled.has_secret("pending_password"):
+            text = (
+                "Rotation cancelled. An earlier attempt had saved a new password that AWS may "
+                "already hold: it is shown below as may be live; choose which password to keep."
+            )
+        messages.success(request, text)
     return redirect("record_detail", uid=record.uid)
 
 
@@ -360,3 +385,18 @@ def audit_csv(request: HttpRequest) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.csv"'
     return response
+
+
+# --- Gateways ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def gateways(request: HttpRequest) -> HttpResponse:
+    """Each gateway the person may see, what it serves and runs, and how to run it."""
+    visible = gateways_visible_to(request.user)
+    context = {
+        "rows": gateway_list.gateway_rows(request.user, visible),
+        "environment": gateway_list.RUN_ENVIRONMENT,
+    }
+    return render(request, "rotation/gateways.html", context)

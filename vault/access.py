@@ -195,6 +195,25 @@ def gateways_for_folder(
     )
 
 
+def gateways_visible_to(user) -> QuerySet[Gateway]:
+    """Gateways `user` may see (the Gateways page): a superuser with a verified two-factor
+    session (as the admin console asks) every one; anyone else those of the applications they
+    administer and those whose application serves one of their folders. Seeing a gateway shows
+    its name, application and heartbeat; what it serves is listed only from their own folders."""
+    if not user.is_authenticated:
+        return Gateway.objects.none()
+    is_verified = getattr(user, "is_verified", None)
+    if user.is_superuser and is_verified is not None and is_verified():
+        return Gateway.objects.all()
+    serving = ApplicationFolder.objects.filter(folder__in=folders_for_user(user)).values(
+        "application_id"
+    )
+    administered = applications_administered_by(user).values("pk")
+    return Gateway.objects.filter(
+        Q(application_id__in=administered) | Q(application_id__in=serving)
+    )
+
+
 def configurations_usable_by(user) -> QuerySet[PamConfiguration]:
     """Configurations `user` may choose for a record: view-only never suffices."""
     return PamConfiguration.objects.filter(folder__in=folders_with_permission(user, "can_edit"))

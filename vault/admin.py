@@ -8,6 +8,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.core.validators import slug_re as SLUG_RE
 from django.forms.models import BaseInlineFormSet
 
 from vault import services, validators
@@ -195,6 +196,15 @@ class GatewayAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     readonly_fields = ["uid", "last_seen_at"]
     fields = ["name", "uid", "application", "allow_instance_role", "last_seen_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A gateway imported with a display name ("Project1 Gateway", vault/validators.py) is
+        # not a slug, which the model field's own validation would refuse on every save; its
+        # name stays as it is (it is also its cluster's name), its other fields can change.
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not SLUG_RE.fullmatch(obj.name):
+            fields.append("name")
+        return fields
 
     @admin.display(boolean=True, description="online")
     def online(self, obj: Gateway) -> bool:

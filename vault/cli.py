@@ -32,8 +32,8 @@ from typing import Any
 from django.apps import apps
 from django.db import transaction
 
-from vault import crypto, services
-from vault.importer import ImportProblems, import_document, load_document
+from vault import crypto, exporter, services
+from vault.importer import ImportProblems, import_document, import_project, load_document
 from vault.models import PamConfiguration, PamUser, SecretsMixin, SharedFolder
 
 MASK = "********"
@@ -167,6 +167,65 @@ def cmd_import(options: argparse.Namespace, out: OutputHelper) -> int:
     except ImportProblems as exc:
         raise CliError(*exc.problems) from None
     out.json(result)
+    return 0
+
+
+# --- pam project import / pam export ----------------------------------------------------------
+
+
+def cmd_project_import(options: argparse.Namespace, out: OutputHelper) -> int:
+    """Keeper Commander's project import format (vault/import_keeper.py): prints the report
+    (every change, what was not imported and why), and writes it to --output as well."""
+    try:
+        document = load_document(Path(options.filename))
+        report = import_project(
+            document,
+            project_name=options.name,
+            owner_username=options.owner,
+            dry_run=options.dry_run,
+        )
+    except ImportProblems as exc:
+        raise CliError(*exc.problems) from None
+    if options.output:
+        try:
+            Path(options.output).write_text(json_text(report) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(
+                f"--output: cannot write {options.output}: {exc.strerror or exc}"
+                + ("" if options.dry_run else " (the import itself was written)")
+            ) from None
+    out.json(report)
+    if options.dry_run:
+        out.note(f"dry run: {len(report['changes'])} change(s) planned; nothing was written")
+    elif not report["changed"]:
+        out.note("nothing to change: the vault already holds this project as the file says")
+    if report["not_imported"]:
+        out.note(f"{len(report['not_imported'])} item(s) not imported: see not_imported")
+    return 0
+
+
+def cmd_export(options: argparse.Namespace, out: OutputHelper) -> int:
+    """Every secret of the vault (or one folder) in an import file, 0600, audited."""
+    try:
+        made = exporter.export(
+            output=Path(options.output),
+            fmt=options.format,
+            folder=options.folder,
+            force=options.force,
+        )
+    except exporter.ExportError as exc:
+        raise CliError(*exc.messages) from None
+    for note in made.notes:
+        out.note(f"note: {note}")
+    out.json(
+        {
+            "file": options.output,
+            "format": options.format,
+            "folders": [f.name for f in made.folders],
+            "records": made.records,
+            "configurations": made.configurations,
+        }
+    )
     return 0
 
 
@@ -380,6 +439,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rekey", help="re-encrypt every stored secret under the first encryption key"
     )
     p.set_defaults(func=cmd_rekey)
+
+    project = subparsers.add_parser("project", help="Keeper Commander's PAM projects")
+    projects = project.add_subparsers(dest="project_command", metavar="COMMAND", required=True)
+    p = projects.add_parser(
+        "import",
+        help="import a project from Keeper Commander's project import JSON",
+        description="Validate the whole file first; write nothing if any entry is invalid. "
+        "What the vault cannot hold or rotate is listed, by JSON path, with the reason.",
+    )
+    p.add_argument("--name", "-n", metavar="NAME", help='project name (overrides "project")')
+    p.add_argument("--filename", "-f", metavar="FILE", required=True, help="the JSON file")
+    p.add_argument(
+        "--dry-run", "-d", action="store_true", help="print the whole plan, write nothing"
+    )
+    p.add_argument("--output", metavar="FILE", help="also write the plan/result JSON to FILE")
+    p.add_argument(
+        "--owner", metavar="USERNAME", help="make USERNAME a manager of the project's folders"
+    )
+    p.set_defaults(func=cmd_project_import)
+
+    p = subparsers.add_parser(
+        "export",
+        help="write the vault (or one folder) as an import file, with every secret",
+        description="The file is created with mode 0600 and the export is audited.",
+    )
+    p.add_argument("--folder", metavar="UID|NAME", help="only this folder")
+    p.add_argument("--output", metavar="FILE", required=True, help="the file to create")
+    p.add_argument(
+        "--format",
+        choices=list(exporter.FORMATS),
+        default="native",
+        help="native: `pam import`; keeper: Commander's `pam project import`",
+    )
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=cmd_export)
 
 
 def iter_app_cli_modules() -> Iterable[Any]:

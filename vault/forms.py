@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from vault import access, validators
 
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 from vault.models import (
     USE_INSTANCE_ROLE,
     Application,
+    ApplicationFolder,
     FolderMember,
     Gateway,
     PamConfiguration,
@@ -271,6 +275,11 @@ class PamConfigurationForm(forms.Form):
         self.fields["gateway"].queryset = access.gateways_for_folder(
             user, folder, also=instance.gateway if instance is not None else None
         )
+        if instance is None and not self.is_bound and not self.initial.get("gateway"):
+            # A new configuration starts on a gateway that runs, rather than on none.
+            online = self._online_gateway()
+            if online is not None:
+                self.initial["gateway"] = online.name
         applications = access.shareable_applications(user)
         self.fields["new_gateway_application"].queryset = applications.order_by("name")
         if not applications.exists():
@@ -290,6 +299,20 @@ class PamConfigurationForm(forms.Form):
             ].help_text = (
                 f"Required unless the access key ID is {USE_INSTANCE_ROLE}. It is never shown."
             )
+
+    def _online_gateway(self) -> Gateway | None:
+        """An online gateway among those listed: one whose application already serves the
+        folder first (its rotations can run at once), then the latest heartbeat."""
+        cutoff = timezone.now() - timedelta(seconds=settings.GATEWAY_OFFLINE_SECONDS)
+        online = list(self.fields["gateway"].queryset.filter(last_seen_at__gte=cutoff))
+        if not online:
+            return None
+        serving = set(
+            ApplicationFolder.objects.filter(folder=self.folder).values_list(
+                "application_id", flat=True
+            )
+        )
+        return max(online, key=lambda g: (g.application_id in serving, g.last_seen_at))
 
     def clean_title(self) -> str:
         return _unique_title(

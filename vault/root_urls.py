@@ -13,8 +13,11 @@ from django.conf import settings
 from django.urls import include, path
 from django.utils.module_loading import module_has_submodule
 
+# The product's own error pages, as production (DEBUG off, `make run` included) shows them.
+handler400 = "vault.views.bad_request"
 handler403 = "vault.views.permission_denied"
 handler404 = "vault.views.page_not_found"
+handler500 = "vault.views.server_error"
 
 
 def app_urlconfs() -> list[str]:

@@ -86,13 +86,19 @@ def pam_user_create(
     actor_kind: str = "user",
     source: str = "manual",
     request: HttpRequest | None = None,
+    new_version: bool = True,
 ) -> PamUser:
+    """`new_version=False`: the password is not added to the history (an import that restores
+    the history itself, with pam_user_import_history)."""
     record = PamUser(folder=folder, title=title, login=login, distinguished_name=distinguished_name)
     record.save()  # the uid must exist before a secret can be bound to it
     if password:
-        pam_user_set_password(
-            record=record, password=password, set_by=actor, source=source, reason="created"
-        )
+        if new_version:
+            pam_user_set_password(
+                record=record, password=password, set_by=actor, source=source, reason="created"
+            )
+        else:
+            record.set_secret("password", password)
         record.save(update_fields=["password_enc"])
     audit_record("record.created", actor=actor, actor_kind=actor_kind, obj=record, request=request)
     return record
@@ -110,8 +116,10 @@ def pam_user_update(
     actor_kind: str = "user",
     source: str = "manual",
     request: HttpRequest | None = None,
+    new_version: bool = True,
 ) -> PamUser:
-    """Update fields; `password=None` keeps the stored password, a string replaces it."""
+    """Update fields; `password=None` keeps the stored password, a string replaces it
+    (`new_version=False`: without a history entry, as pam_user_create)."""
     changed = [
         f
         for f, v in (("title", title), ("login", login), ("distinguished_name", distinguished_name))
@@ -119,13 +127,16 @@ def pam_user_update(
     ]
     record.title, record.login, record.distinguished_name = title, login, distinguished_name
     if password is not None and password != record.get_secret("password"):
-        pam_user_set_password(
-            record=record,
-            password=password,
-            set_by=actor,
-            source=source,
-            reason="imported" if source == "import" else "edited by a person",
-        )
+        if new_version:
+            pam_user_set_password(
+                record=record,
+                password=password,
+                set_by=actor,
+                source=source,
+                reason="imported" if source == "import" else "edited by a person",
+            )
+        else:
+            record.set_secret("password", password)
         changed.append("password")
     # Only the columns this edit owns: a rotation finishing meanwhile keeps its new password.
     fields = ["title", "login", "distinguished_name", "updated_at"]
@@ -139,6 +150,36 @@ def pam_user_update(
         details={"fields": changed},
     )
     return record
+
+
+@transaction.atomic
+def pam_user_import_history(
+    *, record: PamUser, entries: list, actor=None, actor_kind: str = "cli"
+) -> int:
+    """Add the password history `entries` (each with .password, .set_at, .source, .reason)
+    that the record does not hold yet (the same time and password), as they were: a backup's
+    history comes back unchanged. Returns how many were added; audited with the count only."""
+    held = {(v.created_at, v.get_secret("password")) for v in record.versions.all()}
+    added = []
+    for entry in entries:
+        if not entry.password or (entry.set_at, entry.password) in held:
+            continue
+        held.add((entry.set_at, entry.password))
+        version = PasswordVersion(
+            pam_user=record, source=entry.source, reason=entry.reason, created_at=entry.set_at
+        )
+        version.set_secret("password", entry.password)
+        added.append(version)
+    PasswordVersion.objects.bulk_create(added)
+    if added:
+        audit_record(
+            "record.history_imported",
+            actor=actor,
+            actor_kind=actor_kind,
+            obj=record,
+            details={"entries": len(added)},
+        )
+    return len(added)
 
 
 @transaction.atomic

@@ -321,3 +321,32 @@ def normalize_scope_user_pattern(value: str) -> str:
                 code="invalid_pattern",
             )
     return ", ".join(patterns)
+
+
+# Gateway names. A gateway's name is also its internal name: the django-q2 cluster that serves
+# it (Q_CLUSTER_NAME, the broker's queue key), its minute tick's schedule ("gateway-tick:" +
+# name, at most 100 characters in django-q2) and the argument of `pam gateway run NAME`. So a
+# new name may be a display name such as Keeper's "Project1 Gateway", but only of characters
+# that are safe in all of those: ASCII letters and digits, single spaces and - _ . #, beginning
+# and ending with a letter or digit (never "-", which a command line reads as an option), at
+# most 87 characters. ASCII only: no look-alike letters, no invisible or bidi characters.
+# Names are unique ignoring case (checked where a gateway is created), so "project1 gateway"
+# cannot sit beside "Project1 Gateway". Gateways already stored keep their names.
+GATEWAY_NAME_MAX_LENGTH = 87
+GATEWAY_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.#-]| (?! ))*")
+
+
+def validate_gateway_name(value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError("a gateway name must not be empty", code="invalid_gateway_name")
+    if len(value) > GATEWAY_NAME_MAX_LENGTH:
+        raise ValidationError(
+            f"a gateway name is at most {GATEWAY_NAME_MAX_LENGTH} characters",
+            code="invalid_gateway_name",
+        )
+    if not GATEWAY_NAME_RE.fullmatch(value) or not value[-1].isalnum():
+        raise ValidationError(
+            "a gateway name is ASCII letters, digits, single spaces and - _ . #, beginning and "
+            'ending with a letter or digit (e.g. "Project1 Gateway")',
+            code="invalid_gateway_name",
+        )

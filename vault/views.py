@@ -14,13 +14,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.deletion import ProtectedError
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template import loader
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from vault import counting, security, services
+from vault import counting, revealed, security, services
 from vault.access import (
     configuration_for_user,
     configuration_problem,
@@ -105,6 +108,33 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return render(request, "vault/404.html", status=404)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # An address for a host this vault does not answer (ALLOWED_HOSTS), or a malformed request.
+    return render(request, "vault/400.html", status=400)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form submitted with a token this session no longer has (it was
+    opened before signing in again, or in another session), in the product's words."""
+    text = (
+        "The form was out of date, so nothing was done: reload the page and try again. "
+        "(Its CSRF check protects you from forms sent by other sites.)"
+    )
+    return render(request, "vault/403.html", {"reason": text, "stale_form": True}, status=403)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The product's 500 page, rendered without the request: the error may be the database's,
+    and the page must not need it (no session, no user, no messages)."""
+    try:
+        return HttpResponseServerError(loader.render_to_string("vault/500.html"))
+    except Exception:  # noqa: BLE001 - the error page itself must never fail
+        return HttpResponseServerError(
+            "Something went wrong on the server. It was logged; try again in a moment.\n",
+            content_type="text/plain; charset=utf-8",
+        )
 
 
 # --- Home and folders --------------------------------------------------------------------------
@@ -221,7 +251,12 @@ def _record_page(
 @login_required
 def record_detail(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid)
-    return _record_page(request, record, member)
+    # What a Reveal just showed (post/redirect/get): once, and never stored by a cache.
+    shown = revealed.take(request, record.uid)
+    response = _record_page(request, record, member, **shown)
+    if shown:
+        add_never_cache_headers(response)
+    return response
 
 
 def _reveal_failed(
@@ -238,13 +273,37 @@ def _reveal_failed(
     return response
 
 
+def _reveal_address_page(
+    request: HttpRequest, record: PamUser, member: FolderMember, *, version=None
+) -> HttpResponse:
+    """A GET of a reveal address (typed, bookmarked, or an old tab): reveals are POSTs from
+    the record page, so this page says so and offers the button; it reveals nothing. 405, with
+    the method that works, for anything that is not a browser."""
+    context = {
+        "record": record,
+        "folder": record.folder,
+        "version": version,
+        "action": request.path,
+        "can_reveal": member_policy_allows(member, "reveal"),
+    }
+    response = render(request, "vault/reveal_address.html", context, status=405)
+    response["Allow"] = "POST"
+    return response
+
+
 @login_required
-@require_POST
 @never_cache
+def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid)
+    if request.method != "POST":
+        return _reveal_address_page(request, record, member)
+    return _record_reveal(request, uid=uid)
+
+
 @record_access_required(policy="reveal")
 @security.recent_password_required(return_to="record_detail")
 @security.reveal_rate_limited
-def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
+def _record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid)
     try:
         password = services.pam_user_reveal(record=record, actor=request.user, request=request)
@@ -262,18 +321,25 @@ def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
     if candidates:
         text += f", with {len(candidates)} other password(s) AWS may hold"
     messages.info(request, f"{text}. This was recorded in the audit log.")
-    return _record_page(
-        request, record, member, revealed_password=password, revealed_candidates=candidates
-    )
+    # Post/redirect/get: the record page shows them once (vault/revealed.py).
+    revealed.keep(request, record.uid, revealed_password=password, revealed_candidates=candidates)
+    return redirect("record_detail", uid=record.uid)
 
 
 @login_required
-@require_POST
 @never_cache
+def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    version = get_object_or_404(PasswordVersion, uid=version_uid, pam_user=record)
+    if request.method != "POST":
+        return _reveal_address_page(request, record, member, version=version)
+    return _version_reveal(request, uid=uid, version_uid=version_uid)
+
+
 @record_access_required("can_edit", policy="reveal")
 @security.recent_password_required(return_to="record_detail")
 @security.reveal_rate_limited
-def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
+def _version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     version = get_object_or_404(PasswordVersion, uid=version_uid, pam_user=record)
     try:
@@ -286,13 +352,10 @@ def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResp
         return JsonResponse({"password": password})
     when = f"{version.created_at:%Y-%m-%d %H:%M} UTC"
     messages.info(request, f"Revealed the password set {when}. This was recorded in the audit log.")
-    return _record_page(
-        request,
-        record,
-        member,
-        revealed_version=version.uid,
-        revealed_version_password=password,
+    revealed.keep(
+        request, record.uid, revealed_version=version.uid, revealed_version_password=password
     )
+    return redirect(reverse("record_detail", kwargs={"uid": record.uid}) + "#password-history")
 
 
 @login_required

@@ -3,9 +3,10 @@ import json
 from django import template
 
 from rotation import auditlog, dashboard
-from rotation.connection import connection_test_state
+from rotation.connection import connection_test_state, known_policy
 from rotation.models import RotationSettings
 from rotation.panel import panel_context
+from rotation.passwords import Complexity, ComplexityError, effective_complexity
 from vault.access import has_permission, member_policy_allows
 
 register = template.Library()
@@ -17,6 +18,46 @@ def rotation_panel(context, record, member):
     data["request"] = context.get("request")
     data["csrf_token"] = context.get("csrf_token")
     return data
+
+
+_CLASSES = (
+    ("min_upper", "upper"),
+    ("min_lower", "lower"),
+    ("min_digits", "digits"),
+    ("min_symbols", "symbols"),
+)
+
+
+@register.simple_tag
+def generated_complexity(rs: RotationSettings) -> dict:
+    """What a rotation of `rs` generates: its complexity raised to the AWS account's password
+    policy, as the configuration's last Test connection saw it (the gateway reads the policy
+    again each time and raises the same way, rotation/passwords.py). "raised" says what the
+    settings ask for where the policy asks more; "error" when the two cannot be met at once."""
+    asked = Complexity(
+        length=rs.length,
+        min_upper=rs.min_upper,
+        min_lower=rs.min_lower,
+        min_digits=rs.min_digits,
+        min_symbols=rs.min_symbols,
+        symbols=rs.symbols,
+    )
+    known = known_policy(rs.configuration)
+    shown = {"complexity": asked, "known": known, "raised": "", "error": ""}
+    if known is None:
+        return shown
+    try:
+        generated = effective_complexity(asked, known.policy)
+    except ComplexityError as exc:
+        return {**shown, "error": str(exc)}
+    asks = [f"{asked.length} characters"] if generated.length != asked.length else []
+    asks += [
+        f"{getattr(asked, field)} {label}"
+        for field, label in _CLASSES
+        if getattr(generated, field) != getattr(asked, field)
+    ]
+    raised = ", ".join(asks[:-1]) + (" and " if len(asks) > 1 else "") + (asks[-1] if asks else "")
+    return {**shown, "complexity": generated, "raised": raised}
 
 
 @register.inclusion_tag("rotation/_configuration_panel.html", takes_context=True)

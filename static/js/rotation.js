@@ -35,6 +35,9 @@
     fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (data) {
+        // A button in the status (Cancel rotation) is not pulled from under a pointer or the
+        // keyboard focus: the next poll brings the news instead.
+        if (box.querySelector("form:hover, form:focus-within")) { schedule(); return; }
         box.innerHTML = data.html;
         if (data.active) { watching = true; schedule(); }
         else if (watching) { watching = false; refreshSections(); }

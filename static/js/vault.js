@@ -64,6 +64,14 @@
       .finally(function () { button.disabled = false; });
   });
 
+  // A revealed password is shown once (vault/revealed.py). A page that shows one and comes
+  // back from the back-forward cache is loaded again, which shows it masked.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted && document.querySelector(".secret.revealed")) {
+      window.location.reload();
+    }
+  });
+
   // Destructive forms ask first.
   document.addEventListener("submit", function (event) {
     var form = event.target;

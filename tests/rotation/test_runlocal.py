@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -52,6 +53,8 @@ class Demo:
             "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
             "VAULT_DEMO_PASSWORD": DEMO_PASSWORD,
             "VAULT_RUN_DIR": str(tmp_path / "run"),
+            # collectstatic writes here, not into the checkout another run may share.
+            "STATIC_ROOT": str(tmp_path / "static"),
             "PORT": str(self.web),
             "AWS_EMULATOR_PORT": str(self.aws),
             "PYTHONUNBUFFERED": "1",
@@ -101,6 +104,18 @@ def browser(base: str):
     return get, post
 
 
+def status_getter(base: str, get):
+    """(status, body) of a GET in the browser's session, error statuses included."""
+
+    def get_status(path: str) -> tuple[int, str]:
+        try:
+            return 200, get(path)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    return get_status
+
+
 def processes_of(run_dir: Path) -> list[int]:
     """Processes started for this demo (they inherit its VAULT_RUN_DIR)."""
     marker = f"VAULT_RUN_DIR={run_dir}".encode()
@@ -125,6 +140,7 @@ def test_demo_rotates_and_ctrl_c_leaves_nothing_running(tmp_path):
     get, post = browser(base)
     get("/login/")
     home = post("/login/", {"username": "demo", "password": DEMO_PASSWORD})
+    get_status = status_getter(base, get)
     folder_uid = re.search(r'href="/folders/([^/"]+)/"', home).group(1)
     folder = get(f"/folders/{folder_uid}/")
     record_uid = re.search(r'href="/records/([^/"]+)/">AWS user: bob\.deploy', folder).group(1)
@@ -140,6 +156,14 @@ def test_demo_rotates_and_ctrl_c_leaves_nothing_running(tmp_path):
     held = {u["name"]: u.get("password") for u in aws["iam"]["User"]}
     revealed = json.loads(post(f"/records/{record_uid}/reveal/", {}, accept="application/json"))
     assert revealed["password"] == held["bob.deploy"] != "Demo-Initial-Passw0rd!"
+
+    # The product as production runs it (DEBUG off): its own 404 page, not Django's debug page
+    # listing every URL pattern; its static files served (collected, whitenoise).
+    status, page = get_status("/no-such-page/")
+    assert status == 404
+    assert "<h1>Not found</h1>" in page and "URLconf" not in page and "tried these" not in page
+    stylesheet = re.search(r'href="(/static/css/vault\.[0-9a-f]+\.css)"', page).group(1)
+    assert get_status(stylesheet)[0] == 200
 
     assert demo.ctrl_c() == 0
     assert not listening(demo.web) and not listening(demo.aws)
@@ -181,7 +205,11 @@ def test_make_writes_env_readable_by_its_owner_only(tmp_path, loose_umask):
         ["make", "--no-print-directory", ".env"], cwd=tmp_path, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    assert "VAULT_KEY_FILE=" in (tmp_path / ".env").read_text()
+    env = (tmp_path / ".env").read_text()
+    assert "VAULT_KEY_FILE=" in env
+    # DEBUG stays off (the product's own error pages); a generated signing key instead.
+    assert "DEBUG" not in env
+    assert len(re.search(r"^SECRET_KEY=(\S+)$", env, re.M).group(1)) >= 50
     assert mode_of(tmp_path / ".env") == 0o600
 
 
@@ -222,3 +250,47 @@ def test_generated_demo_password_is_kept_in_a_private_env_file(
     env_file = tmp_path / ".env"
     assert f"VAULT_DEMO_PASSWORD={password}\n" in env_file.read_text()
     assert mode_of(env_file) == 0o600
+
+
+# --- `make run` runs the product with DEBUG off -----------------------------------------------
+
+
+def test_the_local_run_turns_debug_off_and_serves_plain_http_on_this_machine(tmp_path, settings):
+    settings.BASE_DIR = tmp_path
+    environ = {"DEBUG": "1", "VAULT_KEY_FILE": "/keys/.vault-key", "SECRET_KEY": "kept"}
+    runlocal.production_environment(environ)
+    assert environ == {
+        "DEBUG": "0",
+        "VAULT_KEY_FILE": "/keys/.vault-key",
+        "SECRET_KEY": "kept",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
+    }
+    assert not (tmp_path / ".env").exists()
+
+
+def test_the_local_run_keeps_what_the_person_set(tmp_path, settings):
+    settings.BASE_DIR = tmp_path
+    environ = {"SECRET_KEY": "mine", "ALLOWED_HOSTS": "vault.lan", "VAULT_ENCRYPTION_KEYS": "k"}
+    runlocal.production_environment(environ)
+    assert environ["ALLOWED_HOSTS"] == "vault.lan" and environ["SECRET_KEY"] == "mine"
+    assert "VAULT_KEY_FILE" not in environ  # the keys given are the keys used
+
+
+def test_an_env_file_from_before_gets_a_signing_key_and_keeps_its_key_file(
+    tmp_path, settings, loose_umask
+):
+    # An .env written by an earlier `make` had DEBUG=1 and no SECRET_KEY; with DEBUG off the
+    # app needs one, and the local key file DEBUG used to imply.
+    settings.BASE_DIR = tmp_path
+    (tmp_path / ".env").write_text("DEBUG=1\n")
+    environ = {"DEBUG": "1"}
+    runlocal.production_environment(environ)
+    assert environ["VAULT_KEY_FILE"] == str(tmp_path / ".vault-key")
+    key = environ["SECRET_KEY"]
+    assert len(key) >= 50
+    assert (tmp_path / ".env").read_text() == f"DEBUG=1\nSECRET_KEY={key}\n"
+    assert mode_of(tmp_path / ".env") == 0o600

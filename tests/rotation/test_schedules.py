@@ -274,10 +274,11 @@ def test_cron_hourly_runs_the_repeated_hour_once():
 
 
 def test_cron_new_york_fall_back_runs_once():
+    # Quartz reads a repeated wall time in standard time: 01:30 EST, the second occurrence.
     runs = next_runs(
         schedule_from_cron("0 30 1 * * ?", "America/New_York"), utc(2026, 10, 31, 12), 2
     )
-    assert runs == [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]
+    assert runs == [utc(2026, 11, 1, 6, 30), utc(2026, 11, 2, 6, 30)]
 
 
 # ------------------------------------------------------------------------------ Quartz
@@ -444,8 +445,6 @@ def test_next_run_reads_raw_keeper_schedules():
         ({"type": "CRON", "cron": 5}, "cron"),
         ({"type": "CRON", "cron": "* * * *"}, "cron"),
         ({"type": "CRON", "cron": "0 0 0 3 * * ? 2027"}, "cron"),
-        ({"type": "CRON", "cron": "0 0 3 * * ? 2027"}, "cron"),
-        ({"type": "CRON", "cron": "*/30 * * * * ?"}, "cron"),
         ({"type": "CRON", "cron": "0 3 30 2 *"}, "cron"),
         ({"type": "CRON", "cron": "60 * * * *"}, "cron"),
         ({"type": "CRON", "cron": "0 3 * * 8"}, "cron"),
@@ -454,7 +453,6 @@ def test_next_run_reads_raw_keeper_schedules():
         ({"type": "CRON", "cron": "@daily"}, "cron"),
         ({"type": "CRON", "cron": "0 0 3 ? * 8"}, "cron"),
         ({"type": "CRON", "cron": "0 0 3 ? * 0"}, "cron"),
-        ({"type": "CRON", "cron": "0 0 3 LW * ?"}, "cron"),
         ({"type": "CRON", "cron": "0 ? 3 * * *"}, "cron"),
         ({"type": "CRON", "cron": "0 3 * * *", "tz": "Mars/Base"}, "tz"),
     ],
@@ -693,3 +691,204 @@ def test_daily_runs_once_on_every_local_day(tz, hour, minute, day):
     runs = next_runs(schedule, after, 10)
     local_days = [run.astimezone(ZoneInfo(tz)).date() for run in runs]
     assert all(later - earlier == timedelta(days=1) for earlier, later in pairwise(local_days))
+
+
+# ------------------------------------------------------- Keeper Commander's schedule JSON
+# Every shape Commander writes (keepercommander/vault.py import_schedule_field, the
+# --schedulejson help, unit-tests/pam/test_pam_rotation.py, pam_import/README.md).
+
+COMMANDER_SCHEDULES = [
+    # pam rotation edit --schedulejson help
+    (
+        {"type": "WEEKLY", "utcTime": "15:44", "weekday": "SUNDAY", "intervalCount": 1},
+        "Weekly on Sunday at 15:44 (UTC)",
+    ),
+    # unit-tests/pam/test_pam_rotation.py
+    (
+        {"type": "DAILY", "utcTime": "03:00", "intervalCount": 1, "tz": "Etc/UTC"},
+        "Daily at 03:00 (UTC)",
+    ),
+    (
+        {
+            "type": "WEEKLY",
+            "utcTime": "12:00",
+            "weekday": "MONDAY",
+            "intervalCount": 1,
+            "tz": "Etc/UTC",
+        },
+        "Weekly on Monday at 12:00 (UTC)",
+    ),
+    # import_schedule_field("1 1 * * *"), ("1 1 */5 * *"), ("1 1 5 * *"), ("1 1 20 5 ?"),
+    # ("1 1 * * 3"), ("1 1 * * 3#2"), and its RUN_ONCE for anything else
+    (
+        {"type": "DAILY", "tz": "Etc/UTC", "time": "01:01:00", "intervalCount": 1},
+        "Daily at 01:01 (Etc/UTC)",
+    ),
+    (
+        {
+            "type": "DAILY",
+            "occurrences": 5,
+            "tz": "Etc/UTC",
+            "time": "01:01:00",
+            "intervalCount": 1,
+        },
+        "Every 5 days at 01:01 (Etc/UTC)",
+    ),
+    (
+        {
+            "type": "MONTHLY_BY_DAY",
+            "monthDay": 5,
+            "tz": "Etc/UTC",
+            "time": "01:01:00",
+            "intervalCount": 1,
+        },
+        "Monthly on day 5 at 01:01 (Etc/UTC)",
+    ),
+    (
+        {
+            "type": "YEARLY",
+            "month": "MAY",
+            "monthDay": 20,
+            "tz": "Etc/UTC",
+            "time": "01:01:00",
+            "intervalCount": 1,
+        },
+        "Yearly on May 20 at 01:01 (Etc/UTC)",
+    ),
+    (
+        {
+            "type": "WEEKLY",
+            "weekday": "WEDNESDAY",
+            "tz": "Etc/UTC",
+            "time": "01:01:00",
+            "intervalCount": 1,
+        },
+        "Weekly on Wednesday at 01:01 (Etc/UTC)",
+    ),
+    (
+        {
+            "type": "MONTHLY_BY_WEEKDAY",
+            "weekday": "WEDNESDAY",
+            "occurrence": "SECOND",
+            "tz": "Etc/UTC",
+            "time": "01:01:00",
+            "intervalCount": 1,
+        },
+        "Monthly on the second Wednesday at 01:01 (Etc/UTC)",
+    ),
+    (
+        {"type": "RUN_ONCE", "tz": "Etc/UTC", "time": "2000-01-01T00:00:00", "intervalCount": 1},
+        "Once on 2000-01-01 at 00:00 (Etc/UTC)",
+    ),
+    # pam config's required schedule field, left empty (discoveryrotation_v1.py)
+    (
+        {"type": "RUN_ONCE", "time": "2000-01-01T00:00:00", "tz": "Etc/UTC"},
+        "Once on 2000-01-01 at 00:00 (Etc/UTC)",
+    ),
+    # CRON, Commander's tests and pam_import/README.md
+    ({"type": "CRON", "cron": "1 5 1 * * ?", "tz": "Etc/UTC"}, "Cron 1 5 1 * * ? (Etc/UTC)"),
+    ({"type": "CRON", "cron": "30 18 * * *"}, "Cron 30 18 * * * (UTC)"),
+    ({"type": "on-demand"}, "On demand only"),
+    ({"type": "ON_DEMAND"}, "On demand only"),
+]
+
+
+@pytest.mark.parametrize("schedule, words", COMMANDER_SCHEDULES)
+def test_every_schedule_commander_writes_is_read_and_described(schedule, words):
+    canonical = normalize_schedule(schedule)
+    assert normalize_schedule(canonical) == canonical
+    assert describe_schedule(schedule) == words
+
+
+def test_daily_occurrences_is_every_n_days():
+    # Commander's importer writes "*/5" days as occurrences 5 beside intervalCount 1.
+    schedule = {"type": "DAILY", "time": "03:00", "intervalCount": 1, "occurrences": 5}
+    assert normalize_schedule(schedule)["intervalCount"] == 5
+    runs = next_runs(schedule, utc(2026, 1, 10, 12), 3)
+    assert [b - a for a, b in pairwise(runs)] == [timedelta(days=5)] * 2
+    assert runs == next_runs(
+        {"type": "DAILY", "time": "03:00", "intervalCount": 5}, utc(2026, 1, 10, 12), 3
+    )
+
+
+def test_daily_occurrences_equal_to_interval_count_is_accepted():
+    schedule = {"type": "DAILY", "time": "03:00", "intervalCount": 3, "occurrences": "3"}
+    assert normalize_schedule(schedule)["intervalCount"] == 3
+
+
+def test_run_once_runs_once_at_its_local_date_and_time():
+    schedule = {"type": "RUN_ONCE", "time": "2026-05-01T09:00:00", "tz": "Europe/Berlin"}
+    assert normalize_schedule(schedule) == schedule
+    assert next_runs(schedule, utc(2026, 1, 1)) == [utc(2026, 5, 1, 7)]
+    assert next_run(schedule, utc(2026, 5, 1, 7)) is None
+    assert describe_schedule(schedule) == "Once on 2026-05-01 at 09:00 (Europe/Berlin)"
+
+
+def test_run_once_placeholder_of_commander_never_runs():
+    schedule = {"type": "RUN_ONCE", "time": "2000-01-01T00:00:00", "tz": "Etc/UTC"}
+    assert next_run(schedule, utc(2026, 1, 1)) is None
+    assert next_run(schedule, utc(1999, 12, 31, 23)) == utc(2000, 1, 1)
+
+
+def test_run_once_follows_the_dst_rules_of_the_calendar_types():
+    gap = {"type": "RUN_ONCE", "time": "2026-03-29T02:30", "tz": "Europe/Berlin"}
+    assert next_run(gap, utc(2026, 1, 1)) == utc(2026, 3, 29, 1)  # 03:00 CEST, end of the gap
+    twice = {"type": "RUN_ONCE", "time": "2026-10-25 02:30", "tz": "Europe/Berlin"}
+    assert normalize_schedule(twice)["time"] == "2026-10-25T02:30:00"
+    assert next_run(twice, utc(2026, 1, 1)) == utc(2026, 10, 25, 0, 30)  # first occurrence
+
+
+def test_run_once_utc_time_is_in_utc():
+    schedule = {"type": "RUN_ONCE", "utcTime": "2026-05-01T09:00", "tz": "Asia/Tokyo"}
+    assert normalize_schedule(schedule) == {
+        "type": "RUN_ONCE",
+        "time": "2026-05-01T09:00:00",
+        "tz": "UTC",
+    }
+
+
+@pytest.mark.parametrize(
+    "schedule, field, words",
+    [
+        (
+            {"type": "DAILY", "time": "03:00", "interval": 2},
+            "interval",
+            'Unknown schedule key "interval"',
+        ),
+        (
+            {"type": "WEEKLY", "utcTime": "03:00", "weekday": "MONDAY", "days": [1]},
+            "days",
+            '"days"',
+        ),
+        ({"type": "ON_DEMAND", "cronn": "0 3 * * *"}, "cronn", '"cronn"'),
+        (
+            {"type": "DAILY", "time": "03:00", "intervalCount": 2, "occurrences": 5},
+            "occurrences",
+            "intervalCount (2) and occurrences (5)",
+        ),
+        ({"type": "DAILY", "time": "03:00", "occurrences": 0}, "occurrences", "occurrences"),
+        ({"type": "DAILY", "time": "03:00", "occurrences": "x"}, "occurrences", "occurrences"),
+        ({"type": "DAILY", "time": "03:00", "occurrences": 400}, "occurrences", "occurrences"),
+        (
+            {"type": "WEEKLY", "time": "03:00", "weekday": "MONDAY", "occurrences": 2},
+            "occurrences",
+            "DAILY schedules only",
+        ),
+        ({"type": "RUN_ONCE", "tz": "UTC"}, "time", "RUN_ONCE"),
+        ({"type": "RUN_ONCE", "time": "03:00"}, "time", "YYYY-MM-DDTHH:MM:SS"),
+        ({"type": "RUN_ONCE", "time": "2026-02-30T00:00:00"}, "time", "2026-02-30"),
+        ({"type": "RUN_ONCE", "time": "2026-05-01T09:00:00+02:00"}, "time", "YYYY-MM-DD"),
+        ({"type": "RUN_ONCE", "time": 5}, "time", "RUN_ONCE"),
+        ({"type": "RUN_ONCE", "time": "2026-05-01T09:00", "tz": "Mars/Base"}, "tz", "Mars/Base"),
+        (
+            {"type": "RUN_ONCE", "time": "2026-05-01T09:00", "intervalCount": 0},
+            "intervalCount",
+            "interval",
+        ),
+    ],
+)
+def test_unknown_keys_and_bad_values_are_errors_naming_them(schedule, field, words):
+    with pytest.raises(ScheduleError) as caught:
+        normalize_schedule(schedule)
+    assert caught.value.field == field
+    assert words in caught.value.message

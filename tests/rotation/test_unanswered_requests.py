@@ -220,9 +220,7 @@ def _succeeded_after_an_unanswered_request(slow_world, proxy) -> tuple:
     return record, first
 
 
-def test_pam_get_lists_the_candidate_and_says_until_when_the_next_rotation_waits(
-    slow_world, proxy
-):
+def test_pam_get_lists_the_candidate_and_says_until_when_the_next_rotation_waits(slow_world, proxy):
     import json
 
     from vault.cli import call_pam
@@ -238,9 +236,7 @@ def test_pam_get_lists_the_candidate_and_says_until_when_the_next_rotation_waits
     assert "went unanswered" in shown["waits_because"]
 
 
-def test_the_gateway_tick_retires_candidates_whose_request_can_no_longer_arrive(
-    slow_world, proxy
-):
+def test_the_gateway_tick_retires_candidates_whose_request_can_no_longer_arrive(slow_world, proxy):
     from rotation.gateways import gateway_tick
 
     record, first = _succeeded_after_an_unanswered_request(slow_world, proxy)

@@ -57,8 +57,10 @@ EXPECT: dict[str, dict[str, str]] = {
     # --- PAM Users
     "record_create": {"GET": "L 404 403 200 200 404", "POST": "L 404 403 302 302 404"},
     "record_detail": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
-    "record_reveal": {"GET": "L 405 405 405 405 405", "POST": "L 404 200 200 200 404"},
-    "version_reveal": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 200 403 404"},
+    # A reveal redirects to the record page, which shows it once; a GET of a reveal address
+    # is a page (405) saying how to reveal, for those who may open the record.
+    "record_reveal": {"GET": "L 404 405 405 405 404", "POST": "L 404 302 302 302 404"},
+    "version_reveal": {"GET": "L 404 403 405 403 404", "POST": "L 404 403 302 403 404"},
     "record_edit": {"GET": "L 404 403 200 403 404", "POST": "L 404 403 302 403 404"},
     "record_delete": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 302 404"},
     # --- PAM Configurations
@@ -77,6 +79,8 @@ EXPECT: dict[str, dict[str, str]] = {
     "rotate": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
     "rotation_status": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
     "rotation_resolve": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    # The world's rotation has ended: the editor is told so (302), nothing changes.
+    "rotation_cancel": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
     "rotate_all": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
     "rotate_all_progress": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
     "rotate_all_status": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
@@ -84,6 +88,10 @@ EXPECT: dict[str, dict[str, str]] = {
     # (the outsider manages the other folder), everyone else is refused.
     "audit": {"GET": "L 200 403 403 200 200", "POST": "L 405 405 405 405 405"},
     "audit_csv": {"GET": "L 200 403 403 200 200", "POST": "L 405 405 405 405 405"},
+    # --- gateways: everyone signed in gets the page, listing what they may see
+    # (tests/rotation/test_views_gateways.py and tests/vault/test_access_gateways.py: who sees
+    # which gateway, and less).
+    "gateways": {"GET": "L 200 200 200 200 200", "POST": "L 405 405 405 405 405"},
 }
 ADMIN_NAMESPACE = "admin"
 NON_STAFF = ("anonymous", "outsider", "viewer", "editor", "manager")

@@ -443,7 +443,8 @@ def test_pam_import_errors_quoting_control_characters_stay_one_line_each(vault_w
     assert code == 1
     assert err.splitlines() == [
         "pam: error: users[0].bad\\r\\nkey\\x1b[31m: unknown key "
-        "(expected: title, folder, login, password, distinguished_name, rotation)"
+        "(expected: title, folder, login, password, distinguished_name, password_history, "
+        "rotation)"
     ]
 
 

@@ -147,7 +147,8 @@ def test_logs_at_debug_hold_no_secret_during_rotations_reveals_and_failures(
 def test_a_view_crash_shows_and_logs_no_secret(vault_world, all_logs):
     client = vault_world.client("viewer")
     with mock.patch("vault.views._record_page", side_effect=RuntimeError("template broke")):
-        response = client.post(f"/records/{vault_world.record.uid}/reveal/")
+        # The reveal redirects; the record page that would show the password crashes.
+        response = client.post(f"/records/{vault_world.record.uid}/reveal/", follow=True)
     assert response.status_code == 500
     assert_no_secret(response.content.decode(), SECRETS, "the error page")
     text = logged_text(all_logs)
@@ -363,3 +364,25 @@ def test_audit_page_exports_csv_without_secrets(vault_world):
     body = b"".join(response.streaming_content).decode()
     assert "password.revealed" in body
     assert_no_secret(body, SECRETS, "the audit CSV")
+
+
+@pytest.mark.django_db
+def test_a_reveal_leaves_no_secret_in_the_address_the_session_a_cookie_or_a_cache(vault_world):
+    """Post/redirect/get: the redirect's address, its cookies and the session rows hold no
+    revealed password (it waits sealed); only the record page shows it, uncached, once."""
+    from django.contrib.sessions.models import Session
+
+    from tests.security.conftest import CURRENT_PASSWORD
+
+    client = vault_world.client("viewer")
+    response = client.post(f"/records/{vault_world.record.uid}/reveal/")
+    assert response.status_code == 302
+    cookies = " ".join(morsel.value for morsel in response.cookies.values())
+    assert_no_secret(response["Location"] + response.content.decode(), SECRETS, "the redirect")
+    assert_no_secret(cookies, SECRETS, "the cookies")
+    for row in Session.objects.all():
+        assert_no_secret(json.dumps(row.get_decoded()) + row.session_data, SECRETS, "a session")
+    shown = client.get(response["Location"])
+    assert CURRENT_PASSWORD in shown.content.decode()
+    assert "no-store" in shown["Cache-Control"]
+    assert_no_secret(client.get(response["Location"]).content.decode(), SECRETS, "a second view")

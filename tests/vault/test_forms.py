@@ -1,5 +1,7 @@
 """Form validation without HTTP: every bad input is a field error, never an exception."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -224,3 +226,51 @@ def test_member_add_form_returns_the_user(personas):
         "manage_records": False,
         "manage_users": True,
     }
+
+
+# --- a new configuration preselects an online gateway ----------------------------------------
+
+
+def _new_config_form(personas) -> PamConfigurationForm:
+    return PamConfigurationForm(folder=personas.folder, user=personas.editor)
+
+
+def test_a_new_configuration_preselects_the_online_gateway_serving_the_folder(personas):
+    from django.utils import timezone
+
+    Gateway.objects.filter(pk=personas.gateway.pk).update(last_seen_at=timezone.now())
+    form = _new_config_form(personas)
+    assert form["gateway"].value() == "default"
+    assert 'value="default" selected' in str(form["gateway"])
+
+
+def test_an_online_gateway_serving_the_folder_comes_before_one_that_does_not(personas):
+    from django.utils import timezone
+
+    now = timezone.now()
+    mine = Application.objects.create(name="Mine")
+    mine.administrators.add(personas.editor)
+    Gateway.objects.create(name="aaa-mine", application=mine, last_seen_at=now)
+    Gateway.objects.filter(pk=personas.gateway.pk).update(last_seen_at=now - timedelta(seconds=30))
+    assert _new_config_form(personas)["gateway"].value() == "default"
+
+
+def test_no_gateway_is_preselected_when_none_is_online(personas):
+    from django.utils import timezone
+
+    Gateway.objects.filter(pk=personas.gateway.pk).update(
+        last_seen_at=timezone.now() - timedelta(hours=1)
+    )
+    assert _new_config_form(personas)["gateway"].value() is None
+
+
+def test_editing_a_configuration_keeps_its_own_gateway(personas):
+    from django.utils import timezone
+
+    from tests.conftest import make_configuration
+
+    offline = Gateway.objects.create(name="zz-offline", application=personas.application)
+    config = make_configuration(personas.folder, offline)
+    Gateway.objects.filter(pk=personas.gateway.pk).update(last_seen_at=timezone.now())
+    form = PamConfigurationForm(folder=personas.folder, user=personas.editor, instance=config)
+    assert form["gateway"].value() == "zz-offline"

@@ -372,8 +372,10 @@ def test_an_error_late_in_the_file_writes_none_of_the_earlier_entries():
             "folders[0].colour: unknown key (expected: name)",
         ),
         (
-            {"gateways": [{"name": "not a slug"}]},
-            "gateways[0].name: must be a slug: letters, digits, hyphens and underscores",
+            # Display names such as "Project1 Gateway" are accepted; these characters are not.
+            {"gateways": [{"name": "-gw/../x"}]},
+            "gateways[0].name: a gateway name is ASCII letters, digits, single spaces and "
+            '- _ . #, beginning and ending with a letter or digit (e.g. "Project1 Gateway")',
         ),
         (
             {"widgets": []},

@@ -1,7 +1,12 @@
-"""Revealing the current password and a history version: POST only, audited, JSON for fetch."""
+"""Revealing the current password and a history version: POST, audited, JSON for fetch; the page
+is post/redirect/get (the record page shows what was revealed once, from the session, sealed),
+and a GET of a reveal address is a page that says how to reveal."""
+
+import json
 
 import pytest
 from django.contrib.messages import get_messages
+from django.contrib.sessions.models import Session
 from django.test import Client
 
 from tests.conftest import login
@@ -39,14 +44,65 @@ def test_reveal_is_not_cached(personas, record):
     assert "no-store" in response["Cache-Control"]
 
 
-def test_reveal_without_json_renders_the_page_with_the_password(personas, record):
-    response = login(personas.viewer).post(f"/records/{record.uid}/reveal/")
-    assert response.status_code == 200
-    assert f'id="password-value">{PASSWORD}<' in response.content.decode()
+def test_reveal_without_json_redirects_to_the_record_page_which_shows_the_password(
+    personas, record
+):
+    client = login(personas.viewer)
+    response = client.post(f"/records/{record.uid}/reveal/")
+    assert response.status_code == 302
+    assert response["Location"] == f"/records/{record.uid}/"
+    assert PASSWORD not in response.content.decode()
+    page = client.get(response["Location"])
+    assert f'id="password-value">{PASSWORD}<' in page.content.decode()
+
+
+def test_the_revealed_page_is_not_cached_and_shows_the_password_once(personas, record):
+    client = login(personas.viewer)
+    client.post(f"/records/{record.uid}/reveal/")
+    shown = client.get(f"/records/{record.uid}/")
+    assert "no-store" in shown["Cache-Control"]
+    # Back, Forward or a reload asks again: the password is masked, and no reveal is repeated.
+    again = client.get(f"/records/{record.uid}/").content.decode()
+    assert PASSWORD not in again
+    assert 'id="password-value" aria-label="Password hidden"' in again
+    assert _reveals() == 1
+
+
+def test_the_revealed_password_is_kept_for_the_next_page_only_for_a_minute(
+    personas, record, monkeypatch
+):
+    import time
+
+    client = login(personas.viewer)
+    client.post(f"/records/{record.uid}/reveal/")
+    later = time.time() + 61
+    monkeypatch.setattr("vault.revealed.time.time", lambda: later)
+    assert PASSWORD not in client.get(f"/records/{record.uid}/").content.decode()
+
+
+def test_the_revealed_password_waits_in_the_session_only_sealed(personas, record):
+    client = login(personas.viewer)
+    client.post(f"/records/{record.uid}/reveal/")
+    for row in Session.objects.all():
+        assert PASSWORD not in json.dumps(row.get_decoded())
+
+
+def test_another_records_page_does_not_show_or_consume_the_revealed_password(personas, record):
+    other = services.pam_user_create(
+        folder=personas.folder,
+        title="AWS user: Other",
+        login="Other",
+        distinguished_name="arn:aws:iam::123456789012:user/Other",
+        password="Other-Passw0rd!",
+    )
+    client = login(personas.viewer)
+    client.post(f"/records/{record.uid}/reveal/")
+    assert PASSWORD not in client.get(f"/records/{other.uid}/").content.decode()
+    assert PASSWORD in client.get(f"/records/{record.uid}/").content.decode()
 
 
 def test_reveal_says_it_was_audited(personas, record):
-    response = login(personas.viewer).post(f"/records/{record.uid}/reveal/")
+    response = login(personas.viewer).post(f"/records/{record.uid}/reveal/", follow=True)
     messages = [str(m) for m in get_messages(response.wsgi_request)]
     assert messages == ["Password revealed. This was recorded in the audit log."]
 
@@ -59,9 +115,20 @@ def test_reveal_writes_an_audit_event_without_the_secret(personas, record):
     assert PASSWORD not in str(event.details)
 
 
-def test_reveal_rejects_get(personas, record):
-    assert login(personas.viewer).get(f"/records/{record.uid}/reveal/").status_code == 405
+def test_get_of_the_reveal_address_is_a_page_that_says_how_to_reveal(personas, record):
+    response = login(personas.viewer).get(f"/records/{record.uid}/reveal/")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    html = response.content.decode()
+    assert "Reveal from the record page" in html
+    assert f'href="/records/{record.uid}/"' in html
+    assert f'action="/records/{record.uid}/reveal/"' in html  # a Reveal button, a POST
+    assert PASSWORD not in html
     assert _reveals() == 0
+
+
+def test_get_of_the_reveal_address_by_an_outsider_is_404(personas, record):
+    assert login(personas.outsider).get(f"/records/{record.uid}/reveal/").status_code == 404
 
 
 def test_reveal_by_outsider_is_404_and_not_audited(personas, record):
@@ -87,10 +154,15 @@ def test_editor_reveals_a_history_version_as_json(personas, record):
     assert response.json() == {"password": PASSWORD}
 
 
-def test_history_reveal_renders_the_page_with_that_version(personas, record):
+def test_history_reveal_redirects_to_the_record_page_with_that_version(personas, record):
     url = f"/records/{record.uid}/versions/{_version(record).uid}/reveal/"
-    html = login(personas.editor).post(url).content.decode()
+    client = login(personas.editor)
+    response = client.post(url)
+    assert response.status_code == 302
+    assert response["Location"] == f"/records/{record.uid}/#password-history"
+    html = client.get(f"/records/{record.uid}/").content.decode()
     assert f'<code class="secret revealed">{PASSWORD}</code>' in html
+    assert PASSWORD not in client.get(f"/records/{record.uid}/").content.decode()
 
 
 def test_history_reveal_is_audited_with_the_version(personas, record):
@@ -120,9 +192,13 @@ def test_history_reveal_by_anonymous_redirects_to_login(personas, record):
     assert _reveals() == 0
 
 
-def test_history_reveal_rejects_get(personas, record):
+def test_get_of_a_history_reveal_address_is_a_page_that_says_how_to_reveal(personas, record):
     url = f"/records/{record.uid}/versions/{_version(record).uid}/reveal/"
-    assert login(personas.editor).get(url).status_code == 405
+    response = login(personas.editor).get(url)
+    assert response.status_code == 405
+    assert f'action="{url}"' in response.content.decode()
+    assert login(personas.viewer).get(url).status_code == 403  # as for a POST
+    assert _reveals() == 0
 
 
 def test_history_version_of_another_record_is_404(personas, record):

@@ -3,6 +3,10 @@
 --demo also starts a local AWS emulator (moto's server), seeds it with demo IAM users, allows its
 address in AWS_ENDPOINT_ALLOWLIST for this run and imports a demo folder pointing at it. Every child runs in its own process group and is stopped with
 SIGTERM, then SIGKILL after a grace period (django-q2 can hang after "stopping").
+
+The web app and the gateway run as production runs them, with DEBUG off (the product's own error
+pages, collected static files served by whitenoise), over plain HTTP on 127.0.0.1: see
+production_environment.
 """
 
 from __future__ import annotations
@@ -38,6 +42,35 @@ DEMO_POLICY = {
     "RequireNumbers": True,
     "RequireSymbols": True,
 }
+
+
+# The web app listens on 127.0.0.1 over plain HTTP: production's HTTPS-only defaults (secure
+# cookies, the redirect to https, HSTS) would lock the browser out. A value set in the
+# environment or .env wins.
+LOCAL_HTTP = {
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "0",
+    "SESSION_COOKIE_SECURE": "0",
+    "CSRF_COOKIE_SECURE": "0",
+    "SECURE_HSTS_SECONDS": "0",
+}
+
+
+def production_environment(environ) -> None:
+    """Make `environ` (what the children inherit) run the product with DEBUG off, as production
+    does, on this machine: never Django's debug pages, which list every URL pattern and show
+    request data. What DEBUG gave a local run is given explicitly instead: plain HTTP on
+    127.0.0.1 (LOCAL_HTTP), the local key file when no key is set, and a signing key, generated
+    once and kept in .env (0600) when there is none (an .env from before had DEBUG=1 instead)."""
+    environ["DEBUG"] = "0"
+    for name, value in LOCAL_HTTP.items():
+        environ.setdefault(name, value)
+    if not environ.get("VAULT_ENCRYPTION_KEYS", "").strip() and not environ.get("VAULT_KEY_FILE"):
+        environ["VAULT_KEY_FILE"] = str(Path(settings.BASE_DIR) / ".vault-key")
+    if not environ.get("SECRET_KEY"):
+        key = secrets.token_urlsafe(50)
+        write_private(Path(settings.BASE_DIR) / ".env", f"SECRET_KEY={key}\n", append=True)
+        environ["SECRET_KEY"] = key
 
 
 def _interrupt(signum, frame) -> None:
@@ -100,6 +133,8 @@ class Command(BaseCommand):
                 endpoint = self._start_emulator(emulator_port)
                 self._allow_endpoint(endpoint)
                 self._import_demo(endpoint)
+            production_environment(os.environ)
+            self._collect_static()
             gateway_log = self._log("gateway-default.log")
             # `pam gateway run` refuses a gateway that does not exist (a fresh `make serve`).
             gateway_get_or_create(name="default")
@@ -148,6 +183,19 @@ class Command(BaseCommand):
         )
         self.children.append((name, proc))
         return proc
+
+    def _collect_static(self) -> None:
+        """With DEBUG off whitenoise serves the collected, hashed files (STATIC_ROOT): collect
+        them, in a process with the children's settings (this one may have read DEBUG=1)."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            raise CommandError("collectstatic failed:\n" + "\n".join(lines))
 
     def _log(self, name: str) -> Path:
         """A fresh log file under run/ (git-ignored): the console stays for what to do next."""
