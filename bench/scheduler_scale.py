@@ -1,25 +1,41 @@
 #!/usr/bin/env python
-"""Benchmark: one scheduler pass over 100,000 records, 10,000 of them due.
+"""Benchmark: one scheduler pass over many records, a tenth of them (or `--due`) due.
 
     .venv/bin/python bench/scheduler_scale.py --records 100000 --due 10000
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench \\
-        .venv/bin/python bench/scheduler_scale.py --records 100000 --due 10000 --flush
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/vault_bench \\
+        .venv/bin/python bench/scheduler_scale.py --records 1000000 --due 100000 --flush
+    ... --reuse   (measure again the vault the last run left, without seeding it)
 
-Bulk-creates the PAM Users and their rotation settings (a mix of daily, weekly, monthly and
-cron schedules in several time zones; `--due` of them with a next run in the past), then times
-one `rotation_schedule_due()` pass: it claims the due settings in batches, creates a queued
-rotation for each, moves each next run forward and enqueues the drain tasks (django-q2's broker,
-Redis when REDIS_URL is set). The rotations themselves do not run (no gateway is started). SQL
-queries are counted with connection.execute_wrapper. A second, smaller pass (a tenth of the due
-records) shows that the query count follows the number of batches, not of records.
-The last line is `RESULT scheduler_scale seconds=.. queries=.. due=.. records=..`.
+Seeds the PAM Users and their rotation settings (a mix of daily, weekly, monthly and cron
+schedules in several time zones; `--due` of them, spread evenly, with a next run in the past)
+with executemany in batches of 10,000 rows, through the database's triggers like any insert (on
+PostgreSQL followed by VACUUM ANALYZE, what autovacuum does after a bulk load; this project's
+server runs with autovacuum off). Then times one `rotation_schedule_due()` pass: it claims the
+due settings in batches, creates a queued rotation for each, moves each next run forward and
+enqueues the drain tasks (django-q2's broker, Redis when REDIS_URL is set). The rotations
+themselves do not run (no gateway is started). SQL statements are counted and timed with
+connection.execute_wrapper, by statement shape, so the table says where the pass's time went
+(SQL, including the triggers each statement fires, against Python); `--profile` runs the pass
+under cProfile as well and prints the functions that took the most time. A second, smaller pass
+(a tenth of the due records) shows that the query count follows the number of batches, not of
+records. `--check-counts` compares the home page's counts with the rows after the pass.
+
+`--reuse` deletes the rotations an earlier run queued and makes the same records due again
+(exactly `--due` of them), so a vault of 1,000,000 is seeded once.
+
+The last line is `RESULT scheduler_scale seconds=.. queries=.. queries_per_1000_due=.. due=..
+records=..`.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import cProfile
+import io
 import math
+import pstats
+import re
 import sys
 import time
 from datetime import timedelta
@@ -48,7 +64,31 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--flush", action="store_true", help="empty DATABASE_URL's data first")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure again the vault an earlier run with the same --records left in "
+        "DATABASE_URL (its rotations are deleted and --due records made due again)",
+    )
+    parser.add_argument("--profile", action="store_true", help="run the pass under cProfile too")
+    parser.add_argument(
+        "--check-counts",
+        action="store_true",
+        help="compare the home page's counts with the rows after the pass (slow at 1,000,000)",
+    )
     return parser.parse_args()
+
+
+SEED_BATCH = 10_000
+FOLDER = "Bench"
+
+
+def _shape(sql: str) -> str:
+    """A statement without its values: the key its count and time are kept under."""
+    text = re.sub(r"\s+", " ", sql.strip())
+    text = re.sub(r"\((?:%s, )*%s\)(?:, \((?:%s, )*%s\))*", "(...)", text)
+    text = re.sub(r"IN \(\.\.\.\)", "IN (...)", text)
+    return text if len(text) <= 110 else text[:107] + "..."
 
 
 class QueryCounter:
@@ -57,31 +97,195 @@ class QueryCounter:
     def __init__(self) -> None:
         self.kinds: collections.Counter[str] = collections.Counter()
         self.seconds = 0.0
+        self.commits = 0.0
+        self.by_shape: dict[str, list] = collections.defaultdict(lambda: [0, 0.0])
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            self.seconds += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            self.seconds += spent
             self.kinds[sql.lstrip().split(None, 1)[0].upper()] += 1
+            entry = self.by_shape[_shape(sql)]
+            entry[0] += 1
+            entry[1] += spent
 
     @property
     def total(self) -> int:
         return sum(self.kinds.values())
 
 
-def one_pass(batch_size: int) -> tuple[float, QueryCounter, int]:
+def one_pass(batch_size: int, profile: bool = False) -> tuple[float, QueryCounter, int]:
     from django.db import connection
 
     from rotation import scheduler
 
     counter = QueryCounter()
-    with connection.execute_wrapper(counter):
+    profiler = cProfile.Profile() if profile else None
+    # COMMIT is not a statement Django executes: time it apart (on PostgreSQL the deferred
+    # foreign-key checks and the counts' deferred trigger run there).
+    commit = connection.commit
+
+    def timed_commit():
         started = time.perf_counter()
-        requested = scheduler.rotation_schedule_due(batch_size=batch_size)
-        elapsed = time.perf_counter() - started
+        try:
+            return commit()
+        finally:
+            counter.commits += time.perf_counter() - started
+
+    connection.commit = timed_commit
+    try:
+        with connection.execute_wrapper(counter):
+            started = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
+            requested = scheduler.rotation_schedule_due(batch_size=batch_size)
+            if profiler is not None:
+                profiler.disable()
+            elapsed = time.perf_counter() - started
+    finally:
+        del connection.commit
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
+        print("cProfile of the pass (own time, top 15):")
+        print("\n".join(line for line in out.getvalue().splitlines() if line.strip()))
     return elapsed, counter, requested
+
+
+def schedules():
+    from rotation.schedules import normalize_schedule
+
+    return [normalize_schedule(s) for s in SCHEDULES]
+
+
+def target(n: int, records: int, due: int, now, plan=None):
+    """Record n's schedule and next run: `due` records spread evenly are due (a minute to ten
+    hours ago), the others in 1 to 30 days."""
+    plan = plan or schedules()
+    every = records / due
+    schedule = plan[n % len(plan)]
+    if math.floor(n / every) != math.floor((n + 1) / every):
+        return schedule, now - timedelta(minutes=1 + n % 600)
+    return schedule, now + timedelta(days=1 + n % 30)
+
+
+def seed(records: int, due: int, now) -> None:
+    """`records` PAM Users with rotation settings, SEED_BATCH rows per executemany."""
+    from django.db import connection, transaction
+
+    from rotation.models import RotationSettings
+    from vault import crypto
+    from vault.models import PamUser, new_uid
+
+    folder, config = common.make_world(count=0, endpoint="http://127.0.0.1:9", folder_name=FOLDER)
+    user_sql, user_row = common.row_inserter(
+        PamUser,
+        PamUser(folder=folder, title="-", login="-", distinguished_name="-"),
+        ["uid", "title", "login", "password_enc", "distinguished_name"],
+    )
+    settings_sql, settings_row = common.row_inserter(
+        RotationSettings,
+        RotationSettings(
+            configuration=config,
+            length=24,
+            min_upper=2,
+            min_lower=2,
+            min_digits=2,
+            min_symbols=2,
+        ),
+        ["pam_user", "schedule", "next_run_at"],
+    )
+    plan = schedules()
+    started = time.perf_counter()
+    for start in range(0, records, SEED_BATCH):
+        numbers = range(start, min(records, start + SEED_BATCH))
+        users = []
+        for n in numbers:
+            login = f"bench-user-{n:07d}"
+            uid = new_uid()
+            aad = crypto.associated_data("vault.pamuser", uid, "password")
+            users.append(
+                user_row(
+                    uid=uid,
+                    title=f"AWS user: {login}",
+                    login=login,
+                    password_enc=crypto.encrypt(common.INITIAL_PASSWORD, aad=aad),
+                    distinguished_name=f"arn:aws:iam::{common.ACCOUNT_ID}:user/{login}",
+                )
+            )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(user_sql, users)
+            created = (
+                PamUser.objects.filter(folder=folder, login__gte=f"bench-user-{start:07d}")
+                .order_by("login")
+                .values_list("pk", "login")[: len(numbers)]
+            )
+            rows = []
+            for pk, login in created:
+                schedule, next_run_at = target(int(login[-7:]), records, due, now, plan)
+                rows.append(settings_row(pam_user=pk, schedule=schedule, next_run_at=next_run_at))
+            cursor.executemany(settings_sql, rows)
+        done = start + len(numbers)
+        if done % 100_000 == 0 or done == records:
+            print(f"  ... {done} records ({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def make_due(records: int, due: int, now, limit: int | None = None) -> None:
+    """Back to the seeded state: no rotations, the same `due` records due (only the first
+    `limit` of them when given), every other next run in the future."""
+    from django.db import connection
+
+    from rotation.models import RotationSettings
+
+    with connection.cursor() as cursor:
+        # Through the count triggers, like any delete (nothing else refers to these rotations).
+        cursor.execute("DELETE FROM rotation_rotation")
+    plan = schedules()
+    updates = []
+    made_due = 0
+    rows = RotationSettings.objects.values_list("pk", "pam_user__login", "next_run_at")
+    for pk, login, next_run_at in rows.iterator(chunk_size=20_000):
+        _, wanted = target(int(login[-7:]), records, due, now, plan)
+        if wanted <= now and (limit is None or made_due < limit):
+            made_due += 1
+        elif next_run_at is None or next_run_at <= now + timedelta(hours=1):
+            wanted = now + timedelta(days=1 + int(login[-7:]) % 30)
+        else:
+            continue
+        if next_run_at != wanted:
+            updates.append((connection.ops.adapt_datetimefield_value(wanted), pk))
+    with connection.cursor() as cursor:
+        for start in range(0, len(updates), SEED_BATCH):
+            cursor.executemany(
+                "UPDATE rotation_rotationsettings SET next_run_at = %s WHERE id = %s",
+                updates[start : start + SEED_BATCH],
+            )
+
+
+def vacuum(*tables: str) -> None:
+    """On PostgreSQL, what autovacuum does after a bulk change (statistics, visibility map)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE " + ", ".join(tables))
+
+
+def print_statements(counter: QueryCounter, elapsed: float) -> None:
+    python = elapsed - counter.seconds - counter.commits
+    print(
+        f"where the pass's {elapsed:.2f} s went: {counter.seconds:.2f} s in SQL statements (the "
+        f"triggers they fire included), {counter.commits:.2f} s in COMMIT (deferred checks and "
+        f"triggers), {python:.2f} s in Python"
+    )
+    rows = sorted(counter.by_shape.items(), key=lambda item: -item[1][1])
+    common.table(
+        [(shape, n, secs) for shape, (n, secs) in rows[:12]],
+        ["statement", "times", "seconds"],
+    )
 
 
 def main() -> int:
@@ -90,41 +294,58 @@ def main() -> int:
         raise SystemExit("bench: --due must be between 1 and --records")
     env = common.bootstrap()
     try:
-        common.setup_django(env, flush=args.flush)
+        if args.reuse:
+            import django
+            from django.core.management import call_command
+
+            django.setup()
+            call_command("migrate", verbosity=0)  # the triggers of this tree (counts.ensure)
+        else:
+            common.setup_django(env, flush=args.flush)
         from django.utils import timezone
         from django_q.models import OrmQ
 
+        from rotation import counts
         from rotation.models import Rotation, RotationSettings
-        from rotation.schedules import normalize_schedule
+        from vault.models import PamUser
 
         print(f"machine: {common.machine()}; database+broker: {env.label}")
-        schedules = [normalize_schedule(s) for s in SCHEDULES]
-        now = timezone.now()
-        # Spread the due records evenly through the population.
-        every = args.records / args.due
-
-        def settings_for(n: int):
-            schedule = schedules[n % len(schedules)]
-            due = math.floor(n / every) != math.floor((n + 1) / every)
-            if due:
-                return schedule, now - timedelta(minutes=1 + n % 600)
-            return schedule, now + timedelta(days=1 + n % 30)
-
+        tables = ("vault_pamuser", "rotation_rotationsettings", "rotation_rotation")
+        tables += ("rotation_record_status", "rotation_status_count", "rotation_count_delta")
         started = time.perf_counter()
-        common.make_world(count=args.records, settings_for=settings_for, progress=True)
+        if args.reuse:
+            if PamUser.objects.filter(folder__name=FOLDER).count() != args.records:
+                raise SystemExit(f"bench: the vault in DATABASE_URL does not hold {args.records}")
+            common.purge_broker()
+            make_due(args.records, args.due, timezone.now())
+            what = "reset"
+        else:
+            seed(args.records, args.due, timezone.now())
+            what = "seeded"
+        vacuum(*tables)
         due = RotationSettings.objects.filter(next_run_at__lte=timezone.now()).count()
-        print(f"setup: {args.records} records ({due} due) in {time.perf_counter() - started:.1f} s")
+        print(
+            f"setup: {args.records} records {what} ({due} due) in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
 
-        seconds, counter, requested = one_pass(args.batch_size)
+        load_before = " ".join(load_average())
+        seconds, counter, requested = one_pass(args.batch_size, args.profile)
+        load_after = " ".join(load_average())
+        print_statements(counter, seconds)
         queued = Rotation.objects.filter(status=Rotation.QUEUED, trigger="scheduled").count()
         still_due = RotationSettings.objects.filter(next_run_at__lte=timezone.now()).count()
         tasks = OrmQ.objects.count() if not env.redis_url else "(redis)"
+        drift = None
+        if args.check_counts:
+            checked = time.perf_counter()
+            drift, _ = counts.check()
+            print(f"counts.check(): {drift} keys differ ({time.perf_counter() - checked:.1f} s)")
 
         # The same pass over a tenth as many due records.
         small = max(1, args.due // 10)
-        Rotation.objects.all().delete()
-        ids = list(RotationSettings.objects.values_list("pk", flat=True)[:small])
-        RotationSettings.objects.filter(pk__in=ids).update(next_run_at=now - timedelta(minutes=5))
+        make_due(args.records, args.due, timezone.now(), limit=small)
+        vacuum(*tables)
         small_seconds, small_counter, small_requested = one_pass(args.batch_size)
 
         rows = []
@@ -139,28 +360,41 @@ def main() -> int:
                     secs,
                     batches,
                     qc.total,
+                    round(qc.total * 1000 / n, 1) if n else 0,
                     ", ".join(f"{k} {v}" for k, v in sorted(qc.kinds.items())),
                     qc.seconds,
                 )
             )
-        common.table(rows, ["pass", "seconds", "batches", "queries", "by kind", "seconds in SQL"])
+        common.table(
+            rows,
+            ["pass", "seconds", "batches", "queries", "per 1,000", "by kind", "seconds in SQL"],
+        )
         print(
             f"queued rotations after the first pass: {queued}; still due: {still_due}; "
-            f"broker tasks: {tasks}"
+            f"broker tasks: {tasks}; load average before the pass {load_before}, after it "
+            f"{load_after}"
         )
-        ok = requested == due == queued and still_due == 0
-        if not ok:
-            print("bench: the pass did not request exactly the due records")
+        ok = requested == due == queued and still_due == 0 and small_requested == small
+        if not ok or drift:
+            print("bench: the pass did not request exactly the due records, or the counts drift")
             return 1
         print(
             f"RESULT scheduler_scale seconds={seconds:.2f} queries={counter.total} "
-            f"due={requested} records={args.records} small_pass_queries={small_counter.total} "
-            f"db={env.label}"
+            f"queries_per_1000_due={counter.total * 1000 / requested:.1f} "
+            f"sql_seconds={counter.seconds:.2f} due={requested} records={args.records} "
+            f"small_pass_queries={small_counter.total} db={env.label}"
         )
         return 0
     finally:
         common.purge_broker()
         env.cleanup()
+
+
+def load_average() -> list[str]:
+    try:
+        return open("/proc/loadavg").read().split()[:3]
+    except OSError:
+        return ["?"]
 
 
 if __name__ == "__main__":

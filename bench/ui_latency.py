@@ -144,32 +144,7 @@ def run_client(spec: dict) -> None:
 SEED_BATCH = 5_000
 
 
-def _inserter(model, template, varying: list[str]):
-    """An executemany INSERT of `model` rows that differ from `template` (an unsaved instance)
-    only in the `varying` fields, and the function that turns their values into a row."""
-    from django.db import connection
-
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key or f.name in varying]
-    fixed = {
-        f.attname: f.get_db_prep_save(f.pre_save(template, add=True), connection)
-        for f in fields
-        if f.name not in varying
-    }
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = (
-        f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    by_name = {f.name: f for f in fields}
-
-    def row(**values) -> list:
-        out = dict(fixed)
-        for name, value in values.items():
-            field = by_name[name]
-            out[field.attname] = field.get_db_prep_save(value, connection)
-        return [out[f.attname] for f in fields]
-
-    return sql, row
+_inserter = common.row_inserter  # (moved to bench/_common.py)
 
 
 def seed(folder, config, count: int, *, history: int, next_run_at, now) -> None:

@@ -39,6 +39,14 @@ PostgreSQL runs writers concurrently (READ COMMITTED, Django's default):
   on one marker row (folder 0) per transaction, written with the first change (a
   transaction-local setting remembers it), so a transaction of 10,000 changes applies them
   once, not 10,000 times.
+- Inserts fire statement-level triggers (transition tables: every row the statement
+  inserted), not row triggers: ``rotation_counts_recompute_many`` recomputes the statement's
+  records together, each step above one set-based statement over all of them, their rows
+  locked in id order (so two bulk inserts sharing records never wait for each other in opposite
+  orders), and appends their changes summed per key. The scheduler's batch of a thousand
+  queued rotations costs a few statements instead of a thousand recomputes. Fewer than ten
+  records are recomputed one at a time (planning the set-based statements costs more).
+  Updates and deletes keep row triggers.
 - Readers add the ``rotation_count_delta`` rows they can see to the counts. Other
   transactions' rows are never visible (uncommitted, then deleted by the commit that adds
   them), so this is only the reader's own open transaction: a test, or a view that reads
@@ -67,7 +75,7 @@ from datetime import UTC, datetime
 from django.db import connections, transaction
 
 SLOT_SECONDS = 900  # rotation_slot_count's slot: Unix seconds // 900
-VERSION = "rotation-counts v1"  # change when the SQL below changes: migrate reinstalls it
+VERSION = "rotation-counts v2"  # change when the SQL below changes: migrate reinstalls it
 
 
 def slot_of(when: datetime) -> int:
@@ -412,6 +420,142 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Recompute a set of records at once, for statement-level triggers: the steps of
+-- rotation_counts_recompute, each one statement over the whole set, the records' rows locked in
+-- id order (so two such statements never wait for each other in opposite orders), their
+-- changes to the counts summed per key. Returns each record that exists, with its folder.
+CREATE OR REPLACE FUNCTION rotation_counts_recompute_many(ids bigint[])
+RETURNS TABLE (record_id bigint, record_folder bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+  todo bigint[] := ARRAY(SELECT DISTINCT u.x FROM unnest(ids) AS u (x)
+                         WHERE u.x IS NOT NULL ORDER BY u.x);
+  locked bigint[]; rec_ids bigint[]; rec_folders bigint[]; n_added bigint;
+  made_ids bigint[]; made_folders bigint[]; x bigint; f bigint;
+BEGIN
+  -- '{VERSION}'
+  IF cardinality(todo) < 10 THEN
+    -- A few records (a model's save, a small batch): one at a time is cheaper than planning
+    -- the statements below.
+    FOREACH x IN ARRAY todo LOOP
+      f := rotation_counts_recompute(x);
+      IF f IS NOT NULL THEN
+        record_id := x;
+        record_folder := f;
+        RETURN NEXT;
+      END IF;
+    END LOOP;
+    RETURN;
+  END IF;
+  WHILE cardinality(todo) > 0 LOOP
+    -- The locks first (the records' rows), then the truth, read by later statements (each
+    -- with a snapshot taken after the locks).
+    locked := ARRAY(SELECT rs.pam_user_id FROM rotation_record_status rs
+                    WHERE rs.pam_user_id = ANY (todo) ORDER BY rs.pam_user_id FOR UPDATE);
+    IF cardinality(locked) > 0 THEN
+      WITH cur AS (
+        SELECT rs.pam_user_id, rs.folder_id AS old_folder, rs.status AS old_status,
+               pu.folder_id AS f, COALESCE(l.status, '') AS s, l.id AS l_id,
+               l.finished_at AS l_finished
+        FROM rotation_record_status rs
+        LEFT JOIN vault_pamuser pu ON pu.id = rs.pam_user_id
+        LEFT JOIN LATERAL (
+          SELECT r.id, r.status, r.finished_at FROM rotation_rotation r
+          WHERE r.pam_user_id = rs.pam_user_id ORDER BY r.created_at DESC, r.id DESC LIMIT 1
+        ) AS l ON true
+        WHERE rs.pam_user_id = ANY (locked)
+      ), gone AS (  -- records that no longer exist
+        DELETE FROM rotation_record_status rs USING cur
+        WHERE rs.pam_user_id = cur.pam_user_id AND cur.f IS NULL
+      ), changed AS (
+        UPDATE rotation_record_status rs
+        SET folder_id = cur.f, status = cur.s, rotation_id = cur.l_id,
+            finished_at = cur.l_finished
+        FROM cur
+        WHERE rs.pam_user_id = cur.pam_user_id AND cur.f IS NOT NULL
+          AND (rs.folder_id, rs.status, rs.rotation_id, rs.finished_at)
+              IS DISTINCT FROM (cur.f, cur.s, cur.l_id, cur.l_finished)
+      ), moves AS (  -- out of the count each was in, into its current one
+        SELECT cur.old_folder AS folder_id, cur.old_status AS status, -1 AS n FROM cur
+        WHERE cur.f IS NULL OR cur.old_folder <> cur.f OR cur.old_status <> cur.s
+        UNION ALL
+        SELECT cur.f, cur.s, 1 FROM cur
+        WHERE cur.f IS NOT NULL AND (cur.old_folder <> cur.f OR cur.old_status <> cur.s)
+      ), added AS (
+        INSERT INTO rotation_count_delta (txid, folder_id, status, slot, n)
+        SELECT txid_current(), m.folder_id, m.status, NULL, SUM(m.n) FROM moves m
+        WHERE m.folder_id IS NOT NULL
+        GROUP BY m.folder_id, m.status HAVING SUM(m.n) <> 0
+        RETURNING 1
+      )
+      SELECT array_agg(cur.pam_user_id) FILTER (WHERE cur.f IS NOT NULL),
+             array_agg(cur.f) FILTER (WHERE cur.f IS NOT NULL), (SELECT count(*) FROM added)
+      INTO rec_ids, rec_folders, n_added FROM cur;
+      IF n_added > 0 THEN
+        PERFORM rotation_counts_apply_at_commit();
+      END IF;
+      RETURN QUERY SELECT * FROM unnest(rec_ids, rec_folders);
+    END IF;
+    -- New records (or ones whose row is missing). Another transaction making the same row
+    -- meanwhile makes this insert wait for it, and then skip it: those go round again.
+    todo := ARRAY(SELECT u.x FROM unnest(todo) AS u (x) EXCEPT SELECT unnest(locked));
+    EXIT WHEN cardinality(todo) = 0;
+    WITH made AS (
+      INSERT INTO rotation_record_status
+        (pam_user_id, folder_id, status, rotation_id, finished_at)
+      SELECT pu.id, pu.folder_id, COALESCE(l.status, ''), l.id, l.finished_at
+      FROM vault_pamuser pu
+      LEFT JOIN LATERAL (
+        SELECT r.id, r.status, r.finished_at FROM rotation_rotation r
+        WHERE r.pam_user_id = pu.id ORDER BY r.created_at DESC, r.id DESC LIMIT 1
+      ) AS l ON true
+      WHERE pu.id = ANY (todo)
+      ORDER BY pu.id
+      ON CONFLICT (pam_user_id) DO NOTHING
+      RETURNING pam_user_id, folder_id, status
+    ), counted AS (
+      INSERT INTO rotation_count_delta (txid, folder_id, status, slot, n)
+      SELECT txid_current(), made.folder_id, made.status, NULL, COUNT(*) FROM made
+      GROUP BY made.folder_id, made.status
+    )
+    SELECT COALESCE(array_agg(made.pam_user_id), '{{}}'), array_agg(made.folder_id)
+    INTO made_ids, made_folders FROM made;
+    IF cardinality(made_ids) > 0 THEN
+      PERFORM rotation_counts_apply_at_commit();
+      RETURN QUERY SELECT * FROM unnest(made_ids, made_folders);
+    END IF;
+    todo := ARRAY(SELECT pu.id FROM vault_pamuser pu WHERE pu.id = ANY (todo)
+                  EXCEPT SELECT unnest(made_ids));
+  END LOOP;
+END $$;
+
+-- Statement-level: every rotation a statement inserted (a bulk insert of a thousand is one
+-- call): their records recomputed together, finished ones added to their chart slots.
+CREATE OR REPLACE FUNCTION rotation_counts_on_rotation_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE rec_ids bigint[]; rec_folders bigint[];
+BEGIN
+  SELECT array_agg(r.record_id), array_agg(r.record_folder) INTO rec_ids, rec_folders
+  FROM rotation_counts_recompute_many(ARRAY(SELECT n.pam_user_id FROM new_rows n)) AS r;
+  INSERT INTO rotation_count_delta (txid, folder_id, status, slot, n)
+  SELECT txid_current(), rec.folder_id, n.status, rotation_counts_slot(n.finished_at), COUNT(*)
+  FROM new_rows n JOIN unnest(rec_ids, rec_folders) AS rec (id, folder_id)
+    ON rec.id = n.pam_user_id
+  WHERE {_PG_FINISHED.format("n")}
+  GROUP BY rec.folder_id, n.status, rotation_counts_slot(n.finished_at);
+  IF FOUND THEN
+    PERFORM rotation_counts_apply_at_commit();
+  END IF;
+  RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION rotation_counts_on_pam_user_insert() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM count(*) FROM rotation_counts_recompute_many(ARRAY(SELECT n.id FROM new_rows n));
+  RETURN NULL;
+END $$;
+
 -- Deferred to commit: this transaction's changes, summed per key, in one sorted pass.
 CREATE OR REPLACE FUNCTION rotation_counts_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -458,8 +602,16 @@ POSTGRES_TRIGGERS = [
     (
         "rotation_counts_rotation",
         "rotation_rotation",
-        "AFTER INSERT OR DELETE ON rotation_rotation FOR EACH ROW "
+        "AFTER DELETE ON rotation_rotation FOR EACH ROW "
         "EXECUTE FUNCTION rotation_counts_on_rotation()",
+    ),
+    (
+        # Once per statement: the scheduler's and the batch request's bulk inserts of a
+        # thousand rotations recompute their records in a few set-based statements.
+        "rotation_counts_rotation_insert",
+        "rotation_rotation",
+        "AFTER INSERT ON rotation_rotation REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION rotation_counts_on_rotation_insert()",
     ),
     (
         "rotation_counts_rotation_update",
@@ -471,8 +623,13 @@ POSTGRES_TRIGGERS = [
     (
         "rotation_counts_pam_user",
         "vault_pamuser",
-        "AFTER INSERT OR DELETE ON vault_pamuser FOR EACH ROW "
-        "EXECUTE FUNCTION rotation_counts_on_pam_user()",
+        "AFTER DELETE ON vault_pamuser FOR EACH ROW EXECUTE FUNCTION rotation_counts_on_pam_user()",
+    ),
+    (
+        "rotation_counts_pam_user_insert",
+        "vault_pamuser",
+        "AFTER INSERT ON vault_pamuser REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION rotation_counts_on_pam_user_insert()",
     ),
     (
         "rotation_counts_pam_user_move",
@@ -595,6 +752,9 @@ def uninstall(connection) -> None:
         for name, table, _ in POSTGRES_TRIGGERS:
             cursor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
         for function in (
+            "rotation_counts_on_pam_user_insert()",
+            "rotation_counts_on_rotation_insert()",
+            "rotation_counts_recompute_many(bigint[])",
             "rotation_counts_apply()",
             "rotation_counts_on_folder()",
             "rotation_counts_on_pam_user()",

@@ -231,3 +231,30 @@ def test_a_busy_record_gets_no_second_rotation_from_the_scheduler(world):
 
     assert Rotation.objects.filter(pam_user=record).count() == 1
     assert RotationSettings.objects.get(pam_user=record).next_run_at > timezone.now()
+
+
+def test_a_scheduler_pass_reads_a_large_backlog_window_by_window(world, monkeypatch):
+    """The pass reads the due ids a window of batches at a time, most overdue first, and
+    claims each window in id order; every due record is requested once, records due at the
+    same instant across a window's edge too, and the next window starts where the last
+    ended."""
+    monkeypatch.setattr(scheduler, "DUE_WINDOW_BATCHES", 2)
+    records = [world.user(f"backlog-{n}", schedule=DAILY) for n in range(23)]
+    now = timezone.now()
+    for n, record in enumerate(records):  # ties in next_run_at, and out of id order
+        RotationSettings.objects.filter(pam_user=record).update(
+            next_run_at=now - timedelta(minutes=1 + (n * 7) % 5)
+        )
+    busy = records[5]
+    engine.rotation_request(record=busy, trigger="on_demand")
+
+    with CaptureQueriesContext(connection) as queries:
+        assert scheduler.rotation_schedule_due(batch_size=3) == 22
+
+    scheduled = Rotation.objects.filter(trigger="scheduled")
+    assert sorted(scheduled.values_list("pam_user_id", flat=True)) == sorted(
+        r.pk for r in records if r != busy
+    )
+    assert not RotationSettings.objects.filter(next_run_at__lte=now).exists()
+    # 8 batches in 4 windows of 6: per window its ids and where it ends; per batch a few.
+    assert len(queries) <= 4 * 2 + 8 * 6
