@@ -1,20 +1,23 @@
-"""PostgreSQL black-holed for 40 s under a running gateway (issue 11, finding 2): every rotation
-settles within 60 s of the restore, without restarting anything, and no password is lost.
+"""PostgreSQL, then Redis, black-holed for 40 s under a running gateway (issue 11, finding 2):
+every rotation settles within 60 s of the restore, without restarting anything, and no password
+is lost.
 
-The gateway runs as `pam gateway run` with its DATABASE_URL pointing at a TCP proxy
-(tests/tcpproxy.py) in front of PostgreSQL; the test process itself talks to PostgreSQL
-directly. Rotations are queued with every UpdateLoginProfile slowed down, so that the blackhole
-catches workers mid-rotation, the runner's heartbeat and recovery, the sentinel's scheduler
-and the monitor, each with a connection that TCP still believes healthy. Without a deadline on
-the database's answers they all wait forever (django-q2's 15-minute task timeout aside).
+The gateway runs as `pam gateway run` with its DATABASE_URL (or REDIS_URL) pointing at a TCP
+proxy (tests/tcpproxy.py); the test process itself talks to both directly. Rotations are queued
+with every UpdateLoginProfile slowed down, so that the blackhole catches workers mid-rotation,
+the runner's heartbeat and recovery, the sentinel's scheduler and the monitor, each with a
+connection that TCP still believes healthy. Without a deadline on the answers they all wait
+forever (django-q2's 15-minute task timeout aside).
 
 Runs when MULTIHOST=1, with DATABASE_URL on PostgreSQL and REDIS_URL on Redis (`.ci/run`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 
@@ -54,8 +57,8 @@ GATEWAY_ENV = {
 }
 
 
-@pytest.fixture
-def database_proxy():
+@contextlib.contextmanager
+def _database_proxy():
     if connection.vendor != "postgresql" or not settings.REDIS_URL:
         pytest.fail("MULTIHOST=1 needs DATABASE_URL on PostgreSQL and REDIS_URL on Redis")
     s = connection.settings_dict
@@ -88,9 +91,25 @@ def _lost(records: list[PamUser], held: dict[str, str | None]) -> list[str]:
     return lost
 
 
-def test_a_gateway_outlives_a_database_blackhole_without_a_restart(
-    personas, emulator, database_proxy, tmp_path
-):
+def _redis_through(proxy: TcpProxy) -> str:
+    parts = urllib.parse.urlsplit(settings.REDIS_URL)
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
+
+
+@pytest.mark.parametrize("service", ["database", "redis"])
+def test_a_gateway_outlives_a_blackhole_without_a_restart(personas, emulator, tmp_path, service):
+    """The same for the gateway's PostgreSQL and for its Redis (the broker it reads tasks
+    from); the test process reaches both directly."""
+    if service == "database":
+        with _database_proxy() as proxy:
+            _outlive(personas, emulator, tmp_path, proxy, {"DATABASE_URL": _through(proxy)})
+    else:
+        parts = urllib.parse.urlsplit(settings.REDIS_URL)
+        with TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379) as proxy:
+            _outlive(personas, emulator, tmp_path, proxy, {"REDIS_URL": _redis_through(proxy)})
+
+
+def _outlive(personas, emulator, tmp_path, proxy: TcpProxy, env: dict) -> None:
     aws.clear_caches()
     name = f"blackhole-{uuid.uuid4().hex[:6]}"  # a queue of its own in a Redis others may share
     app = Application.objects.create(name=f"app-{name}")
@@ -107,9 +126,7 @@ def test_a_gateway_outlives_a_database_blackhole_without_a_restart(
             records.append(record)
 
         log = tmp_path / "gateway.log"
-        run = GatewayRun(
-            name, log_path=log, interval=2, DATABASE_URL=_through(database_proxy), **GATEWAY_ENV
-        ).start()
+        run = GatewayRun(name, log_path=log, interval=2, **{**GATEWAY_ENV, **env}).start()
         try:
             wait_for(
                 lambda: (
@@ -133,10 +150,10 @@ def test_a_gateway_outlives_a_database_blackhole_without_a_restart(
                 interval=0.1,
             )
 
-            database_proxy.blackhole()
+            proxy.blackhole()
             at_blackhole = len(ids) - _active(ids)
             time.sleep(BLACKHOLE_SECONDS)
-            database_proxy.restore()
+            proxy.restore()
             restored = time.monotonic()
             try:
                 wait_for(lambda: _active(ids) == 0, timeout=SETTLE_SECONDS, interval=0.5)
