@@ -428,16 +428,16 @@ CREATE OR REPLACE FUNCTION rotation_counts_recompute_many(ids bigint[])
 RETURNS TABLE (record_id bigint, record_folder bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
-  todo bigint[] := ARRAY(SELECT DISTINCT u.x FROM unnest(ids) AS u (x)
+  wanted bigint[] := ARRAY(SELECT DISTINCT u.x FROM unnest(ids) AS u (x)
                          WHERE u.x IS NOT NULL ORDER BY u.x);
   locked bigint[]; rec_ids bigint[]; rec_folders bigint[]; n_added bigint;
   made_ids bigint[]; made_folders bigint[]; x bigint; f bigint;
 BEGIN
   -- '{VERSION}'
-  IF cardinality(todo) < 10 THEN
+  IF cardinality(wanted) < 10 THEN
     -- A few records (a model's save, a small batch): one at a time is cheaper than planning
     -- the statements below.
-    FOREACH x IN ARRAY todo LOOP
+    FOREACH x IN ARRAY wanted LOOP
       f := rotation_counts_recompute(x);
       IF f IS NOT NULL THEN
         record_id := x;
@@ -447,11 +447,11 @@ BEGIN
     END LOOP;
     RETURN;
   END IF;
-  WHILE cardinality(todo) > 0 LOOP
+  WHILE cardinality(wanted) > 0 LOOP
     -- The locks first (the records' rows), then the truth, read by later statements (each
     -- with a snapshot taken after the locks).
     locked := ARRAY(SELECT rs.pam_user_id FROM rotation_record_status rs
-                    WHERE rs.pam_user_id = ANY (todo) ORDER BY rs.pam_user_id FOR UPDATE);
+                    WHERE rs.pam_user_id = ANY (wanted) ORDER BY rs.pam_user_id FOR UPDATE);
     IF cardinality(locked) > 0 THEN
       WITH cur AS (
         SELECT rs.pam_user_id, rs.folder_id AS old_folder, rs.status AS old_status,
@@ -498,8 +498,8 @@ BEGIN
     END IF;
     -- New records (or ones whose row is missing). Another transaction making the same row
     -- meanwhile makes this insert wait for it, and then skip it: those go round again.
-    todo := ARRAY(SELECT u.x FROM unnest(todo) AS u (x) EXCEPT SELECT unnest(locked));
-    EXIT WHEN cardinality(todo) = 0;
+    wanted := ARRAY(SELECT u.x FROM unnest(wanted) AS u (x) EXCEPT SELECT unnest(locked));
+    EXIT WHEN cardinality(wanted) = 0;
     WITH made AS (
       INSERT INTO rotation_record_status
         (pam_user_id, folder_id, status, rotation_id, finished_at)
@@ -509,7 +509,7 @@ BEGIN
         SELECT r.id, r.status, r.finished_at FROM rotation_rotation r
         WHERE r.pam_user_id = pu.id ORDER BY r.created_at DESC, r.id DESC LIMIT 1
       ) AS l ON true
-      WHERE pu.id = ANY (todo)
+      WHERE pu.id = ANY (wanted)
       ORDER BY pu.id
       ON CONFLICT (pam_user_id) DO NOTHING
       RETURNING pam_user_id, folder_id, status
@@ -524,7 +524,7 @@ BEGIN
       PERFORM rotation_counts_apply_at_commit();
       RETURN QUERY SELECT * FROM unnest(made_ids, made_folders);
     END IF;
-    todo := ARRAY(SELECT pu.id FROM vault_pamuser pu WHERE pu.id = ANY (todo)
+    wanted := ARRAY(SELECT pu.id FROM vault_pamuser pu WHERE pu.id = ANY (wanted)
                   EXCEPT SELECT unnest(made_ids));
   END LOOP;
 END $$;
