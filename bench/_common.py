@@ -358,6 +358,22 @@ def row_inserter(model, template, varying: list[str]):
     return sql, row
 
 
+def insert_rows(cursor, sql: str, rows: list[list]) -> None:
+    """Run the one-row INSERT `sql` (from row_inserter) for every row: on PostgreSQL as
+    INSERTs of up to 1,000 rows each, so that a statement-level trigger runs once per thousand
+    rows (executemany sends a statement per row); elsewhere with executemany."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql" or not rows:
+        cursor.executemany(sql, rows)
+        return
+    head, _, one = sql.rpartition(" VALUES ")
+    for start in range(0, len(rows), 1000):
+        chunk = rows[start : start + 1000]
+        values = ", ".join([one] * len(chunk))
+        cursor.execute(f"{head} VALUES {values}", [value for row in chunk for value in row])
+
+
 def compare_with_aws(records, held: dict[str, str | None]) -> list[str]:
     """Logins whose vault password (current, or a possibly-live pending one) differs from AWS."""
     from rotation.engine import possibly_live_rotations

@@ -8,15 +8,15 @@
 
 Seeds the PAM Users and their rotation settings (a mix of daily, weekly, monthly and cron
 schedules in several time zones; `--due` of them, spread evenly, with a next run in the past)
-with executemany in batches of 10,000 rows, through the database's triggers like any insert (on
-PostgreSQL followed by VACUUM ANALYZE, what autovacuum does after a bulk load; this project's
-server runs with autovacuum off). Then times one `rotation_schedule_due()` pass: it claims the
-due settings in batches, creates a queued rotation for each, moves each next run forward and
-enqueues the drain tasks (django-q2's broker, Redis when REDIS_URL is set). The rotations
-themselves do not run (no gateway is started). SQL statements are counted and timed with
-connection.execute_wrapper, by statement shape, so the table says where the pass's time went
-(SQL, including the triggers each statement fires, against Python); `--profile` runs the pass
-under cProfile as well and prints the functions that took the most time. A second, smaller pass
+in batches of 10,000 rows (on PostgreSQL INSERTs of 1,000 rows each, elsewhere executemany),
+through the database's triggers like any insert (on PostgreSQL followed by VACUUM ANALYZE, what
+autovacuum does after a bulk load; this project's server runs with autovacuum off). Then times
+one `rotation_schedule_due()` pass: it claims the due settings in batches, creates a queued
+rotation for each, moves each next run forward and enqueues the drain tasks (django-q2's
+broker, Redis when REDIS_URL is set). The rotations themselves do not run (no gateway). SQL
+statements are counted and timed with connection.execute_wrapper, by statement shape, and
+COMMIT apart, so the table says where the pass's time went (SQL, including the triggers each
+statement fires; COMMIT; Python); `--profile` runs the pass under cProfile as well and prints the functions that took the most time. A second, smaller pass
 (a tenth of the due records) shows that the query count follows the number of batches, not of
 records. `--check-counts` compares the home page's counts with the rows after the pass.
 
@@ -217,7 +217,7 @@ def seed(records: int, due: int, now) -> None:
                 )
             )
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.executemany(user_sql, users)
+            common.insert_rows(cursor, user_sql, users)
             created = (
                 PamUser.objects.filter(folder=folder, login__gte=f"bench-user-{start:07d}")
                 .order_by("login")
@@ -227,7 +227,7 @@ def seed(records: int, due: int, now) -> None:
             for pk, login in created:
                 schedule, next_run_at = target(int(login[-7:]), records, due, now, plan)
                 rows.append(settings_row(pam_user=pk, schedule=schedule, next_run_at=next_run_at))
-            cursor.executemany(settings_sql, rows)
+            common.insert_rows(cursor, settings_sql, rows)
         done = start + len(numbers)
         if done % 100_000 == 0 or done == records:
             print(f"  ... {done} records ({time.perf_counter() - started:.0f} s)", flush=True)
