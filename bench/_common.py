@@ -328,6 +328,24 @@ def make_world(
     return folder, config
 
 
+def bench_user_row(user_row, n: int) -> tuple:
+    """The row of PAM User number ``n`` for a ``row_inserter``'s ``user_row``: the login the
+    emulator seeds, its initial password encrypted as the vault stores it."""
+    from vault import crypto
+    from vault.models import new_uid
+
+    login = f"bench-user-{n:07d}"
+    uid = new_uid()
+    aad = crypto.associated_data("vault.pamuser", uid, "password")
+    return user_row(
+        uid=uid,
+        title=f"AWS user: {login}",
+        login=login,
+        password_enc=crypto.encrypt(INITIAL_PASSWORD, aad=aad),
+        distinguished_name=f"arn:aws:iam::{ACCOUNT_ID}:user/{login}",
+    )
+
+
 def row_inserter(model, template, varying: list[str]):
     """An executemany INSERT of `model` rows that differ from `template` (an unsaved instance)
     only in the `varying` fields, and the function that turns their values into a row:

@@ -177,8 +177,7 @@ def seed(records: int, due: int, now) -> None:
     from django.db import connection, transaction
 
     from rotation.models import RotationSettings
-    from vault import crypto
-    from vault.models import PamUser, new_uid
+    from vault.models import PamUser
 
     folder, config = common.make_world(count=0, endpoint="http://127.0.0.1:9", folder_name=FOLDER)
     user_sql, user_row = common.row_inserter(
@@ -204,18 +203,7 @@ def seed(records: int, due: int, now) -> None:
         numbers = range(start, min(records, start + SEED_BATCH))
         users = []
         for n in numbers:
-            login = f"bench-user-{n:07d}"
-            uid = new_uid()
-            aad = crypto.associated_data("vault.pamuser", uid, "password")
-            users.append(
-                user_row(
-                    uid=uid,
-                    title=f"AWS user: {login}",
-                    login=login,
-                    password_enc=crypto.encrypt(common.INITIAL_PASSWORD, aad=aad),
-                    distinguished_name=f"arn:aws:iam::{common.ACCOUNT_ID}:user/{login}",
-                )
-            )
+            users.append(common.bench_user_row(user_row, n))
         with transaction.atomic(), connection.cursor() as cursor:
             common.insert_rows(cursor, user_sql, users)
             created = (

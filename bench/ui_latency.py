@@ -156,7 +156,6 @@ def seed(folder, config, count: int, *, history: int, next_run_at, now) -> None:
     from django.db import connection, transaction
 
     from rotation.models import Rotation, RotationSettings
-    from vault import crypto
     from vault.models import PamUser, new_uid
 
     schedule = {"type": "DAILY", "time": "02:00", "tz": "UTC", "intervalCount": 1}
@@ -202,18 +201,7 @@ def seed(folder, config, count: int, *, history: int, next_run_at, now) -> None:
         numbers = range(start, min(count, start + SEED_BATCH))
         users = []
         for n in numbers:
-            login = f"bench-user-{n:07d}"
-            uid = new_uid()
-            aad = crypto.associated_data("vault.pamuser", uid, "password")
-            users.append(
-                user_row(
-                    uid=uid,
-                    title=f"AWS user: {login}",
-                    login=login,
-                    password_enc=crypto.encrypt(common.INITIAL_PASSWORD, aad=aad),
-                    distinguished_name=f"arn:aws:iam::{common.ACCOUNT_ID}:user/{login}",
-                )
-            )
+            users.append(common.bench_user_row(user_row, n))
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.executemany(user_sql, users)
             ids = list(
