@@ -20,6 +20,7 @@ from rotation.passwords import (
 )
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule
 from vault.access import configurations_usable_by, may_use_configuration
+from vault.forms import ObjectChoiceField
 from vault.models import PamConfiguration, PamUser
 
 CONFIG_DEFAULT = "CONFIG_DEFAULT"
@@ -90,7 +91,7 @@ def _time_zones() -> list[tuple[str, str]]:
 
 class RotationSettingsForm(forms.Form):
     method = forms.ChoiceField(label="Rotation method", choices=RotationSettings.METHODS)
-    configuration = forms.ModelChoiceField(
+    configuration = ObjectChoiceField(
         label="PAM Configuration", queryset=PamConfiguration.objects.none(), to_field_name="uid"
     )
     schedule_type = forms.ChoiceField(label="Schedule", choices=SCHEDULE_TYPES)
@@ -159,7 +160,7 @@ class RotationSettingsForm(forms.Form):
             uid = self.data.get("configuration")
         else:
             uid = self.initial.get("configuration")
-        if not uid or not isinstance(uid, str):
+        if not uid or not isinstance(uid, str) or "\x00" in uid:
             return None
         return self.fields["configuration"].queryset.filter(uid=uid).first()
 

@@ -34,6 +34,16 @@ ACCESS_KEY_ID_RE = re.compile(r"\w{1,128}", re.ASCII)
 GATEWAY_NAME_RE = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 
 
+class ObjectChoiceField(forms.ModelChoiceField):
+    """A choice of one object by its key (uid, name). A NUL character is refused as an invalid
+    choice before the lookup: PostgreSQL refuses NUL in text, which would be a server error."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and "\x00" in value:
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
 def _as_sentence(validator: Callable[[str], None], value: str) -> None:
     """Run a shared validator (vault/validators.py, whose messages also serve `pam import`)
     and word its message as a sentence for a field error."""
@@ -171,7 +181,7 @@ def clean_default_rotation_schedule(value: str) -> dict:
 class PamConfigurationForm(forms.Form):
     title = forms.CharField(max_length=200)
     environment = forms.ChoiceField(choices=PamConfiguration.ENVIRONMENTS, initial="aws")
-    gateway = forms.ModelChoiceField(
+    gateway = ObjectChoiceField(
         queryset=Gateway.objects.none(),
         required=False,
         to_field_name="name",
@@ -187,7 +197,7 @@ class PamConfigurationForm(forms.Form):
         help_text="Letters, digits, - and _. Leave blank when you chose a gateway above.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
-    new_gateway_application = forms.ModelChoiceField(
+    new_gateway_application = ObjectChoiceField(
         label="Application of the new gateway",
         queryset=Application.objects.none(),
         required=False,
@@ -515,7 +525,7 @@ class MemberAddForm(MemberPermissionsForm):
 class FolderShareForm(forms.Form):
     """Share a folder to an application, whose gateways may then rotate the folder's records."""
 
-    application = forms.ModelChoiceField(
+    application = ObjectChoiceField(
         queryset=Application.objects.none(), to_field_name="uid", label="Application"
     )
     editable = forms.BooleanField(

@@ -277,6 +277,29 @@ def test_rotation_settings_form(vault_world, data, config_uid):
     submit(client, f"/records/{vault_world.record.uid}/rotation/", data)
 
 
+@pytest.mark.parametrize(
+    ("persona", "url", "field"),
+    [
+        ("editor", "/records/{record}/rotation/", "configuration"),
+        ("editor", "/folders/{folder}/configurations/new/", "gateway"),
+        ("editor", "/folders/{folder}/configurations/new/", "new_gateway_application"),
+        ("manager", "/folders/{folder}/shares/", "application"),
+    ],
+)
+def test_a_nul_in_a_choice_of_object_is_a_field_error(vault_world, persona, url, field):
+    """PostgreSQL refuses NUL in text: a choice looked up by its key must refuse it first."""
+    url = url.format(record=vault_world.record.uid, folder=vault_world.folder.uid)
+    vault_world.folder.members.filter(user=vault_world.personas.manager).update(can_share=True)
+    # A new gateway's application is read only when no existing gateway is chosen.
+    data = {**ROTATION, **CONFIGURATION, "new_gateway": "fresh", "gateway": "", field: "a\x00b"}
+    client = vault_world.client(persona)
+    before = db_snapshot()
+    # The sharing form answers a refusal on the members page it came from (302).
+    response = client.post(url, data)
+    assert_clean(response, (200, 302), url)
+    assert db_snapshot() == before
+
+
 @EXAMPLES
 @given(keep=maybe("current"))
 def test_rotation_resolve_choice(vault_world, keep):
