@@ -338,6 +338,20 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "2fa.enabled": lambda a, o, d: f"{a} turned two-factor sign-in on.",
     "2fa.disabled": lambda a, o, d: f"{a} turned two-factor sign-in off.",
     "2fa.recovery_codes_replaced": lambda a, o, d: f"{a} made new recovery codes.",
+    "account.password_changed": lambda a, o, d: f"{a} changed their own password.",
+    "person.created": lambda a, o, d: (
+        f"{a} created the account {d.get('username', '?')}"
+        + (" with a temporary password." if d.get("temporary_password") else ".")
+    ),
+    "person.deactivated": lambda a, o, d: f"{a} deactivated {d.get('username', '?')}.",
+    "person.reactivated": lambda a, o, d: f"{a} reactivated {d.get('username', '?')}.",
+    "person.password_reset": lambda a, o, d: (
+        f"{a} reset the password of {d.get('username', '?')}"
+        + (" to a temporary one." if d.get("temporary_password") else ".")
+    ),
+    "person.unlocked": lambda a, o, d: (
+        f"{a} lifted the sign-in lockout of {d.get('username', '?')}."
+    ),
 }
 
 

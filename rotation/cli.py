@@ -1,14 +1,20 @@
-"""`pam rotation list|edit|resolve`, `pam action rotate|cancel`, `pam gateway list`, and
+"""`pam rotation list|edit|info|resolve`, `pam action rotate|cancel`, `pam gateway list`, and
 `candidates` in `pam get`. The CLI is the operator's: it acts with actor "cli" and goes through the same
-services (and so the same request path and audit) as the web pages."""
+services (and so the same request path and audit) as the web pages.
+
+Flags and JSON keys are Keeper Commander's (keepercommander/commands/discoveryrotation.py) where
+Commander defines them; docs/cli.md maps each one. Records, folders and configurations are found
+by uid or title/name through vault/cli.py's find_one."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 
 from rotation import aws, candidates, dispatch, engine, rotation_settings
+from rotation.connection import known_policy, policy_problem
 from rotation.gateway_process import add_run_parser
 from rotation.models import Rotation, RotationSettings
 from rotation.passwords import Complexity, ComplexityError, parse_complexity
@@ -19,8 +25,16 @@ from rotation.schedules import (
     schedule_from_cron,
 )
 from vault import cli as vault_cli
-from vault.cli import MASK, CliError, OutputHelper, add_format_argument
-from vault.models import Gateway, PamConfiguration, PamUser
+from vault.cli import (
+    MASK,
+    CliError,
+    OutputHelper,
+    add_accepted,
+    add_format_argument,
+    add_unsupported,
+    quiet_task_queue,
+)
+from vault.models import Gateway, PamUser
 
 
 def _iso(value) -> str | None:
@@ -29,78 +43,189 @@ def _iso(value) -> str | None:
 
 def _records(options: argparse.Namespace) -> list[PamUser]:
     if options.record:
-        record = PamUser.objects.select_related("folder").filter(uid=options.record).first()
-        if record is None:
-            raise CliError(f"no PAM User with uid {options.record}")
-        return [record]
-    folder = vault_cli.folder_by_uid(options.folder)
-    records = list(PamUser.objects.filter(folder=folder).select_related("folder"))
+        return [vault_cli.find_record(options.record)]
+    folder = vault_cli.find_folder(options.folder)
+    records = list(PamUser.objects.filter(folder=folder).select_related("folder").order_by("pk"))
     if not records:
         raise CliError(f'folder "{folder.name}" has no PAM Users')
     return records
 
 
-def _add_target(parser: argparse.ArgumentParser) -> None:
+def _add_target(parser: argparse.ArgumentParser, record_flags: tuple, folder_flags: tuple) -> None:
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--record", metavar="UID", help="one PAM User")
-    target.add_argument("--folder", metavar="UID", help="every PAM User of a folder")
+    target.add_argument(*record_flags, dest="record", metavar="UID|TITLE", help="one PAM User")
+    target.add_argument(
+        *folder_flags, dest="folder", metavar="UID|NAME", help="every PAM User of a folder"
+    )
 
 
 # --- pam rotation list -------------------------------------------------------------------------
 
 
-def rotation_rows() -> list[dict]:
+def rotation_rows(*, verbose: bool = False) -> list[dict]:
     rows = []
-    for rs in RotationSettings.objects.select_related("pam_user", "configuration").order_by(
-        "pam_user__title"
-    ):
-        rows.append(
-            {
-                "record": rs.pam_user.uid,
-                "title": rs.pam_user.title,
-                "login": rs.pam_user.login,
-                "configuration": rs.configuration.uid,
-                "schedule": describe_schedule(rs.effective_schedule),
-                "enabled": rs.enabled,
-                "last_rotated": _iso(rs.last_rotated_at),
-                "last_status": rs.last_status or None,
-                "next_run": _iso(rs.next_run_at),
+    settings = RotationSettings.objects.select_related("pam_user", "configuration__gateway")
+    for rs in settings.order_by("pam_user__title"):
+        row = {
+            "record": rs.pam_user.uid,
+            "title": rs.pam_user.title,
+            "login": rs.pam_user.login,
+            "configuration": rs.configuration.uid,
+            "schedule": describe_schedule(rs.effective_schedule),
+            "enabled": rs.enabled,
+            "last_rotated": _iso(rs.last_rotated_at),
+            "last_status": rs.last_status or None,
+            "next_run": _iso(rs.next_run_at),
+        }
+        if verbose:  # Commander's -v adds the gateway's and the configuration's uids
+            row |= {
+                "gateway": rs.configuration.gateway.name,
+                "gateway_uid": rs.configuration.gateway.uid,
+                "configuration_title": rs.configuration.title,
             }
-        )
+        rows.append(row)
     return rows
 
 
 def cmd_rotation_list(options: argparse.Namespace, out: OutputHelper) -> int:
-    rows = rotation_rows()
+    rows = rotation_rows(verbose=options.verbose)
     if options.format == "json":
         out.json(rows)
-    else:
-        out.table(
-            rows,
-            [
-                ("record", "RECORD"),
-                ("title", "TITLE"),
-                ("schedule", "SCHEDULE"),
-                ("enabled", "ENABLED"),
-                ("last_status", "LAST"),
-                ("next_run", "NEXT RUN"),
-            ],
-        )
+        return 0
+    columns = [
+        ("record", "RECORD"),
+        ("title", "TITLE"),
+        ("schedule", "SCHEDULE"),
+        ("enabled", "ENABLED"),
+        ("last_status", "LAST"),
+        ("next_run", "NEXT RUN"),
+    ]
+    if options.verbose:
+        columns += [
+            ("gateway", "GATEWAY"),
+            ("gateway_uid", "GATEWAY UID"),
+            ("configuration_title", "PAM CONFIGURATION"),
+            ("configuration", "PAM CONFIGURATION UID"),
+        ]
+    out.table(rows, columns)
+    return 0
+
+
+# --- pam rotation info -------------------------------------------------------------------------
+
+
+def complexity_detail(c: Complexity) -> dict:
+    """Commander's password_complexity_detail keys."""
+    return {
+        "length": c.length,
+        "caps": c.min_upper,
+        "lowercase": c.min_lower,
+        "digits": c.min_digits,
+        "special": c.min_symbols,
+        "specialChars": c.symbols,
+    }
+
+
+def rotation_info(record: PamUser) -> dict:
+    """Commander's `pam rotation info --format json` keys, with the vault's values (no router
+    node, admin resource or script here: null), then ours."""
+    rs = (
+        RotationSettings.objects.filter(pam_user=record)
+        .select_related("configuration__gateway")
+        .first()
+    )
+    if rs is None:
+        return {
+            "status": "RRS_NO_ROTATION",
+            "ready_to_rotate": False,
+            "use_default_rotation_schedule": False,
+            "record_uid": record.uid,
+            "record_title": record.title,
+        }
+    gateway = rs.configuration.gateway
+    schedule = rs.effective_schedule
+    complexity = rotation_settings.settings_complexity(rs)
+    manual = schedule.get("type") == "ON_DEMAND"
+    return {
+        "status": "RRS_ONLINE" if gateway.is_online else "RRS_CONTROLLER_DOWN",
+        "ready_to_rotate": gateway.is_online and rs.enabled and record.managed,
+        "pam_config_uid": rs.configuration.uid,
+        "node_id": None,
+        "gateway_name": gateway.name,
+        "gateway_uid": gateway.uid,
+        "admin_resource_uid": None,
+        "password_complexity": complexity.as_text(),
+        "password_complexity_detail": complexity_detail(complexity),
+        "schedule_type": "manual" if manual else "scheduled",
+        "schedule_data": None if manual else [schedule],
+        "use_default_rotation_schedule": rs.use_configuration_schedule,
+        "disabled": not rs.enabled,
+        "script_name": None,
+        "record_uid": record.uid,
+        "record_title": record.title,
+        "pam_config_title": rs.configuration.title,
+        "schedule": describe_schedule(schedule),
+        "next_run": _iso(rs.next_run_at),
+        "last_rotated": _iso(rs.last_rotated_at),
+        "last_status": rs.last_status or None,
+        "managed": record.managed,
+    }
+
+
+def cmd_rotation_info(options: argparse.Namespace, out: OutputHelper) -> int:
+    out.output(rotation_info(vault_cli.find_record(options.record)), options.format)
     return 0
 
 
 # --- pam rotation edit -------------------------------------------------------------------------
 
 
+def _json_schedules(texts: list[str]) -> list[dict]:
+    """Every schedule the --schedulejson flags give, each an object or Keeper's stored list of
+    them, normalised; equal ones once."""
+    entries: list = []
+    for text in texts:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise CliError(f"schedule: The schedule is not valid JSON ({exc.msg}).") from None
+        except RecursionError:
+            raise CliError("schedule: The schedule JSON is nested too deeply.") from None
+        entries += value if isinstance(value, list) else [value]
+    schedules: list[dict] = []
+    for entry in entries:
+        try:
+            schedule = normalize_schedule(entry)
+        except ScheduleError as exc:
+            raise CliError(f"schedule: {exc}") from None
+        if schedule not in schedules:
+            schedules.append(schedule)
+    return schedules
+
+
 def _schedule_choice(options: argparse.Namespace) -> tuple[dict | None, bool | None]:
-    """(schedule, use_configuration_schedule); (None, None) when not given."""
-    try:
-        if options.schedulejson is not None:
-            return normalize_schedule(options.schedulejson), False
-        if options.schedulecron is not None:
-            return schedule_from_cron(options.schedulecron, options.tz or "UTC"), False
-    except ScheduleError as exc:
-        raise CliError(f"schedule: {exc}") from None
+    """(schedule, use_configuration_schedule); (None, None) when not given.
+
+    Commander sends every --schedulejson entry as the record's list of schedules, and `[]` (as
+    --on-demand does) for none. A record here holds one schedule: more than one is refused
+    rather than some silently dropped. Commander reads only the first --schedulecron; a second
+    one is refused too."""
+    if options.schedulejson is not None:
+        schedules = _json_schedules(options.schedulejson)
+        if len(schedules) > 1:
+            raise CliError(
+                f"schedule: {len(schedules)} different schedules given; a record here has one "
+                "schedule: give one --schedulejson (or one entry in its list), or a "
+                "--schedulecron that covers them"
+            )
+        return (schedules[0] if schedules else {"type": "ON_DEMAND"}), False
+    if options.schedulecron is not None:
+        if len(options.schedulecron) > 1:
+            raise CliError("schedule: give one --schedulecron (a record here has one schedule)")
+        try:
+            return schedule_from_cron(options.schedulecron[0], options.tz or "UTC"), False
+        except ScheduleError as exc:
+            raise CliError(f"schedule: {exc}") from None
     if options.on_demand:
         return {"type": "ON_DEMAND"}, False
     if options.schedule_config:
@@ -108,34 +233,92 @@ def _schedule_choice(options: argparse.Namespace) -> tuple[dict | None, bool | N
     return None, None
 
 
-def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
-    records = _records(options)
-    config = None
-    if options.config:
-        config = (
-            PamConfiguration.objects.select_related("gateway").filter(uid=options.config).first()
-        )
-        if config is None:
-            raise CliError(f"no PAM Configuration with uid {options.config}")
-    schedule, use_config = _schedule_choice(options)
+def _complexity_choice(options: argparse.Namespace) -> Complexity | None:
+    """None when not given; `--complexity ""` is Commander's "clear": the default complexity."""
+    if options.complexity is None:
+        return None
+    if not options.complexity.strip():
+        return Complexity()
     try:
-        complexity = parse_complexity(options.complexity) if options.complexity else None
+        return parse_complexity(options.complexity)
     except ComplexityError as exc:
         raise CliError(f"complexity: {exc}") from None
+
+
+def account_policy_problem(config, complexity: Complexity) -> str | None:
+    """The settings page's own check of a complexity against the AWS account's known password
+    policy, with its message: the page and the CLI refuse the same lengths in the same words."""
+    return policy_problem(config, complexity, known_policy(config))
+
+
+def _configuration_choice(options: argparse.Namespace):
+    """--config, or Commander's --iam-aad-config (the configuration of an IAM user, which is
+    what every record here is)."""
+    found = {}
+    for ref in (options.config, options.iam_aad_config):
+        if ref:
+            config = vault_cli.find_configuration(ref)
+            found[config.pk] = config
+    if len(found) > 1:
+        raise CliError("--config and --iam-aad-config name different configurations; give one")
+    if options.rotation_profile not in (None, "iam_user"):
+        raise CliError(
+            f"--rotation-profile {options.rotation_profile} is not supported: the vault rotates "
+            "AWS IAM users' passwords only (iam_user)"
+        )
+    return next(iter(found.values()), None)
+
+
+@quiet_task_queue
+def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
+    records = _records(options)
+    config = _configuration_choice(options)
+    schedule, use_config = _schedule_choice(options)
+    complexity = _complexity_choice(options)
     enabled = True if options.enable else False if options.disable else None
+    if options.schedule_only:
+        extra = [
+            flag
+            for flag, given in (
+                ("--config", config is not None),
+                ("--complexity", complexity is not None),
+                ("--enable/--disable", enabled is not None),
+            )
+            if given
+        ]
+        if extra:
+            raise CliError(f"--schedule-only changes the schedule only; drop {', '.join(extra)}")
     plans, errors = [], []
     for record in records:
         current = (
             RotationSettings.objects.filter(pam_user=record).select_related("configuration").first()
         )
+        if options.schedule_only and (current is None or (options.folder and not current.enabled)):
+            if options.record:
+                errors.append(
+                    f"{record.uid}: no rotation settings yet; --schedule-only changes the "
+                    "schedule of existing settings"
+                )
+            continue  # Commander skips these records of a folder
         chosen = config or (current.configuration if current else None)
         if chosen is None:
-            errors.append(f"{record.uid}: no rotation settings yet; give --config UID")
+            errors.append(f"{record.uid}: no rotation settings yet; give --config UID|TITLE")
             continue
         problem = engine.sharing_problem(chosen, record)
         if problem:
             errors.append(f"{record.uid}: {problem}")
             continue
+        # As the settings form: the complexity to save must meet the account's known policy
+        # when it is given, or when the record moves to another configuration (account).
+        moved = current is None or current.configuration_id != chosen.pk
+        if complexity is not None or moved:
+            saved = complexity or (
+                rotation_settings.settings_complexity(current) if current else Complexity()
+            )
+            problem = account_policy_problem(chosen, saved)
+            if problem:
+                errors.append(f"{record.uid}: complexity: {problem}")
+                continue
         plans.append((record, current, chosen))
     if errors:
         raise CliError(*errors)
@@ -182,6 +365,7 @@ def _dry_run(record: PamUser) -> dict:
     return {"record": record.uid, "ok": True, "error": None}
 
 
+@quiet_task_queue
 def cmd_action_rotate(options: argparse.Namespace, out: OutputHelper) -> int:
     records = _records(options)
     if options.dry_run:
@@ -245,12 +429,11 @@ def _wait(requested: dict, problems: dict, seconds: float, out: OutputHelper) ->
 # --- pam action cancel -------------------------------------------------------------------------
 
 
+@quiet_task_queue
 def cmd_action_cancel(options: argparse.Namespace, out: OutputHelper) -> int:
     """Cancel the record's queued rotation that has not started, as its Cancel button does
     (engine.rotation_cancel, audited with actor "cli")."""
-    record = PamUser.objects.select_related("folder").filter(uid=options.record).first()
-    if record is None:
-        raise CliError(f"no PAM User with uid {options.record}")
+    record = vault_cli.find_record(options.record)
     active = Rotation.objects.filter(pam_user=record, status__in=Rotation.ACTIVE).first()
     if active is None:
         raise CliError(f"record {record.uid} has no queued rotation to cancel")
@@ -279,30 +462,62 @@ def cmd_action_cancel(options: argparse.Namespace, out: OutputHelper) -> int:
 # --- pam gateway list --------------------------------------------------------------------------
 
 
+NO_GATEWAYS = "This Enterprise does not have Gateways yet."  # Commander's words, for scripts
+
+
+def gateway_row(g: Gateway, *, verbose: bool) -> dict:
+    """Commander's `pam gateway list --format json` keys (the application is its KSM app; the
+    vault has no gateway versions: ""), then ours."""
+    row = {
+        "ksm_app_name": g.application.name if g.application else None,
+        "ksm_app_uid": g.application.uid if g.application else None,
+        "ksm_app_accessible": g.application is not None,
+        "gateway_name": g.name,
+        "gateway_uid": g.uid,
+        "status": "ONLINE" if g.is_online else "OFFLINE",
+        "gateway_version": "",
+        "last_seen": _iso(g.last_seen_at),
+        "configurations": g.configurations.count(),
+    }
+    if verbose:
+        row["allow_instance_role"] = g.allow_instance_role
+    return row
+
+
 def cmd_gateway_list(options: argparse.Namespace, out: OutputHelper) -> int:
-    rows = [
-        {
-            "uid": g.uid,
-            "name": g.name,
-            "application": g.application.name if g.application else None,
-            "online": g.is_online,
-            "last_seen": _iso(g.last_seen_at),
-            "configurations": g.configurations.count(),
-        }
-        for g in Gateway.objects.select_related("application")
-    ]
+    gateways = list(Gateway.objects.select_related("application").order_by("name"))
+    rows = [gateway_row(g, verbose=options.verbose) for g in gateways]
+    counts = {
+        "online": sum(r["status"] == "ONLINE" for r in rows),
+        "offline": sum(r["status"] == "OFFLINE" for r in rows),
+        "total": len(rows),
+    }
+    if options.online:
+        rows = [r for r in rows if r["status"] == "ONLINE"]
+    rows.sort(key=lambda r: (r["status"], (r["ksm_app_name"] or "").lower(), r["gateway_name"]))
     if options.format == "json":
-        out.json(rows)
-    else:
-        out.table(
-            rows,
-            [
-                ("name", "GATEWAY"),
-                ("uid", "UID"),
-                ("application", "APPLICATION"),
-                ("online", "ONLINE"),
-                ("last_seen", "LAST SEEN"),
-            ],
+        result: dict = {"gateways": rows}
+        if not gateways:
+            result["message"] = NO_GATEWAYS
+        if options.online:
+            result["gateway_counts"] = counts
+        out.json(result)
+        return 0
+    if not gateways:
+        out.line(f"{NO_GATEWAYS} Create one with a PAM Configuration (web) or `pam import`.")
+        return 0
+    columns = [
+        ("ksm_app_name", "APPLICATION"),
+        ("gateway_name", "GATEWAY NAME"),
+        ("gateway_uid", "GATEWAY UID"),
+        ("status", "STATUS"),
+        ("last_seen", "LAST SEEN"),
+    ]
+    out.table(rows, columns + ([("configurations", "CONFIGURATIONS")] if options.verbose else []))
+    if options.online:
+        out.line(
+            f"Gateways: Online: {counts['online']}, Offline: {counts['offline']}, "
+            f"Total: {counts['total']}"
         )
     return 0
 
@@ -346,9 +561,7 @@ def candidates_extra(record: PamUser, unmask: bool) -> dict:
 def cmd_rotation_resolve(options: argparse.Namespace, out: OutputHelper) -> int:
     """Settle a possibly-live password as the record page does: keep the current password, or
     adopt the candidate. Audited (actor "cli") by engine.rotation_resolve."""
-    record = PamUser.objects.select_related("folder").filter(uid=options.record).first()
-    if record is None:
-        raise CliError(f"no PAM User with uid {options.record}")
+    record = vault_cli.find_record(options.record)
     candidate = candidates.candidate_of(record, options.rotation)
     if candidate is None:
         if not Rotation.objects.filter(pam_user=record, uid=options.rotation).exists():
@@ -392,31 +605,69 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     rotation = subparsers.add_parser("rotation", help="password rotation settings")
     sub = rotation.add_subparsers(dest="rotation_command", metavar="COMMAND", required=True)
     listing = sub.add_parser("list", help="rotation settings of every record")
+    listing.add_argument(
+        "--verbose", "-v", action="store_true", help="add the gateway and configuration"
+    )
     add_format_argument(listing)
     listing.set_defaults(func=cmd_rotation_list)
 
+    info = sub.add_parser("info", help="one record's rotation settings")
+    info.add_argument(
+        "--record-uid", "-r", "--record", dest="record", metavar="UID|TITLE", required=True,
+        help="the PAM User",
+    )  # fmt: skip
+    add_format_argument(info)
+    info.set_defaults(func=cmd_rotation_info)
+
     edit = sub.add_parser("edit", help="create or change rotation settings")
-    _add_target(edit)
-    edit.add_argument("--config", metavar="UID", help="PAM Configuration uid")
-    schedule = edit.add_mutually_exclusive_group()
-    schedule.add_argument("--schedulejson", metavar="JSON", help="Keeper schedule JSON")
-    schedule.add_argument("--schedulecron", metavar="CRON", help="cron (5 or 6 fields)")
-    schedule.add_argument("--on-demand", action="store_true", help="on demand only")
-    schedule.add_argument(
-        "--schedule-config", action="store_true", help="the configuration's default schedule"
+    _add_target(edit, ("--record", "-r"), ("--folder", "-fd"))
+    add_accepted(edit, "--force", "-f", why="accepted: the CLI never asks for confirmation")
+    edit.add_argument("--config", "-c", metavar="UID|TITLE", help="PAM Configuration")
+    edit.add_argument(
+        "--iam-aad-config", "-iac", metavar="UID|TITLE", help="PAM Configuration (as --config)"
     )
-    edit.add_argument("--tz", help="time zone for --schedulecron (default UTC)")
-    edit.add_argument("--complexity", metavar="SPEC", help='"32,5,5,5,5[,SYMBOLS]"')
+    edit.add_argument(
+        "--rotation-profile", "-rp", choices=["general", "iam_user", "scripts_only", "saas"],
+        help="iam_user only (what every record here is)",
+    )  # fmt: skip
+    schedule = edit.add_mutually_exclusive_group()
+    schedule.add_argument(
+        "--schedulejson", "-sj", action="append", metavar="JSON",
+        help="Keeper schedule JSON: an object, or Keeper's list of one",
+    )  # fmt: skip
+    schedule.add_argument(
+        "--schedulecron", "-sc", action="append", metavar="CRON",
+        help="cron: 5 fields, or Quartz's 6 or 7",
+    )  # fmt: skip
+    schedule.add_argument("--on-demand", "-od", action="store_true", help="on demand only")
+    schedule.add_argument(
+        "--schedule-config", "-sf", action="store_true",
+        help="the configuration's default schedule",
+    )  # fmt: skip
+    edit.add_argument(
+        "--schedule-only", "-so", action="store_true",
+        help="change only the schedule of existing settings",
+    )  # fmt: skip
+    edit.add_argument("--tz", help="ours: time zone for --schedulecron (default UTC)")
+    edit.add_argument(
+        "--complexity", "-x", metavar="SPEC",
+        help='"32,5,5,5,5[,SYMBOLS]"; "" for the default',
+    )  # fmt: skip
     state = edit.add_mutually_exclusive_group()
-    state.add_argument("--enable", action="store_true")
-    state.add_argument("--disable", action="store_true")
+    state.add_argument("--enable", "-e", action="store_true")
+    state.add_argument("--disable", "-d", action="store_true")
+    no_resources = "the vault has no PAM resources (machines, databases, directories)"
+    add_unsupported(edit, "--gateway", "-g", reason="the gateway is the configuration's")
+    add_unsupported(edit, "--resource", "-rs", reason=no_resources)
+    add_unsupported(edit, "--admin-user", "-a", reason=no_resources)
+    add_unsupported(edit, "--saas-config-uid", reason="the vault has no SaaS rotation")
     edit.set_defaults(func=cmd_rotation_edit)
 
     resolve = sub.add_parser(
         "resolve",
         help="settle a password that may be live in AWS (see the candidates in `pam get`)",
     )
-    resolve.add_argument("--record", metavar="UID", required=True, help="the PAM User")
+    resolve.add_argument("--record", "-r", metavar="UID|TITLE", required=True, help="the PAM User")
     resolve.add_argument(
         "--rotation", metavar="UID", required=True, help="the rotation whose password may be live"
     )
@@ -431,21 +682,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     action = subparsers.add_parser("action", help="actions on records")
     actions = action.add_subparsers(dest="action_command", metavar="COMMAND", required=True)
     rotate = actions.add_parser("rotate", help="rotate now (through the gateways)")
-    _add_target(rotate)
-    rotate.add_argument("--dry-run", action="store_true", help="check, change nothing")
+    _add_target(rotate, ("--record-uid", "-r", "--record"), ("--folder", "-f", "-fd"))
+    rotate.add_argument("--dry-run", "-n", action="store_true", help="check, change nothing")
     rotate.add_argument(
-        "--wait", type=seconds, metavar="SECONDS", help="wait for the results (up to SECONDS)"
+        "--wait", type=seconds, metavar="SECONDS", help="ours: wait for the results (up to SECONDS)"
     )
+    no_email = "the vault never sends passwords out; reveal them in the vault (audited)"
+    for flag in ("--self-destruct", "--email-config", "--send-email", "--email-message"):
+        add_unsupported(rotate, flag, reason=no_email)
     rotate.set_defaults(func=cmd_action_rotate)
     cancel = actions.add_parser(
         "cancel", help="cancel a record's queued rotation that has not started"
     )
-    cancel.add_argument("--record", metavar="UID", required=True, help="the PAM User")
+    cancel.add_argument("--record", "-r", metavar="UID|TITLE", required=True, help="the PAM User")
     cancel.set_defaults(func=cmd_action_cancel)
 
     gateway = subparsers.add_parser("gateway", help="gateways")
     gateways = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND", required=True)
     gateway_list = gateways.add_parser("list", help="gateways and whether they are online")
+    add_accepted(gateway_list, "--force", "-f", why="accepted: there is no router to wait for")
+    gateway_list.add_argument("--verbose", "-v", action="store_true", help="more columns")
+    gateway_list.add_argument("--online", "-o", action="store_true", help="online gateways only")
     add_format_argument(gateway_list)
     gateway_list.set_defaults(func=cmd_gateway_list)
     add_run_parser(gateways)  # `pam gateway run NAME`: rotation/gateway_process.py

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from rotation import dispatch
 from rotation.models import ConnectionTest
-from rotation.passwords import AccountPolicy
+from rotation.passwords import AccountPolicy, Complexity, ComplexityError, effective_complexity
 from vault import access
 from vault.audit import audit_record
 from vault.models import Gateway, PamConfiguration
@@ -184,6 +184,30 @@ def known_policy(config: PamConfiguration) -> KnownPolicy | None:
     return KnownPolicy(
         policy=policy, text=test.policy, tested_at=test.finished_at or test.created_at
     )
+
+
+def policy_problem(
+    config: PamConfiguration, complexity: Complexity, known: KnownPolicy | None
+) -> str | None:
+    """Why `complexity` cannot be saved for `config`, given its account's `known` policy (see
+    known_policy), in the words the settings page and the CLI both show; None when it can (or
+    nothing is known yet). A length below what the account requires would be saved and shown
+    while every password is generated longer."""
+    if known is None:
+        return None
+    minimum = known.policy.minimum_length
+    if complexity.length < minimum:
+        return (
+            f"The AWS account of “{config.title}” requires at least {minimum} characters "
+            f"(its Test connection of {known.tested_at:%Y-%m-%d %H:%M} UTC): make the length "
+            f"{minimum} or more. If the account's policy has changed since, run Test connection "
+            "again."
+        )
+    try:
+        effective_complexity(complexity, known.policy)
+    except ComplexityError as exc:
+        return str(exc)
+    return None
 
 
 def connection_test_state(config: PamConfiguration) -> dict:

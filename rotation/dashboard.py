@@ -98,7 +98,8 @@ def status_counts(folder_ids) -> dict[str, int]:
 
 def due_rotations(folder_ids, now: datetime) -> list[RotationSettings]:
     """Scheduled rotations due within DUE_DAYS, soonest first (overdue ones run within a minute
-    of a gateway's next tick, so they are listed too).
+    of a gateway's next tick, so they are listed too). Records the vault does not manage are
+    never rotated, so never listed (a test on the row already joined for the title).
 
     Read in the order shown through rotation_due_order_idx, stopping after DUE_SHOWN; the
     folder test is an EXISTS per row, so that the database cannot start from every record of
@@ -109,6 +110,7 @@ def due_rotations(folder_ids, now: datetime) -> list[RotationSettings]:
             enabled=True,
             next_run_at__isnull=False,
             next_run_at__lte=now + timedelta(days=DUE_DAYS),
+            pam_user__managed=True,
         )
         .select_related("pam_user__folder")
         .defer("pam_user__password_enc")

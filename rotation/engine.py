@@ -76,6 +76,10 @@ NOT_SET_UP = (
     "Password rotation is not set up for this record: open Password Rotation Settings first."
 )
 DISABLED = "Password rotation is disabled for this record: enable it in Password Rotation Settings."
+NOT_MANAGED = (
+    "This record is not managed by the vault: it is never rotated. Mark it managed (Edit) to "
+    "rotate it."
+)
 JUST_FINISHED = "Please try again: a rotation just finished."
 
 # finish(rotation, secret) -> status: records a success (a drain defers them to finish several
@@ -144,6 +148,8 @@ def rotation_request_problem(
 
     The one answer for a single request and for many at once (pass the same ``memo``).
     """
+    if not record.managed:
+        return NOT_MANAGED
     if rs is None:
         return NOT_SET_UP
     if not rs.enabled:
@@ -532,6 +538,8 @@ def _authority_refusal(rotation: Rotation, memo: dict | None = None) -> str | No
     with this configuration on this record (vault/access.py). The web checked when the
     rotation was requested; shares, scopes and gateways may have changed since. `memo`
     shares the reads among the rotations of one claim."""
+    if not rotation.pam_user.managed:  # it became unmanaged while the rotation waited
+        return NOT_MANAGED
     config = rotation.configuration
     if config is None:
         return "The configuration of this rotation was deleted: choose another one."

@@ -21,8 +21,8 @@ with Commander's meaning: "on"/"off" enable or disable, "default" (or no `enable
 what is stored (a new record's settings are enabled); no `schedule` keeps the stored
 schedule, and a new record's follows the configuration's default; no `password_complexity`
 keeps the stored one (new: 32,5,5,5,5). ``rotation_off`` (the configuration's rotation is
-"off") saves the settings disabled. ``{"managed": false}``: a record that is not managed is
-never rotated, so stored settings are disabled (and none are made).
+"off") saves the settings disabled. (A record that is not managed keeps its settings: the
+record's own ``managed`` flag stops every rotation, see vault/import_keeper.py.)
 
 Exports (vault/exporter.py): ``export_rotation`` gives each record's settings in the native
 form above, every key written.
@@ -70,8 +70,6 @@ class RotationImport:
         return errors
 
     def _validate_keeper(self, value: dict, path: str, context: ImportContext) -> list[str]:
-        if value.get("managed") is False:
-            return []
         errors = []
         problem = context.configuration_error(
             value.get("configuration"), value.get("configuration_folder")
@@ -136,16 +134,6 @@ class RotationImport:
         return config, normalized, use_config, complexity, value.get("enabled", True)
 
     def _keeper_wanted(self, record, value: dict, context: ImportContext, current):
-        if value.get("managed") is False:
-            if current is None or not current.enabled:
-                return None
-            return (
-                current.configuration,
-                current.schedule,
-                current.use_configuration_schedule,
-                settings_complexity(current),
-                False,
-            )
         config = context.configuration(value["configuration"], value.get("configuration_folder"))
         if "schedule" in value:
             normalized, use_config = normalize_schedule(value["schedule"]), False
@@ -196,11 +184,13 @@ def _same(rs: RotationSettings, config, schedule, use_config, complexity, enable
 
 
 def clean_schedule(value: Any) -> dict:
-    """A configuration's default rotation schedule, normalised, or a ValidationError."""
+    """A configuration's default rotation schedule, normalised, or a ValidationError whose
+    code is the schedule key at fault ("cron", "time"...; the schedule widget puts the message
+    beside that field, vault/schedule_widget.py)."""
     try:
         return normalize_schedule(value)
     except ScheduleError as exc:
-        raise ValidationError(str(exc)) from None
+        raise ValidationError(str(exc), code=exc.field or "schedule") from None
 
 
 def export_rotation(records: list[PamUser], fmt: str = "native") -> dict[int, dict]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from rotation.candidates import password_candidates
-from rotation.engine import DISABLED, rotation_wait_until
+from rotation.engine import DISABLED, NOT_MANAGED, rotation_wait_until
 from rotation.models import Rotation, RotationSettings
 from rotation.rotation_settings import schedule_text
+from rotation.schedules import schedule_problem
 from vault.access import has_permission, member_policy_allows
 from vault.models import FolderMember, PamUser
 
@@ -29,8 +30,14 @@ def panel_context(record: PamUser, member: FolderMember | None) -> dict:
         "record": record,
         "rotation_settings": rs,
         "schedule_text": schedule_text(rs) if rs else "",
+        # A stored schedule that no longer reads (older rules): to be chosen again.
+        "schedule_problem": schedule_problem(rs.effective_schedule) if rs else "",
         # Why Rotate is shown disabled (the Rotate view refuses it with the same words).
-        "rotate_unavailable": DISABLED if rs and not rs.enabled else None,
+        "rotate_unavailable": NOT_MANAGED
+        if not record.managed
+        else DISABLED
+        if rs and not rs.enabled
+        else None,
         "history": history,
         "latest": latest,
         "gateway": gateway,

@@ -66,6 +66,7 @@ __all__ = [
     "OCCURRENCES",
     "MONTHS",
     "normalize_schedule",
+    "schedule_problem",
     "schedule_from_cron",
     "next_run",
     "next_runs",
@@ -379,6 +380,17 @@ def normalize_schedule(data: dict | str) -> dict:
             required("monthDay", "a day of the month"), "monthDay", 1, most, f"in {month.title()}"
         )
     return result
+
+
+def schedule_problem(schedule: object) -> str:
+    """Why a stored schedule cannot be read (saved under older rules, such as a 6/7-field cron
+    the croniter path accepted and Quartz refuses), or "" when it can. Empty or null is on
+    demand, as the scheduler and the pages read it."""
+    try:
+        normalize_schedule(schedule or {"type": "ON_DEMAND"})
+    except ScheduleError as exc:
+        return exc.message
+    return ""
 
 
 def schedule_from_cron(expression: str, tz: str = "UTC") -> dict:

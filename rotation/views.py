@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 # No rotation.aws here: the web never talks to AWS, Test connection included (it runs on the
 # configuration's gateway, rotation/connection.py).
@@ -87,7 +87,7 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
             "upcoming_tz": _schedule_tz(schedule),
             "settings": current,
             "schedule_source": _schedule_source(config, schedule) if follows else "",
-            "next_runs_note": _next_runs_note(form, follows),
+            "next_runs_note": _next_runs_note(form, follows, schedule),
         },
     )
 
@@ -100,10 +100,14 @@ def _schedule_source(config, schedule: dict) -> str:
     )
 
 
-def _next_runs_note(form: RotationSettingsForm, follows: bool) -> str:
+def _next_runs_note(form: RotationSettingsForm, follows: bool, schedule: dict) -> str:
     """What the page says instead of the next runs when there are none to show."""
     if form.is_bound and form.schedule_has_errors():
         return "Correct the schedule above to see the next runs."
+    if not form.is_bound and form.stored_problem:
+        return "None: the stored schedule is invalid (see above)."
+    if (schedule or {}).get("type") == "RUN_ONCE":
+        return f"None: its one run has passed ({describe_schedule(schedule)})."
     if follows:
         return "On demand only (the configuration’s default)."
     return "On demand only."
@@ -287,10 +291,17 @@ def _batch_or_404(folder, batch_uid: str) -> RotationBatch:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def rotate_all(request: HttpRequest, uid: str) -> HttpResponse:
+    """GET: the confirmation, saying how many records will be rotated and how many skipped, and
+    why. POST: requests the rotations only when it confirms that number (`confirm`); otherwise
+    (none given, or the folder changed since) the confirmation again, with the number now."""
     folder, member = folder_for_user(request.user, uid, need="can_edit")
     require_policy(request.user, "rotate")
+    preview = batches.rotation_batch_preview(folder=folder)
+    confirmed = request.POST.get("confirm", "") if request.method == "POST" else ""
+    if request.method == "GET" or confirmed != str(len(preview["rotate"])):
+        return _rotate_all_confirmation(request, folder, preview, confirmed)
     with dispatch.handoff_watch() as handoff:
         batch = batches.rotation_batch_request(
             folder=folder, requested_by=request.user, request=request
@@ -303,16 +314,54 @@ def rotate_all(request: HttpRequest, uid: str) -> HttpResponse:
         if late:
             answer["message"] = late
         return JsonResponse(answer)
-    skipped = len(batch.skipped)
+    skipped = _skipped_text(progress)
     if progress["total"]:
         text = f"Rotation requested for {progress['total']} PAM Users"
-        text += f"; {skipped} skipped." if skipped else "."
+        text += f"; {skipped}" if skipped else "."
         messages.info(request, f"{text} {late}".strip())
     else:
-        messages.warning(
-            request, "Nothing to rotate: no PAM User in this folder has rotation enabled."
-        )
+        text = "Nothing to rotate: no PAM User in this folder has rotation enabled"
+        text += f"; {skipped}" if skipped else "."
+        messages.warning(request, text)
     return redirect(url)
+
+
+def _rotate_all_confirmation(
+    request: HttpRequest, folder, preview: dict, confirmed: str
+) -> HttpResponse:
+    counts = {
+        "rotate": len(preview["rotate"]),
+        "in_progress": len(preview["in_progress"]),
+        "skipped": len(preview["skipped"]),
+    }
+    if confirmed:
+        text = (
+            f"The folder changed since you looked: Rotate all would now rotate "
+            f"{counts['rotate']}. Nothing was requested; confirm again."
+        )
+    elif request.method == "POST":
+        text = "Nothing was requested yet: confirm the number of records first."
+    else:
+        text = ""
+    if _wants_json(request) and request.method == "GET":
+        return JsonResponse(counts)
+    if _wants_json(request):
+        answer = {"error": "confirmation_required", "message": text, **counts}
+        return JsonResponse(answer, status=409 if confirmed else 400)
+    if text:
+        messages.warning(request, text)
+    context = {"folder": folder, "preview": preview, **counts}
+    return render(request, "rotation/rotate_all_confirm.html", context)
+
+
+def _skipped_text(progress: dict) -> str:
+    """How many records Rotate all skipped, and how many of those the vault does not manage."""
+    if not progress["skipped"]:
+        return ""
+    text = f"{progress['skipped']} skipped"
+    if progress["unmanaged"]:
+        text += f", {progress['unmanaged']} of them not managed by the vault"
+    return text + "."
 
 
 @login_required

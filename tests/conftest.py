@@ -8,6 +8,7 @@ the outsider is a member of another folder only. `anonymous` is a client with no
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from django.contrib.auth.models import User
@@ -33,6 +34,19 @@ def make_user(username: str, **extra) -> User:
 
 def make_member(folder: SharedFolder, user: User, **perms) -> FolderMember:
     return FolderMember.objects.create(folder=folder, user=user, **perms)
+
+
+def rotate_all_confirmed(client: Client, folder, **extra):
+    """Press a folder's Rotate all and confirm it, as a browser does: the confirmation page's
+    number is posted back (refused personas get no page, and post nothing confirmed)."""
+    url = f"/folders/{folder.uid}/rotate-all/"
+    page = client.get(url)
+    found = (
+        re.search(r'name="confirm" value="(\d+)"', page.content.decode())
+        if page.status_code == 200
+        else None
+    )
+    return client.post(url, {"confirm": found[1] if found else "0"}, **extra)
 
 
 def login(user: User) -> Client:

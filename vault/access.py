@@ -333,3 +333,58 @@ def may_use_configuration(user, config: PamConfiguration, record: PamUser) -> st
         if not has_permission(membership_for(user, folder), "can_edit"):
             return f"Using this configuration needs Edit records on {what} folder."
     return rotation_problem(config, record, config.gateway)
+
+
+# --- people (superusers' People page) and member suggestions ------------------------------------
+
+
+def superuser_verified(user) -> bool:
+    """A superuser whose session is verified by a two-factor code: what the admin console asks,
+    and what the People page asks."""
+    is_verified = getattr(user, "is_verified", None)
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and user.is_superuser
+        and is_verified is not None
+        and is_verified()
+    )
+
+
+def require_people_manager(user) -> None:
+    """PermissionDenied for anyone but a superuser. (A superuser whose session is not yet
+    verified is sent to give a code by the view, as the admin console does.)"""
+    if not (user.is_authenticated and user.is_active and user.is_superuser):
+        raise PermissionDenied("The People page is for superusers.")
+
+
+def member_suggestions(user, folder: SharedFolder) -> QuerySet:
+    """People `user` may be offered when adding members to `folder`: active people who share
+    at least one folder with `user` and are not members of `folder` yet. Each of them is
+    already listed on the Members page of a folder `user` belongs to, so the list reveals
+    nobody new (docs/security.md, "Adding members")."""
+    from django.contrib.auth import get_user_model
+
+    if not has_permission(membership_for(user, folder), "manage_users"):
+        return get_user_model().objects.none()
+    mine = FolderMember.objects.filter(user=user).values("folder_id")
+    colleagues = FolderMember.objects.filter(folder_id__in=mine).values("user_id")
+    members = FolderMember.objects.filter(folder=folder).values("user_id")
+    return (
+        get_user_model()
+        .objects.filter(pk__in=colleagues, is_active=True)
+        .exclude(pk__in=members)
+        .order_by("username")
+    )
+
+
+def person_for_people_manager(user, username: str):
+    """The person `username`, for a superuser's People page: 403 for anyone else, 404 for a
+    username nobody has."""
+    from django.contrib.auth import get_user_model
+
+    require_people_manager(user)
+    person = get_user_model().objects.filter(username=username).first()
+    if person is None:
+        raise Http404("Nobody has that username.")
+    return person

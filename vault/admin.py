@@ -377,7 +377,7 @@ class PamUserAdminForm(forms.ModelForm):
 
     class Meta:
         model = PamUser
-        fields = ["folder", "title", "login", "distinguished_name"]
+        fields = ["folder", "title", "login", "distinguished_name", "notes", "managed"]
 
     def clean_login(self) -> str:
         value = self.cleaned_data["login"]
@@ -411,8 +411,8 @@ class PamUserAdminForm(forms.ModelForm):
 @admin.register(PamUser)
 class PamUserAdmin(admin.ModelAdmin):
     form = PamUserAdminForm
-    list_display = ["title", "login", "folder", "distinguished_name", "updated_at"]
-    list_filter = ["folder"]
+    list_display = ["title", "login", "folder", "distinguished_name", "managed", "updated_at"]
+    list_filter = ["folder", "managed"]
     search_fields = ["title", "login", "uid"]
     fields = [
         "uid",
@@ -420,6 +420,8 @@ class PamUserAdmin(admin.ModelAdmin):
         "title",
         "login",
         "distinguished_name",
+        "notes",
+        "managed",
         "replace_password",
         "created_at",
         "updated_at",
@@ -440,6 +442,8 @@ class PamUserAdmin(admin.ModelAdmin):
                 login=obj.login,
                 distinguished_name=obj.distinguished_name,
                 password=password,
+                notes=obj.notes,
+                managed=obj.managed,
                 actor=request.user,
                 request=request,
             )
@@ -450,6 +454,8 @@ class PamUserAdmin(admin.ModelAdmin):
                 login=obj.login,
                 distinguished_name=obj.distinguished_name,
                 password=password or "",
+                notes=obj.notes,
+                managed=obj.managed,
                 actor=request.user,
                 request=request,
             )

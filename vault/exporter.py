@@ -3,7 +3,7 @@ and moves.
 
 - ``native`` (the default) writes the `pam import` format (docs/import.md): folders, gateways,
   applications and their shares, PAM Configurations with their secret keys, PAM Users with
-  their password and password history (each entry's password, time, source and reason), and
+  their notes, managed flag, password and password history (each entry's password, time, source and reason), and
   what apps above the vault add per record through ``USER_EXPORTERS`` (the rotation app: the
   rotation settings). Importing it into an empty vault gives the same rows.
 - ``keeper`` writes Keeper Commander's project import format (`pam project import`): one
@@ -210,6 +210,8 @@ def export_native(folders: list[SharedFolder] | None) -> Export:
             "login": record.login,
             "password": _secret(record, "password"),
             "distinguished_name": record.distinguished_name,
+            "notes": record.notes,
+            "managed": record.managed,
             "password_history": history[record.pk],
         }
         for key, values in extras.items():
@@ -320,9 +322,11 @@ def export_keeper(folders: list[SharedFolder] | None) -> Export:
         entry: dict[str, Any] = {
             "type": "pamUser",
             "title": record.title,
+            "notes": record.notes,
             "login": record.login,
             "password": _secret(record, "password"),
             "distinguished_name": record.distinguished_name,
+            "managed": record.managed,
         }
         if record.pk in rotation:
             entry["rotation_settings"] = rotation[record.pk]["rotation_settings"]

@@ -16,10 +16,12 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from vault import access, validators
+from vault.schedule_widget import ScheduleFields, schedule_initial
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
 from vault.models import (
+    NOTES_MAX_LENGTH,
     USE_INSTANCE_ROLE,
     Application,
     ApplicationFolder,
@@ -89,6 +91,21 @@ class PamUserForm(forms.Form):
         # Never echo a password back into the page, not even one the person just typed.
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
+    # Plain text, stored in the clear (docs/security.md): not the place for a secret.
+    notes = forms.CharField(
+        required=False,
+        max_length=NOTES_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Shown on the record's page to whoever can open it; not encrypted, so keep "
+        "secrets out.",
+    )
+    managed = forms.BooleanField(
+        label="Managed by the vault (rotate this record)",
+        required=False,
+        initial=True,
+        help_text="Untick for an account the vault keeps the password of but must never "
+        "rotate: no schedule, Rotate or Rotate all changes it.",
+    )
 
     def __init__(self, *args, folder: SharedFolder, instance: PamUser | None = None, **kw):
         self.folder = folder
@@ -100,6 +117,8 @@ class PamUserForm(forms.Form):
                     "title": instance.title,
                     "login": instance.login,
                     "distinguished_name": instance.distinguished_name,
+                    "notes": instance.notes,
+                    "managed": instance.managed,
                 },
             )
         super().__init__(*args, **kw)
@@ -158,6 +177,25 @@ def _unique_title(model, folder: SharedFolder, title: str, instance) -> str:
     return title
 
 
+# The configuration form's schedule type for Commander's schedule JSON typed as text.
+SCHEDULE_JSON = "JSON"
+
+
+def _with(data, **values):
+    """Posted form data with `values` set (a QueryDict's copy may be changed)."""
+    data = data.copy()
+    for key, value in values.items():
+        data[key] = value
+    return data
+
+
+def _schedule_shape(schedule: dict) -> dict:
+    """Without the rotation app's check (it registers one): a schedule is an object with a type."""
+    if not isinstance(schedule.get("type"), str) or not schedule["type"]:
+        raise ValidationError('The schedule needs a "type", e.g. {"type": "ON_DEMAND"}.')
+    return schedule
+
+
 def clean_default_rotation_schedule(value: str) -> dict:
     """Turn the schedule text into a dict or raise ValidationError. The rotation app registers
     the real schedule check (rotation/schedules.py) as a configuration field cleaner, shared
@@ -178,7 +216,9 @@ def clean_default_rotation_schedule(value: str) -> dict:
     return cleaner(schedule) if cleaner else schedule
 
 
-class PamConfigurationForm(forms.Form):
+class PamConfigurationForm(ScheduleFields):
+    # Schedule JSON typed by hand, for those who know Commander's form (the widget is the default).
+    extra_types = {SCHEDULE_JSON: ("default_rotation_schedule",)}
     title = forms.CharField(max_length=200)
     environment = forms.ChoiceField(choices=PamConfiguration.ENVIRONMENTS, initial="aws")
     gateway = ObjectChoiceField(
@@ -232,9 +272,12 @@ class PamConfigurationForm(forms.Form):
         help_text="Optional: a VPC endpoint or a local AWS emulator.",
     )
     default_rotation_schedule = forms.CharField(
-        label="Default rotation schedule (JSON)",
+        label="Schedule JSON",
         max_length=2000,
+        required=False,
         initial='{"type": "ON_DEMAND"}',
+        help_text='Keeper Commander\'s schedule JSON, e.g. {"type": "DAILY", "time": "03:00", '
+        '"tz": "Europe/Berlin"}.',
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
     )
     scope_path_prefix = forms.CharField(
@@ -264,10 +307,15 @@ class PamConfigurationForm(forms.Form):
     ):
         self.folder = folder
         self.instance = instance
+        if args and args[0] is not None and "schedule_type" not in args[0]:
+            # A client that posts only the schedule JSON (scripts written for the form before
+            # the widget) keeps working: that is the JSON choice.
+            args = (_with(args[0], schedule_type=SCHEDULE_JSON), *args[1:])
         if instance is not None:
             kw.setdefault(
                 "initial",
                 {
+                    **schedule_initial(instance.default_rotation_schedule),
                     "title": instance.title,
                     "environment": instance.environment,
                     "gateway": instance.gateway.name,
@@ -281,6 +329,13 @@ class PamConfigurationForm(forms.Form):
                 },
             )
         super().__init__(*args, **kw)
+        self.fields["schedule_type"].choices = [
+            *self.fields["schedule_type"].choices,
+            (SCHEDULE_JSON, "Schedule JSON (advanced)"),
+        ]
+        self.fields["default_rotation_schedule"].conditional = True
+        if instance is None and not self.is_bound:
+            self.initial.setdefault("schedule_type", "ON_DEMAND")
         # Only gateways and applications the person may name: nothing else is listed.
         self.fields["gateway"].queryset = access.gateways_for_folder(
             user, folder, also=instance.gateway if instance is not None else None
@@ -369,8 +424,28 @@ class PamConfigurationForm(forms.Form):
         _as_sentence(validators.validate_endpoint_url, url)
         return url
 
-    def clean_default_rotation_schedule(self) -> dict:
-        return clean_default_rotation_schedule(self.cleaned_data["default_rotation_schedule"])
+    def _clean_default_schedule(self, data: dict) -> None:
+        """The default schedule, from the widget or (the JSON choice) the typed JSON, checked
+        by the rotation app's registered cleaner (vault/schedule_widget.py)."""
+        from vault.importer import CONFIGURATION_FIELD_CLEANERS
+
+        stored = self.instance.default_rotation_schedule if self.instance is not None else None
+        check = CONFIGURATION_FIELD_CLEANERS.get("default_rotation_schedule") or _schedule_shape
+        if data.get("schedule_type") == SCHEDULE_JSON:
+            self.clean_schedule_fields(check, stored)  # drops the hidden fields' errors
+            if "default_rotation_schedule" in self.errors:
+                return
+            try:
+                data["default_rotation_schedule"] = clean_default_rotation_schedule(
+                    data.get("default_rotation_schedule") or ""
+                )
+            except ValidationError as exc:
+                self.add_error("default_rotation_schedule", exc)
+            return
+        self.errors.pop("default_rotation_schedule", None)
+        schedule = self.clean_schedule_fields(check, stored)
+        if schedule is not None:
+            data["default_rotation_schedule"] = schedule
 
     def clean(self) -> dict:
         data = super().clean()
@@ -392,6 +467,7 @@ class PamConfigurationForm(forms.Form):
                 )
         self._clean_secret(data)
         self._clean_scope(data)
+        self._clean_default_schedule(data)
         return data
 
     def _clean_scope(self, data: dict) -> None:
@@ -503,7 +579,9 @@ class MemberPermissionsForm(forms.Form):
 
 class MemberAddForm(MemberPermissionsForm):
     username = forms.CharField(
-        max_length=150, widget=forms.TextInput(attrs={"autocomplete": "off"})
+        max_length=150,
+        # The members page lists people who may be added (vault.access.member_suggestions).
+        widget=forms.TextInput(attrs={"autocomplete": "off", "list": "member-suggestions"}),
     )
     field_order = ["username"]
 
@@ -538,3 +616,135 @@ class FolderShareForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Only applications the person administers: a share needs authority over both sides.
         self.fields["application"].queryset = access.shareable_applications(user).order_by("name")
+
+
+# --- people: your own password (the account page), and the People page -------------------------
+
+PASSWORD_INPUT_MAX = 4096  # as the sign-in form (vault.security.MAX_PASSWORD_INPUT)
+
+
+def _password_field(label: str, autocomplete: str, required: bool = True) -> forms.CharField:
+    field = forms.CharField(
+        label=label,
+        strip=False,
+        required=required,
+        max_length=PASSWORD_INPUT_MAX,
+        widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}),
+    )
+    field.conditional = not required  # _field.html: not "(optional)", needed in one case
+    return field
+
+
+class NewPasswordMixin:
+    """new_password1 and new_password2: the same, and accepted by AUTH_PASSWORD_VALIDATORS for
+    `self.person` (a user, or an unsaved one named by the form). Required unless the form has
+    `temporary` checked."""
+
+    person = None
+
+    def _wants_password(self) -> bool:
+        return not self.cleaned_data.get("temporary", False)
+
+    def _clean_new_password(self) -> None:
+        from django.contrib.auth.password_validation import validate_password
+
+        if not self._wants_password():
+            if self.cleaned_data.get("new_password1") or self.cleaned_data.get("new_password2"):
+                # Never drop a password someone typed: they meant one of the two.
+                self.add_error(
+                    "new_password1",
+                    "Clear the password, or untick “Make a temporary password” to set it.",
+                )
+            return
+        first = self.cleaned_data.get("new_password1")
+        second = self.cleaned_data.get("new_password2")
+        if not first:
+            if "new_password1" not in self.errors:
+                self.add_error("new_password1", "Enter the new password.")
+            return
+        if first != second:
+            self.add_error("new_password2", "The two passwords differ.")
+            return
+        try:
+            validate_password(first, self.person)
+        except ValidationError as exc:
+            self.add_error("new_password1", exc)
+
+    def new_password(self) -> str | None:
+        """The password chosen, or None for a temporary one made by the service."""
+        return self.cleaned_data.get("new_password1") if self._wants_password() else None
+
+
+class AccountPasswordForm(NewPasswordMixin, forms.Form):
+    """Change your own password. The current password is checked by the view, through
+    authenticate(), so wrong ones count towards the sign-in lockout."""
+
+    current_password = _password_field("Current password", "current-password")
+    new_password1 = _password_field("New password", "new-password")
+    new_password2 = _password_field("New password again", "new-password")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.person = user
+        self.fields["new_password1"].help_text = " ".join(_validator_help_texts())
+
+    def clean(self):
+        cleaned = super().clean()
+        self._clean_new_password()
+        return cleaned
+
+
+def _validator_help_texts() -> list[str]:
+    from django.contrib.auth.password_validation import password_validators_help_texts
+
+    return password_validators_help_texts()
+
+
+class PersonPasswordForm(NewPasswordMixin, forms.Form):
+    """A superuser sets a person's password, or has a temporary one made (shown once)."""
+
+    temporary = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Make a temporary password (shown once, for you to pass on)",
+    )
+    new_password1 = _password_field("New password", "new-password", required=False)
+    new_password2 = _password_field("New password again", "new-password", required=False)
+
+    def __init__(self, *args, person=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.person = person
+        self.fields["new_password1"].help_text = (
+            "Leave empty with a temporary password. " + " ".join(_validator_help_texts())
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        self._clean_new_password()
+        return cleaned
+
+
+class PersonCreateForm(PersonPasswordForm):
+    """A new person: a username, and a password or a temporary one."""
+
+    username = forms.CharField(
+        label="Username",
+        max_length=150,
+        help_text="Letters, digits and @ . + - _ only.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
+        ),
+    )
+    field_order = ["username", "temporary", "new_password1", "new_password2"]
+
+    def clean_username(self) -> str:
+        from django.contrib.auth.validators import UnicodeUsernameValidator
+
+        username = self.cleaned_data["username"]
+        UnicodeUsernameValidator()(username)
+        user_model = get_user_model()
+        if user_model.objects.filter(username__iexact=username).exists():
+            raise ValidationError(f"Someone already has the username {username}.")
+        # The similarity validator compares the password with the username being created.
+        self.person = user_model(username=username)
+        return username

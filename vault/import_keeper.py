@@ -13,14 +13,16 @@ Commander's keepercommander/commands/pam_import/README.md) into the import model
   else false unless true), as Commander grants them;
 - ``pam_data.users[]`` of type pamUser that are AWS IAM users (``distinguished_name`` is the
   user's ARN, or ``rotation_settings.rotation`` is iam_user) become PAM Users in the Users
-  folder; their ``rotation_settings`` (iam_user) go to the "rotation" extension with the
-  format's own value (see below), unless ``managed`` is false: a record that is not managed
-  is never rotated.
+  folder, with their ``notes`` and ``managed`` flag; their ``rotation_settings`` (iam_user) go
+  to the "rotation" extension with the format's own value (see below). A record whose
+  ``managed`` is false keeps its rotation settings but is never rotated (the vault refuses to
+  rotate a record it does not manage, by schedule or on demand); ``managed`` or ``notes`` left
+  out keep the stored value (a new record: managed, no notes).
 
 What the vault cannot hold or rotate (resources and their users, login records, users that
 are not IAM users, general and scripts_only rotation, connections, tunnels, session
-recording, KeeperAI, scripts, attachments, one-time codes, notes, teams, environments other
-than aws) is listed item by item in ``Plan.skipped`` with its JSON path and the reason, and
+recording, KeeperAI, scripts, attachments, one-time codes, teams, environments other than
+aws) is listed item by item in ``Plan.skipped`` with its JSON path and the reason, and
 nothing else changes for it. Unknown keys and wrong types are errors, one line each.
 
 The "rotation" extension gets, for a managed IAM user with rotation_settings:
@@ -30,7 +32,7 @@ The "rotation" extension gets, for a managed IAM user with rotation_settings:
      "rotation_off": true}      (each key only when the file gives it; rotation_off when
                                  pam_configuration.rotation is "off")
 
-and, for an unmanaged record, ``{"managed": false}``; the path it reports errors under is the
+whether the record is managed or not; the path it reports errors under is the
 rotation_settings' own (or its rotation profile's). Keys left out mean what they mean in
 Commander: a new record's settings take the configuration's default schedule, the default
 complexity and enabled; stored settings keep their value.
@@ -61,6 +63,7 @@ from vault.import_model import (
     check_folder_case,
     check_login_and_arn,
     check_new_gateway_name,
+    check_notes,
     check_password,
     check_regions,
     check_schedule,
@@ -199,7 +202,6 @@ PAM_USER_HINTS = (
     "rotation_settings",
 )
 NOT_HELD_USER = {
-    "notes": "the vault's PAM Users have no notes",
     "private_pem_key": "the vault keeps no SSH keys (it rotates AWS console passwords)",
     "connect_database": "the vault has no database connections",
     "otp": "the vault keeps no one-time codes",
@@ -770,11 +772,12 @@ class _UserReader:
         password = check.string(
             entry, "password", path, required=False, max_length=10_000, allow_empty=True
         )
-        managed = True
+        managed = MISSING  # left out: the stored value (a new record is managed)
         if "managed" in entry:
             managed = _flag(
                 check, entry["managed"], f"{path}.managed", words=TRUE_WORDS + FALSE_WORDS
             )
+        notes = check_notes(check, entry, path)
         settings, settings_path = self._rotation_settings(entry, path)
         for key in ("uid",):
             if key in entry and not isinstance(entry[key], str):
@@ -830,7 +833,7 @@ class _UserReader:
         if not check_login_and_arn(check, login, arn, path=path):
             return
         password = check_password(check, password, f"{path}.password")
-        if password is None or len(check.errors) != before:
+        if password is None or notes is None or managed is None or len(check.errors) != before:
             return
         if title is MISSING or not title.strip():
             title = f"PAM User - {login}"
@@ -851,8 +854,10 @@ class _UserReader:
             login=login,
             distinguished_name=arn,
             password=password,
+            notes=notes,
+            managed=managed,
         )
-        self._rotation(item, managed, settings, settings_path)
+        self._rotation(item, settings, settings_path)
         plan.users.append(item)
 
     def _rotation_settings(self, entry: dict, path: str) -> tuple[dict | None, str]:
@@ -899,20 +904,13 @@ class _UserReader:
             check.add(f"{where}.schedule", f"must be an object, not {json_type(value['schedule'])}")
         return settings, where
 
-    def _rotation(self, item: UserItem, managed: bool | None, settings, where: str) -> None:
+    def _rotation(self, item: UserItem, settings, where: str) -> None:
         """`where` is the settings' own path (a rotation profile's, when the user names one):
         problems in them are reported there, once; what is not imported is listed under the
-        user's rotation_settings."""
+        user's rotation_settings. An unmanaged record's settings are imported as given: the
+        record is never rotated while unmanaged, and follows them once marked managed."""
         extension = self.context.extensions.get("rotation")
         listed = f"{item.path}.rotation_settings"
-        if managed is False:
-            if settings is not None:
-                self.plan.skipped.append(
-                    Skipped(listed, "managed is false: the vault never rotates this record")
-                )
-            if extension is not None:
-                item.extensions["rotation"] = ({"managed": False}, where)
-            return
         if settings is None:
             return
         method = settings.get("rotation")

@@ -27,7 +27,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
-from vault.models import USE_INSTANCE_ROLE, Gateway, PamConfiguration, SharedFolder
+from vault.models import (
+    NOTES_MAX_LENGTH,
+    USE_INSTANCE_ROLE,
+    Gateway,
+    PamConfiguration,
+    SharedFolder,
+)
 from vault.validators import (
     normalize_scope_user_pattern,
     validate_access_key_id,
@@ -148,7 +154,8 @@ class HistoryEntry:
 
 @dataclass
 class UserItem:
-    """A PAM User, matched by title within its folder. An empty password keeps the stored one.
+    """A PAM User, matched by title within its folder. An empty password keeps the stored one;
+    ``notes`` and ``managed`` MISSING keep the stored values (a new record: no notes, managed).
 
     ``extensions`` are (value, JSON path) per key of USER_EXTENSIONS (e.g. "rotation"),
     applied once every record of the plan is saved."""
@@ -159,6 +166,8 @@ class UserItem:
     login: str
     distinguished_name: str
     password: str = ""
+    notes: Any = MISSING
+    managed: Any = MISSING
     history: list[HistoryEntry] | None = None
     extensions: dict[str, tuple[Any, str]] = field(default_factory=dict)
 
@@ -561,6 +570,13 @@ def check_login_and_arn(
                 check.add(f"{path}.{login_key}", message)
             return False
     return login_ok and arn_ok
+
+
+def check_notes(check: Checker, entry: dict, path: str, key: str = "notes") -> Any:
+    """A PAM User's notes: plain text (MISSING when absent), or None after an error."""
+    return check.string(
+        entry, key, path, required=False, max_length=NOTES_MAX_LENGTH, allow_empty=True
+    )
 
 
 def check_password(check: Checker, password: Any, where: str) -> Any:

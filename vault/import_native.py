@@ -29,6 +29,7 @@ from vault.import_model import (
     check_folder_case,
     check_login_and_arn,
     check_new_gateway_name,
+    check_notes,
     check_password,
     check_regions,
     check_schedule,
@@ -64,6 +65,8 @@ USER_KEYS = (
     "login",
     "password",
     "distinguished_name",
+    "notes",
+    "managed",
     "password_history",
     "rotation",
 )
@@ -344,6 +347,10 @@ def _user(
         entry, "password", path, required=False, max_length=10_000, allow_empty=True
     )
     password = check_password(check, password, f"{path}.password")
+    notes = check_notes(check, entry, path)
+    managed = entry.get("managed", MISSING)
+    if managed is not MISSING and not isinstance(managed, bool):
+        check.add(f"{path}.managed", f"must be true or false, not {json_type(managed)}")
     history = None
     if "password_history" in entry:
         history = _history(check, entry["password_history"], f"{path}.password_history")
@@ -365,6 +372,8 @@ def _user(
         login=login,
         distinguished_name=arn,
         password=password,
+        notes=notes,
+        managed=managed,
         history=history,
         extensions=extensions,
     )

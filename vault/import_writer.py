@@ -6,10 +6,10 @@ folder that would lose its last manager, an extension refusing) writes nothing.
 Matching, so that importing the same file twice changes nothing: folders by name, gateways by
 name, applications by name, configurations by title within their folder, PAM Users by title
 within their folder. A matched row is updated only where the plan differs; a value the plan
-leaves MISSING keeps the stored value. Passwords: an empty password never clears a stored
-one, and a password that is already in the record's history (for example the one the file
-first imported, since rotated away) is not put back, so re-importing after a rotation does not
-undo it. A password history in the plan adds the entries the record lacks, as they were.
+leaves MISSING keeps the stored value (a PAM User's notes and managed flag too). Passwords:
+an empty password never clears a stored one, and a password that is already in the record's
+history (for example the one the file first imported, since rotated away) is not put back, so
+re-importing after a rotation does not undo it. A password history in the plan adds the entries the record lacks, as they were.
 
 Every change is recorded in ``context.changes`` (names and fields, never a secret); a dry run
 makes the same changes and rolls them back.
@@ -324,6 +324,8 @@ def _user(
             login=item.login,
             distinguished_name=item.distinguished_name,
             password=item.password,
+            notes="" if item.notes is MISSING else item.notes,
+            managed=True if item.managed is MISSING else item.managed,
             actor_kind=context.actor_kind,
             source="import",
             new_version=not in_history,
@@ -348,7 +350,11 @@ def _user(
         added = services.pam_user_import_history(
             record=record, entries=item.history, actor_kind=context.actor_kind
         )
-    fields = [f for f in ("login", "distinguished_name") if getattr(record, f) != getattr(item, f)]
+    fields = [
+        f
+        for f in ("login", "distinguished_name", "notes", "managed")
+        if getattr(item, f) is not MISSING and getattr(record, f) != getattr(item, f)
+    ]
     if password is not None or fields:
         services.pam_user_update(
             record=record,
@@ -356,6 +362,8 @@ def _user(
             login=item.login,
             distinguished_name=item.distinguished_name,
             password=password,
+            notes=None if item.notes is MISSING else item.notes,
+            managed=None if item.managed is MISSING else item.managed,
             actor_kind=context.actor_kind,
             source="import",
             new_version=not in_history,

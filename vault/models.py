@@ -16,6 +16,8 @@ from django.utils import timezone
 from vault import crypto
 
 USE_INSTANCE_ROLE = "USE_INSTANCE_ROLE"
+# The longest notes a PAM User keeps (the forms and imports refuse longer ones).
+NOTES_MAX_LENGTH = 100_000
 
 
 def new_uid() -> str:
@@ -220,6 +222,17 @@ class PamUser(SecretsMixin, UidModel):
     login = models.CharField(max_length=64)
     password_enc = models.TextField(blank=True, default="")
     distinguished_name = models.CharField(max_length=2048)
+    # Keeper's notes on a PAM User: ordinary text shown on the record page, stored in the
+    # clear like the title (docs/security.md); a secret belongs in the password.
+    notes = models.TextField(blank=True, default="", max_length=NOTES_MAX_LENGTH)
+    # Keeper's "managed" flag: a record the vault does not manage is never rotated, not by
+    # schedule, not on demand, and a rotation queued before it became unmanaged is not run.
+    managed = models.BooleanField(
+        "Managed by the vault",
+        default=True,
+        help_text="Rotate this record. When off, the vault keeps its password but never "
+        "rotates it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

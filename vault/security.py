@@ -164,6 +164,7 @@ def _reveal_within_limit(view: Callable, request: HttpRequest, *args, **kwargs) 
     from django.db.models import Q
 
     from vault.audit import REVEALED_ALONGSIDE, audit_record
+    from vault.durations import wait_text
     from vault.models import AuditEvent
 
     limit, window = parse_rate(settings.REVEAL_RATE_LIMIT)
@@ -191,7 +192,7 @@ def _reveal_within_limit(view: Callable, request: HttpRequest, *args, **kwargs) 
     )
     text = (
         f"Too many passwords revealed: at most {limit} in {_window_text(window)}. "
-        f"Try again in {retry_after} seconds."
+        f"Try again in {wait_text(retry_after)}."
     )
     if wants_json(request):
         response = JsonResponse({"error": "rate_limited", "message": text}, status=429)
@@ -441,8 +442,10 @@ def lockout_text() -> str:
 def lockout_response(request: HttpRequest, original_response=None, credentials=None):
     """AXES_LOCKOUT_CALLABLE: the page again, with the lockout message (HTTP 429). The same
     for a username that exists and one that does not."""
-    on_confirm_page = request.resolver_match and request.resolver_match.url_name == (
-        "account_confirm"
+    # The account page's password change checks the current password like the confirm page.
+    on_confirm_page = request.resolver_match and request.resolver_match.url_name in (
+        "account_confirm",
+        "account_password",
     )
     if on_confirm_page:
         form = ConfirmPasswordForm()

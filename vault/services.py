@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import transaction
+from django.db.models.deletion import ProtectedError
 from django.http import HttpRequest
 
 from vault.audit import audit_record
@@ -82,6 +83,8 @@ def pam_user_create(
     login: str,
     distinguished_name: str,
     password: str = "",
+    notes: str = "",
+    managed: bool = True,
     actor=None,
     actor_kind: str = "user",
     source: str = "manual",
@@ -89,8 +92,16 @@ def pam_user_create(
     new_version: bool = True,
 ) -> PamUser:
     """`new_version=False`: the password is not added to the history (an import that restores
-    the history itself, with pam_user_import_history)."""
-    record = PamUser(folder=folder, title=title, login=login, distinguished_name=distinguished_name)
+    the history itself, with pam_user_import_history). `managed=False`: the vault never
+    rotates the record."""
+    record = PamUser(
+        folder=folder,
+        title=title,
+        login=login,
+        distinguished_name=distinguished_name,
+        notes=notes,
+        managed=managed,
+    )
     record.save()  # the uid must exist before a secret can be bound to it
     if password:
         if new_version:
@@ -100,7 +111,14 @@ def pam_user_create(
         else:
             record.set_secret("password", password)
         record.save(update_fields=["password_enc"])
-    audit_record("record.created", actor=actor, actor_kind=actor_kind, obj=record, request=request)
+    audit_record(
+        "record.created",
+        actor=actor,
+        actor_kind=actor_kind,
+        obj=record,
+        request=request,
+        details={} if managed else {"managed": False},
+    )
     return record
 
 
@@ -112,6 +130,8 @@ def pam_user_update(
     login: str,
     distinguished_name: str,
     password: str | None = None,
+    notes: str | None = None,
+    managed: bool | None = None,
     actor=None,
     actor_kind: str = "user",
     source: str = "manual",
@@ -119,13 +139,17 @@ def pam_user_update(
     new_version: bool = True,
 ) -> PamUser:
     """Update fields; `password=None` keeps the stored password, a string replaces it
-    (`new_version=False`: without a history entry, as pam_user_create)."""
-    changed = [
-        f
-        for f, v in (("title", title), ("login", login), ("distinguished_name", distinguished_name))
-        if getattr(record, f) != v
-    ]
-    record.title, record.login, record.distinguished_name = title, login, distinguished_name
+    (`new_version=False`: without a history entry, as pam_user_create); `notes=None` and
+    `managed=None` keep theirs. The audit names the fields changed (never their values,
+    except the managed flag's: whether the vault may rotate the record)."""
+    wanted = {"title": title, "login": login, "distinguished_name": distinguished_name}
+    if notes is not None:
+        wanted["notes"] = notes
+    if managed is not None:
+        wanted["managed"] = managed
+    changed = [f for f, v in wanted.items() if getattr(record, f) != v]
+    for f, v in wanted.items():
+        setattr(record, f, v)
     if password is not None and password != record.get_secret("password"):
         if new_version:
             pam_user_set_password(
@@ -139,15 +163,18 @@ def pam_user_update(
             record.set_secret("password", password)
         changed.append("password")
     # Only the columns this edit owns: a rotation finishing meanwhile keeps its new password.
-    fields = ["title", "login", "distinguished_name", "updated_at"]
+    fields = [*wanted, "updated_at"]
     record.save(update_fields=fields + (["password_enc"] if "password" in changed else []))
+    details: dict = {"fields": changed}
+    if "managed" in changed:
+        details["managed"] = record.managed
     audit_record(
         "record.updated",
         actor=actor,
         actor_kind=actor_kind,
         obj=record,
         request=request,
-        details={"fields": changed},
+        details=details,
     )
     return record
 
@@ -298,10 +325,25 @@ def configuration_save(
 
 
 @transaction.atomic
+def deletion_refusal_reason(exc: ProtectedError, default: str) -> str:
+    """What stops a deletion, in words (the pages and the CLI say the same): rows that protect
+    themselves say why (a rotation in progress, a password that may be live in AWS); others
+    get `default`."""
+    reasons = {getattr(o, "deletion_blocker", None) for o in exc.protected_objects} - {None}
+    return " ".join(sorted(reasons)) or default
+
+
+@transaction.atomic  # a refused deletion (ProtectedError) leaves no event saying it happened
 def configuration_delete(
-    *, config: PamConfiguration, actor=None, request: HttpRequest | None = None
+    *,
+    config: PamConfiguration,
+    actor=None,
+    actor_kind: str = "user",
+    request: HttpRequest | None = None,
 ) -> None:
-    audit_record("configuration.deleted", actor=actor, obj=config, request=request)
+    audit_record(
+        "configuration.deleted", actor=actor, actor_kind=actor_kind, obj=config, request=request
+    )
     config.delete()
 
 
@@ -512,3 +554,121 @@ def folder_unshare(
         details={"application": share.application.name},
     )
     share.delete()
+
+
+# --- people (the People page and the account page) ----------------------------------------------
+# Superusers create, deactivate, reactivate and reset people and lift sign-in lockouts; anyone
+# changes their own password. Each is one audit event naming the person, never a password.
+
+TEMPORARY_PASSWORD_BYTES = 15  # 20 characters of URL-safe base64
+
+
+class PersonError(Exception):
+    """A people action that may not be done; the message says why."""
+
+
+def _temporary_password() -> str:
+    import secrets
+
+    return secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+
+
+@transaction.atomic
+def person_create(
+    *, username: str, password: str | None, actor=None, request: HttpRequest | None = None
+) -> tuple[object, str | None]:
+    """Create an active person with `password`, or with a temporary one when it is None.
+    Returns (the person, the temporary password to show once, or None)."""
+    from django.contrib.auth import get_user_model
+
+    temporary = _temporary_password() if password is None else None
+    person = get_user_model().objects.create_user(
+        username=username, password=password if password is not None else temporary
+    )
+    audit_record(
+        "person.created",
+        actor=actor,
+        obj=person,
+        request=request,
+        details={"username": username, "temporary_password": temporary is not None},
+    )
+    return person, temporary
+
+
+@transaction.atomic
+def person_set_active(
+    *, person, active: bool, actor=None, request: HttpRequest | None = None
+) -> None:
+    """Deactivate (or reactivate) `person`. A deactivated person cannot sign in and their open
+    sessions are refused (Django's ModelBackend refuses inactive users). Nobody deactivates
+    themselves: a vault could be left without a superuser who can sign in."""
+    if not active and actor is not None and person.pk == getattr(actor, "pk", None):
+        raise PersonError("You cannot deactivate yourself.")
+    person.is_active = active
+    person.save(update_fields=["is_active"])
+    audit_record(
+        "person.reactivated" if active else "person.deactivated",
+        actor=actor,
+        obj=person,
+        request=request,
+        details={"username": person.get_username()},
+    )
+
+
+def person_deactivate(*, person, actor=None, request: HttpRequest | None = None) -> None:
+    person_set_active(person=person, active=False, actor=actor, request=request)
+
+
+def person_reactivate(*, person, actor=None, request: HttpRequest | None = None) -> None:
+    person_set_active(person=person, active=True, actor=actor, request=request)
+
+
+@transaction.atomic
+def person_reset_password(
+    *, person, password: str | None, actor=None, request: HttpRequest | None = None
+) -> str | None:
+    """Give `person` `password`, or a temporary one when it is None (returned, to show once).
+    The new password hash ends every session they have open."""
+    temporary = _temporary_password() if password is None else None
+    person.set_password(password if password is not None else temporary)
+    person.save(update_fields=["password"])
+    audit_record(
+        "person.password_reset",
+        actor=actor,
+        obj=person,
+        request=request,
+        details={"username": person.get_username(), "temporary_password": temporary is not None},
+    )
+    return temporary
+
+
+def person_unlock(*, person, actor=None, request: HttpRequest | None = None) -> int:
+    """Lift django-axes' sign-in lockouts of `person` (from every address), through axes' own
+    API; returns how many failure records were removed."""
+    from axes.utils import reset
+
+    username = person.get_username()
+    removed = reset(username=username)
+    audit_record(
+        "person.unlocked",
+        actor=actor,
+        obj=person,
+        request=request,
+        details={"username": username, "attempts_removed": removed},
+    )
+    return removed
+
+
+@transaction.atomic
+def account_password_change(*, user, password: str, request: HttpRequest | None = None) -> None:
+    """`user` changes their own password. The view keeps its own session signed in
+    (update_session_auth_hash); the new hash ends their other sessions."""
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(
+        "account.password_changed",
+        actor=user,
+        obj=user,
+        request=request,
+        details={"username": user.get_username()},
+    )

@@ -136,17 +136,25 @@ def _grouped(secret: str) -> str:
 # --- Account page ------------------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def account(request: HttpRequest) -> HttpResponse:
+def account_context(request: HttpRequest) -> dict:
+    """The account page's context (also for vault.people's password change, shown again with
+    its errors)."""
+    from vault.forms import AccountPasswordForm
+
     recovery = _recovery_device(request.user)
-    context = {
+    return {
         "totp": _confirmed_totp(request.user),
         "recovery_left": recovery.token_set.count() if recovery else 0,
         "require_2fa": settings.VAULT_REQUIRE_2FA,
         "reauth_minutes": settings.VAULT_REAUTH_MINUTES,
+        "password_form": AccountPasswordForm(user=request.user),
     }
-    return render(request, "vault/profile.html", context)
+
+
+@login_required
+@require_GET
+def account(request: HttpRequest) -> HttpResponse:
+    return render(request, "vault/profile.html", account_context(request))
 
 
 @login_required

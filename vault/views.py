@@ -31,6 +31,7 @@ from vault.access import (
     has_permission,
     may_reveal_candidates,
     member_policy_allows,
+    member_suggestions,
     record_access_required,
     record_for_user,
     require_policy,
@@ -373,6 +374,8 @@ def record_create(request: HttpRequest, uid: str) -> HttpResponse:
                     login=data["login"],
                     distinguished_name=data["distinguished_name"],
                     password=data["password"],
+                    notes=data["notes"],
+                    managed=data["managed"],
                     actor=request.user,
                     request=request,
                 )
@@ -428,6 +431,8 @@ def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
             login=data["login"],
             distinguished_name=data["distinguished_name"],
             password=form.password_for_service(),
+            notes=data["notes"],
+            managed=data["managed"],
             actor=request.user,
             request=request,
         )
@@ -440,13 +445,6 @@ def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
     )
 
 
-def _protection_reason(exc: ProtectedError, default: str) -> str:
-    """What stops a deletion, in words: rows that protect themselves say why (a rotation in
-    progress, a password that may be live in AWS); others get `default`."""
-    reasons = {getattr(o, "deletion_blocker", None) for o in exc.protected_objects} - {None}
-    return " ".join(sorted(reasons)) or default
-
-
 @login_required
 @require_POST
 def record_delete(request: HttpRequest, uid: str) -> HttpResponse:
@@ -455,7 +453,7 @@ def record_delete(request: HttpRequest, uid: str) -> HttpResponse:
     try:
         services.pam_user_delete(record=record, actor=request.user, request=request)
     except ProtectedError as exc:
-        reason = _protection_reason(exc, "other rows still refer to it.")
+        reason = services.deletion_refusal_reason(exc, "other rows still refer to it.")
         messages.error(request, f"The record “{title}” was not deleted: {reason}")
         return redirect("record_detail", uid=record.uid)
     messages.success(request, f"Deleted the record “{title}”.")
@@ -554,7 +552,7 @@ def configuration_delete(request: HttpRequest, uid: str) -> HttpResponse:
     try:
         services.configuration_delete(config=config, actor=request.user, request=request)
     except ProtectedError as exc:
-        reason = _protection_reason(
+        reason = services.deletion_refusal_reason(
             exc, "records still use it for rotation. Point them at another one first."
         )
         messages.error(request, f"The configuration “{title}” was not deleted: {reason}")
@@ -576,6 +574,9 @@ def _members_page(
         "member": member,
         "members": members,
         "add_form": add_form,
+        # Who may be suggested: vault.access.member_suggestions (nobody the person cannot
+        # already see on a Members page of their own folders).
+        "suggestions": member_suggestions(request.user, folder),
         "shares": shares,
         "share_form": FolderShareForm(folder=folder, user=request.user),
         "permission_labels": PERMISSION_LABELS,

@@ -1,13 +1,16 @@
 import json
 
 from django import template
+from django.utils import timezone
 
 from rotation import auditlog, dashboard
 from rotation.connection import connection_test_state, known_policy
 from rotation.models import RotationSettings
 from rotation.panel import panel_context
 from rotation.passwords import Complexity, ComplexityError, effective_complexity
+from rotation.schedules import describe_schedule
 from vault.access import has_permission, member_policy_allows
+from vault.durations import wait_text
 
 register = template.Library()
 
@@ -94,6 +97,13 @@ def rotation_dashboard(context):
 
 
 @register.filter
+def schedule_words(schedule) -> str:
+    """A stored schedule in words (the PAM Configuration page's default schedule), or why it
+    no longer reads."""
+    return describe_schedule(schedule or {"type": "ON_DEMAND"})
+
+
+@register.filter
 def json_text(value) -> str:
     """Audit details as JSON (they never hold a secret); the template escapes the text."""
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
@@ -125,3 +135,9 @@ def rotation_nav(context):
         "can_audit": auditlog.may_read_audit_log(user),
         "path": getattr(request, "path", ""),
     }
+
+
+@register.filter
+def wait_from_now(moment) -> str:
+    """How long until `moment`, in words ("5 minutes"); "0 seconds" once it has passed."""
+    return wait_text((moment - timezone.now()).total_seconds())

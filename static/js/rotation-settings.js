@@ -1,34 +1,16 @@
-// Show only the schedule fields that the chosen schedule type uses.
+// Password Rotation Settings: keep "Next runs" current as the schedule changes (the schedule
+// widget's own script, schedule-fields.js, shows the fields of the chosen type).
 (function () {
   "use strict";
   var select = document.getElementById("id_schedule_type");
   if (!select) { return; }
-  var uses = {
-    ON_DEMAND: [],
-    CONFIG_DEFAULT: [],
-    DAILY: ["tz", "time", "interval_count"],
-    WEEKLY: ["tz", "time", "interval_count", "weekday"],
-    MONTHLY_BY_DAY: ["tz", "time", "month_day"],
-    MONTHLY_BY_WEEKDAY: ["tz", "time", "weekday", "occurrence"],
-    YEARLY: ["tz", "time", "month", "month_day"],
-    CRON: ["tz", "cron"],
-  };
-  var optional = ["tz", "time", "interval_count", "weekday", "month_day", "occurrence", "month", "cron"];
-  function update() {
-    var shown = uses[select.value] || optional;
-    optional.forEach(function (name) {
-      var row = document.querySelector('[data-field="' + name + '"]');
-      if (row) { row.hidden = shown.indexOf(name) === -1; }
-    });
-  }
-  select.addEventListener("change", update);
-  update();
-
   // Keep "Next runs" current as the schedule changes: the server computes them (the same code
   // that schedules), from the form as typed, without saving anything.
   var form = select.form;
   var box = form.querySelector(".upcoming");
-  var scheduleFields = ["schedule_type"].concat(optional, ["configuration"]);
+  var widget = form.querySelector("[data-schedule-fields]");
+  var scheduleFields = ["configuration"];
+  widget.querySelectorAll("[name]").forEach(function (input) { scheduleFields.push(input.name); });
   var pending = null;
   function refresh() {
     var data = new FormData(form);
@@ -47,7 +29,7 @@
   }
   scheduleFields.forEach(function (name) {
     var input = form.elements[name];
-    if (!input) { return; }
+    if (!input || !input.addEventListener) { return; }
     input.addEventListener("change", function () {
       window.clearTimeout(pending);
       pending = window.setTimeout(refresh, 250);

@@ -29,6 +29,7 @@ def test_rotate_all_on_a_folder_of_ten_reaches_ten_of_ten_without_a_reload(
     log_in(page, "editor")
     page.goto(f"/folders/{personas.folder.uid}/")
     page.get_by_role("button", name="Rotate all", exact=True).click()
+    page.locator("#rotate-all-confirm-button").click()  # the confirmation (test_rotate_all_confirm)
     expect(page.get_by_role("heading", name="Rotate all")).to_be_visible()
     landed = page.url
     page.evaluate("() => { window.__samePage = true; }")
@@ -59,6 +60,7 @@ def test_rotate_all_lists_a_failed_record_with_its_reason(
     log_in(page, "editor")
     page.goto(f"/folders/{personas.folder.uid}/")
     page.get_by_role("button", name="Rotate all", exact=True).click()
+    page.locator("#rotate-all-confirm-button").click()  # the confirmation (test_rotate_all_confirm)
 
     expect(page.locator("#batch-count")).to_have_text("2/2", timeout=60_000)
     expect(page.locator("#batch-failed")).to_have_text("1")

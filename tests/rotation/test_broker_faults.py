@@ -30,7 +30,7 @@ from django_q.signing import SignedPackage
 
 from rotation import dispatch, gateways, tasks
 from rotation.models import ConnectionTest, Rotation
-from tests.conftest import login, make_pam_user
+from tests.conftest import login, make_pam_user, rotate_all_confirmed
 from tests.rotation.conftest import make_settings
 from vault.cli import call_pam
 
@@ -196,7 +196,7 @@ def _web_and_cli_while_the_broker_refuses(world, personas, caplog) -> list:
     # Rotate all: the three records already queued join the batch; the fourth is requested,
     # and the broker refuses its message too.
     all_user = world.user("AllUser")
-    response = client.post(f"/folders/{personas.folder.uid}/rotate-all/")
+    response = rotate_all_confirmed(client, personas.folder)
     assert response.status_code == 302
     [message] = [str(m) for m in get_messages(response.wsgi_request) if "requested for" in str(m)]
     assert message.startswith("Rotation requested for 4 PAM Users")

@@ -158,8 +158,8 @@ def test_action_rotate_dry_run_reports_a_wrong_account(world, personas):
 def test_gateway_list_json(personas):
     code, out, _ = call_pam("gateway", "list", "--format", "json")
     assert code == 0
-    [row] = json.loads(out)
-    assert row["name"] == "default" and row["online"] is False
+    [row] = json.loads(out)["gateways"]
+    assert row["gateway_name"] == "default" and row["status"] == "OFFLINE"
 
 
 def test_get_shows_a_possibly_live_password_masked_unless_unmasked(world):
@@ -400,7 +400,11 @@ def test_rotation_resolve_of_an_unknown_record_is_one_error_line(rotatable):
     code, out, err = call_pam(
         "rotation", "resolve", "--record", "nope", "--rotation", rotation.uid, "--keep", "current"
     )
-    assert (code, out, err) == (1, "", "pam: error: no PAM User with uid nope\n")
+    assert (code, out, err) == (
+        1,
+        "",
+        'pam: error: no PAM User with uid nope or title "nope" (see `pam list`)\n',
+    )
     assert _snapshot(rotatable) == before
 
 

@@ -210,6 +210,7 @@ def test_the_record_page_says_until_when_the_next_rotation_waits(world, personas
     assert answer.status_code == 200
     assert "Waits until" in answer.json()["html"]
     assert "went unanswered" in answer.json()["html"]
+    assert "(in 5 minutes)" in answer.json()["html"]
 
 
 def _succeeded_after_an_unanswered_request(slow_world, proxy) -> tuple:

@@ -11,7 +11,7 @@ from django.test import Client
 from rotation.models import Rotation
 from tests.conftest import login, make_configuration, make_member, make_pam_user, make_user
 from tests.rotation.conftest import make_settings
-from vault.models import ApplicationFolder, AuditEvent
+from vault.models import ApplicationFolder, AuditEvent, PamUser
 
 pytestmark = pytest.mark.django_db
 
@@ -280,3 +280,23 @@ def test_editor_of_one_folder_cannot_rotate_a_record_of_another(personas):
     before = _snapshot(foreign)
     assert login(personas.editor).post(_url(foreign)).status_code == 404
     assert _snapshot(foreign) == before
+
+
+# --- a record the vault does not manage --------------------------------------------------------
+
+
+def test_an_unmanaged_record_offers_no_rotate_but_says_why(personas, rotatable):
+    PamUser.objects.filter(pk=rotatable.pk).update(managed=False)
+    html = _page(login(personas.editor), rotatable)
+    assert f'action="{_url(rotatable)}"' not in html
+    button = re.search(r'<button[^>]*id="rotate-button"[^>]*>', html).group(0)
+    assert "disabled" in button
+    assert "This record is not managed by the vault: it is never rotated." in html
+
+
+def test_an_unmanaged_records_rotate_is_refused_and_changes_nothing(personas, rotatable):
+    PamUser.objects.filter(pk=rotatable.pk).update(managed=False)
+    before = _snapshot(rotatable)
+    response = login(personas.editor).post(_url(rotatable), follow=True)
+    assert "not managed by the vault" in response.content.decode()
+    assert _snapshot(rotatable) == before

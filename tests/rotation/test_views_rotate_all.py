@@ -11,9 +11,9 @@ from django.utils.html import escape
 
 from rotation import engine
 from rotation.models import Rotation, RotationBatch
-from tests.conftest import login, make_configuration, make_pam_user
+from tests.conftest import login, make_configuration, make_pam_user, rotate_all_confirmed
 from tests.rotation.conftest import make_settings
-from vault.models import AuditEvent
+from vault.models import AuditEvent, PamUser
 
 pytestmark = pytest.mark.django_db
 
@@ -43,10 +43,6 @@ def _rotatable(personas, config, count: int, **kw) -> list:
 
 def _url(folder) -> str:
     return f"/folders/{folder.uid}/rotate-all/"
-
-
-def _rotate_all(client, folder, **extra):
-    return client.post(_url(folder), **extra)
 
 
 def _status(client, batch):
@@ -82,30 +78,33 @@ def test_viewer_sees_no_rotate_all_button(personas):
 # --- who may press it ---------------------------------------------------------------------------
 
 
-def test_rotate_all_rejects_get(personas, config):
+def test_rotate_all_get_is_the_confirmation_and_requests_nothing(personas, config):
     _rotatable(personas, config, 2)
-    assert login(personas.editor).get(_url(personas.folder)).status_code == 405
-    assert not Rotation.objects.exists()
+    before = _snapshot()
+    response = login(personas.editor).get(_url(personas.folder))
+    assert response.status_code == 200
+    assert 'name="confirm" value="2"' in response.content.decode()
+    assert _snapshot() == before
 
 
 def test_viewer_forged_rotate_all_is_403_and_changes_nothing(personas, config):
     _rotatable(personas, config, 2)
     before = _snapshot()
-    assert _rotate_all(login(personas.viewer), personas.folder).status_code == 403
+    assert rotate_all_confirmed(login(personas.viewer), personas.folder).status_code == 403
     assert _snapshot() == before
 
 
 def test_outsider_rotate_all_is_404_and_changes_nothing(personas, config):
     _rotatable(personas, config, 2)
     before = _snapshot()
-    assert _rotate_all(login(personas.outsider), personas.folder).status_code == 404
+    assert rotate_all_confirmed(login(personas.outsider), personas.folder).status_code == 404
     assert _snapshot() == before
 
 
 def test_anonymous_rotate_all_redirects_to_login_and_changes_nothing(personas, config):
     _rotatable(personas, config, 2)
     before = _snapshot()
-    response = _rotate_all(Client(), personas.folder)
+    response = rotate_all_confirmed(Client(), personas.folder)
     assert response.status_code == 302
     assert response.url.startswith("/login/")
     assert _snapshot() == before
@@ -116,7 +115,7 @@ def test_anonymous_rotate_all_redirects_to_login_and_changes_nothing(personas, c
 
 def test_rotate_all_requests_one_on_demand_rotation_per_enabled_record(personas, config):
     records = _rotatable(personas, config, 3)
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     rotations = Rotation.objects.all()
     assert sorted(r.pam_user_id for r in rotations) == sorted(r.pk for r in records)
     assert {(r.trigger, r.status, r.requested_by_id) for r in rotations} == {
@@ -126,14 +125,14 @@ def test_rotate_all_requests_one_on_demand_rotation_per_enabled_record(personas,
 
 def test_rotate_all_redirects_to_the_batch_progress_page(personas, config):
     _rotatable(personas, config, 2)
-    response = _rotate_all(login(personas.editor), personas.folder)
+    response = rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     assert response.url == f"/folders/{personas.folder.uid}/rotate-all/{batch.uid}/"
 
 
 def test_rotate_all_groups_its_rotations_in_a_batch(personas, config):
     _rotatable(personas, config, 3)
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     assert batch.folder == personas.folder
     assert batch.requested_by == personas.editor
@@ -145,7 +144,7 @@ def test_rotate_all_hands_each_rotation_to_its_gateway_after_commit(
 ):
     _rotatable(personas, config, 3)
     with django_capture_on_commit_callbacks(execute=True):
-        _rotate_all(login(personas.editor), personas.folder)
+        rotate_all_confirmed(login(personas.editor), personas.folder)
     assert sorted(call.args[1] for call in no_queue.call_args_list) == sorted(
         Rotation.objects.values_list("pk", flat=True)
     )
@@ -158,21 +157,21 @@ def test_rotate_all_answers_queued_when_the_broker_refuses_after_commit(personas
     gateway's tick starts them, tests/rotation/test_broker_faults.py)."""
     _rotatable(personas, config, 3)
     no_queue.side_effect = ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
-    response = _rotate_all(login(personas.editor), personas.folder, **JSON)
+    response = rotate_all_confirmed(login(personas.editor), personas.folder, **JSON)
     assert response.status_code == 200
     answer = response.json()
     assert (answer["ok"], answer["total"]) == (True, 3)
     assert "pick them up within a minute" in answer["message"]
     assert no_queue.call_count == 1  # after one refusal the others are not offered
     assert set(Rotation.objects.values_list("status", flat=True)) == {Rotation.QUEUED}
-    response = _rotate_all(login(personas.editor), personas.folder, follow=True)
+    response = rotate_all_confirmed(login(personas.editor), personas.folder, follow=True)
     assert response.status_code == 200  # (all already in progress: nothing new was sent)
 
 
 def test_records_without_settings_are_skipped_with_the_reason(personas, config):
     _rotatable(personas, config, 1)
     bare = make_pam_user(personas.folder, "NoSettings")
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     assert not Rotation.objects.filter(pam_user=bare).exists()
     assert batch.skipped == [
@@ -187,7 +186,7 @@ def test_records_without_settings_are_skipped_with_the_reason(personas, config):
 
 def test_records_with_disabled_settings_are_skipped_with_the_reason(personas, config):
     (disabled,) = _rotatable(personas, config, 1, enabled=False)
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     assert not Rotation.objects.exists()
     assert [s["record"] for s in batch.skipped] == [disabled.uid]
@@ -198,7 +197,7 @@ def test_skipped_records_are_listed_on_the_progress_page(personas, config):
     _rotatable(personas, config, 1)
     bare = make_pam_user(personas.folder, "NoSettings")
     client = login(personas.editor)
-    html = client.get(_rotate_all(client, personas.folder).url).content.decode()
+    html = client.get(rotate_all_confirmed(client, personas.folder).url).content.decode()
     assert "Skipped" in html
     assert f'href="/records/{bare.uid}/"' in html
     assert "Password rotation is not set up for this record" in html
@@ -209,7 +208,7 @@ def test_a_record_already_rotating_counts_as_in_progress_without_a_second_rotati
 ):
     first, second = _rotatable(personas, config, 2)
     running = engine.rotation_request(record=first, trigger="scheduled")
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     assert Rotation.objects.filter(pam_user=first).count() == 1
     assert running in batch.rotations.all()
@@ -221,8 +220,8 @@ def test_a_record_already_rotating_counts_as_in_progress_without_a_second_rotati
 def test_two_overlapping_batches_both_follow_the_same_rotations(personas, config):
     _rotatable(personas, config, 2)
     client = login(personas.editor)
-    _rotate_all(client, personas.folder)
-    _rotate_all(client, personas.folder)
+    rotate_all_confirmed(client, personas.folder)
+    rotate_all_confirmed(client, personas.folder)
     older, newer = RotationBatch.objects.order_by("pk")
     assert Rotation.objects.count() == 2
     assert set(older.rotations.all()) == set(newer.rotations.all())
@@ -231,7 +230,7 @@ def test_two_overlapping_batches_both_follow_the_same_rotations(personas, config
 def test_rotate_all_is_audited_without_secrets(personas, config):
     _rotatable(personas, config, 2)
     make_pam_user(personas.folder, "NoSettings")
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     event = AuditEvent.objects.get(action="rotation.rotate_all")
     batch = RotationBatch.objects.get()
     assert event.actor == personas.editor
@@ -241,7 +240,7 @@ def test_rotate_all_is_audited_without_secrets(personas, config):
 
 def test_rotate_all_answers_json_when_asked(personas, config):
     _rotatable(personas, config, 2)
-    data = _rotate_all(login(personas.editor), personas.folder, **JSON).json()
+    data = rotate_all_confirmed(login(personas.editor), personas.folder, **JSON).json()
     batch = RotationBatch.objects.get()
     assert data["ok"] is True
     assert data["batch"] == batch.uid
@@ -252,7 +251,7 @@ def test_rotate_all_answers_json_when_asked(personas, config):
 def test_a_folder_with_nothing_to_rotate_gives_a_finished_empty_batch(personas):
     make_pam_user(personas.folder, "NoSettings")
     client = login(personas.editor)
-    html = client.get(_rotate_all(client, personas.folder).url).content.decode()
+    html = client.get(rotate_all_confirmed(client, personas.folder).url).content.decode()
     assert "Nothing to rotate" in html
     progress = _status(client, RotationBatch.objects.get())
     assert (progress["total"], progress["finished"]) == (0, True)
@@ -264,7 +263,7 @@ def test_a_folder_with_nothing_to_rotate_gives_a_finished_empty_batch(personas):
 def test_progress_page_shows_a_progress_bar_and_done_over_total(personas, config):
     _rotatable(personas, config, 3)
     client = login(personas.editor)
-    html = client.get(_rotate_all(client, personas.folder).url).content.decode()
+    html = client.get(rotate_all_confirmed(client, personas.folder).url).content.decode()
     assert re.search(r'<progress id="batch-progress"[^>]*max="3" value="0"', html)
     assert '<strong id="batch-count">0/3</strong>' in html
 
@@ -272,7 +271,7 @@ def test_progress_page_shows_a_progress_bar_and_done_over_total(personas, config
 def test_progress_page_loads_its_poller_and_has_no_inline_script_or_style(personas, config):
     _rotatable(personas, config, 1)
     client = login(personas.editor)
-    html = client.get(_rotate_all(client, personas.folder).url).content.decode()
+    html = client.get(rotate_all_confirmed(client, personas.folder).url).content.decode()
     assert '<script src="/static/js/rotate-all.js" defer></script>' in html
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
     assert "style=" not in html
@@ -281,20 +280,20 @@ def test_progress_page_loads_its_poller_and_has_no_inline_script_or_style(person
 def test_progress_page_marks_a_finished_batch_so_the_script_does_not_poll(personas):
     make_pam_user(personas.folder, "NoSettings")
     client = login(personas.editor)
-    html = client.get(_rotate_all(client, personas.folder).url).content.decode()
+    html = client.get(rotate_all_confirmed(client, personas.folder).url).content.decode()
     assert 'data-finished="1"' in html
 
 
 def test_viewer_may_follow_a_batch_of_their_folder(personas, config):
     _rotatable(personas, config, 1)
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     assert _status(login(personas.viewer), batch)["total"] == 1
 
 
 def test_outsider_gets_404_for_the_progress_page_and_its_json(personas, config):
     _rotatable(personas, config, 1)
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     client = login(personas.outsider)
     page = f"/folders/{personas.folder.uid}/rotate-all/{batch.uid}/"
@@ -304,7 +303,7 @@ def test_outsider_gets_404_for_the_progress_page_and_its_json(personas, config):
 
 def test_a_batch_is_not_found_under_another_folder(personas, config):
     _rotatable(personas, config, 1)
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     client = login(personas.outsider)  # a member of the other folder
     url = f"/folders/{personas.other_folder.uid}/rotate-all/{batch.uid}/status/"
@@ -313,7 +312,7 @@ def test_a_batch_is_not_found_under_another_folder(personas, config):
 
 def test_anonymous_progress_json_redirects_to_login(personas, config):
     _rotatable(personas, config, 1)
-    _rotate_all(login(personas.editor), personas.folder)
+    rotate_all_confirmed(login(personas.editor), personas.folder)
     batch = RotationBatch.objects.get()
     url = f"/folders/{personas.folder.uid}/rotate-all/{batch.uid}/status/"
     assert Client().get(url).status_code == 302
@@ -325,7 +324,7 @@ def test_anonymous_progress_json_redirects_to_login(personas, config):
 def test_progress_json_reaches_10_of_10_when_the_rotations_finish(world, personas):
     records = [world.user(f"Bulk{n:02d}") for n in range(10)]
     client = login(personas.editor)
-    _rotate_all(client, personas.folder)
+    rotate_all_confirmed(client, personas.folder)
     batch = RotationBatch.objects.get()
     assert _status(client, batch)["text"] == "0/10"
     for n, rotation in enumerate(batch.rotations.order_by("pk"), start=1):
@@ -343,7 +342,7 @@ def test_failures_appear_in_the_progress_json_as_they_happen(world, personas):
     world.user("Works")
     broken = world.user("NoConsole", console=False)
     client = login(personas.editor)
-    _rotate_all(client, personas.folder)
+    rotate_all_confirmed(client, personas.folder)
     batch = RotationBatch.objects.get()
     failing = batch.rotations.get(pam_user=broken)
     assert engine.rotation_run(rotation_id=failing.pk) == Rotation.FAILED
@@ -359,7 +358,7 @@ def test_failures_appear_in_the_progress_json_as_they_happen(world, personas):
 def test_failures_are_listed_on_the_progress_page(world, personas):
     broken = world.user("NoConsole", console=False)
     client = login(personas.editor)
-    url = _rotate_all(client, personas.folder).url
+    url = rotate_all_confirmed(client, personas.folder).url
     rotation = RotationBatch.objects.get().rotations.get()
     engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
@@ -367,3 +366,40 @@ def test_failures_are_listed_on_the_progress_page(world, personas):
     assert f'<a href="/records/{broken.uid}/">{broken.title}</a>' in html
     assert escape(rotation.error) in html
     assert '<strong id="batch-count">1/1</strong>' in html
+
+
+# --- records the vault does not manage ---------------------------------------------------------
+
+
+def test_rotate_all_skips_unmanaged_records_and_says_how_many(personas, config):
+    managed, unmanaged, other = _rotatable(personas, config, 3)
+    PamUser.objects.filter(pk__in=[unmanaged.pk, other.pk]).update(managed=False)
+    bare = make_pam_user(personas.folder, "NoSettings")
+    client = login(personas.editor)
+
+    html = client.get(rotate_all_confirmed(client, personas.folder).url).content.decode()
+
+    assert set(Rotation.objects.values_list("pam_user", flat=True)) == {managed.pk}
+    batch = RotationBatch.objects.get()
+    reasons = {s["record"]: s["reason"] for s in batch.skipped}
+    assert set(reasons) == {unmanaged.uid, other.uid, bare.uid}
+    assert reasons[unmanaged.uid] == reasons[other.uid] == engine.NOT_MANAGED
+    assert "Rotation requested for 1 PAM Users; 3 skipped, 2 of them not managed by the vault." in (
+        html
+    )
+    progress = _status(client, batch)
+    assert (progress["skipped"], progress["unmanaged"]) == (3, 2)
+
+
+def test_rotate_all_of_only_unmanaged_records_says_nothing_was_rotated_and_why(personas, config):
+    (record,) = _rotatable(personas, config, 1)
+    PamUser.objects.filter(pk=record.pk).update(managed=False)
+    client = login(personas.editor)
+
+    html = client.get(rotate_all_confirmed(client, personas.folder).url).content.decode()
+    answer = rotate_all_confirmed(client, personas.folder, **JSON).json()
+
+    assert not Rotation.objects.exists()
+    assert "Nothing to rotate" in html
+    assert "1 skipped, 1 of them not managed by the vault." in html
+    assert (answer["skipped"], answer["unmanaged"]) == (1, 1)

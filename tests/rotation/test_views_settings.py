@@ -13,6 +13,7 @@ from django.utils import timezone
 from rotation.models import RotationSettings
 from rotation.passwords import AWS_SYMBOLS
 from tests.conftest import login, make_configuration
+from tests.formvalues import form_values
 from vault.models import Application, AuditEvent, Gateway
 
 pytestmark = pytest.mark.django_db
@@ -508,3 +509,152 @@ def test_own_schedule_has_no_configuration_default_line(personas, record, config
         _url(record), _data(config, schedule_type="DAILY", preview="1")
     )
     assert 'id="schedule-source"' not in response.content.decode()
+
+
+# --- RUN_ONCE: Keeper's one-time schedule ---------------------------------------------------------
+
+
+def _select_value(html: str, name: str) -> str:
+    select = re.search(rf'<select name="{name}".*?</select>', html, re.S).group(0)
+    match = re.search(r'<option value="([^"]*)"[^>]*selected', select)
+    return match.group(1) if match else ""
+
+
+def test_the_form_offers_once_with_a_date_and_time(personas, record):
+    html = login(personas.editor).get(_url(record)).content.decode()
+    assert '<option value="RUN_ONCE">Once, at a date and time</option>' in html
+    assert re.search(r'<input type="datetime-local" name="once_at"', html)
+
+
+def test_a_stored_run_once_is_shown_as_stored(personas, record, config):
+    RotationSettings.objects.create(
+        pam_user=record,
+        configuration=config,
+        schedule={"type": "RUN_ONCE", "time": "2031-05-01T09:00:00", "tz": "Europe/Berlin"},
+    )
+    html = login(personas.editor).get(_url(record)).content.decode()
+    assert _select_value(html, "schedule_type") == "RUN_ONCE"
+    assert _select_value(html, "tz") == "Europe/Berlin"
+    assert re.search(r'<input type="datetime-local" name="once_at" value="2031-05-01T09:00"', html)
+    assert re.findall(r'<time datetime="([^"]+)"', _upcoming(html)) == ["2031-05-01T07:00:00+00:00"]
+
+
+def _upcoming(html: str) -> str:
+    return re.search(r'<div class="upcoming".*?</div>', html, re.S).group(0)
+
+
+def _next_runs_note_or_list(html: str) -> str:
+    match = re.search(r'<p class="muted" id="next-runs">(.*?)</p>', html, re.S)
+    return match.group(1) if match else ""
+
+
+def test_saving_a_run_once_stores_it_and_its_one_run(personas, record, config):
+    response = _save(
+        login(personas.editor),
+        record,
+        config,
+        schedule_type="RUN_ONCE",
+        once_at="2031-05-01T09:00",
+        tz="Etc/UTC",
+    )
+    assert response.status_code == 302
+    rs = RotationSettings.objects.get(pam_user=record)
+    assert rs.schedule == {"type": "RUN_ONCE", "time": "2031-05-01T09:00:00", "tz": "Etc/UTC"}
+    assert rs.next_run_at == datetime(2031, 5, 1, 9, 0, tzinfo=UTC)
+
+
+def test_preview_of_a_run_once_shows_the_single_run(personas, record, config):
+    response = login(personas.editor).post(
+        _url(record),
+        _data(config, schedule_type="RUN_ONCE", once_at="2031-05-01T09:00", tz="UTC", preview="1"),
+    )
+    assert response.context["upcoming"] == [datetime(2031, 5, 1, 9, 0, tzinfo=UTC)]
+    assert not RotationSettings.objects.filter(pam_user=record).exists()
+
+
+def test_a_run_once_in_the_past_is_a_field_error_saying_so(personas, record, config):
+    before = _snapshot(record)
+    response = _save(
+        login(personas.editor),
+        record,
+        config,
+        schedule_type="RUN_ONCE",
+        once_at="2020-05-01T09:00",
+        tz="UTC",
+    )
+    assert response.status_code == 200
+    [error] = _errors(response)["once_at"]
+    assert error.startswith("This date and time has already passed (it is now ")
+    assert _snapshot(record) == before
+
+
+@pytest.mark.parametrize(
+    ("once_at", "words"),
+    [
+        ("", "Enter the date and time of the one run."),
+        ("2031-02-30T09:00", 'must be a date and time as "YYYY-MM-DDTHH:MM:SS"'),
+        ("tomorrow", 'must be a date and time as "YYYY-MM-DDTHH:MM:SS"'),
+    ],
+)
+def test_a_bad_run_once_date_is_a_field_error(personas, record, config, once_at, words):
+    response = _save(
+        login(personas.editor), record, config, schedule_type="RUN_ONCE", once_at=once_at
+    )
+    assert words in " ".join(_errors(response)["once_at"])
+    assert not RotationSettings.objects.filter(pam_user=record).exists()
+
+
+def test_a_passed_run_once_saved_unchanged_says_its_run_has_passed(personas, record, config):
+    RotationSettings.objects.create(
+        pam_user=record,
+        configuration=config,
+        schedule={"type": "RUN_ONCE", "time": "2020-05-01T09:00:00", "tz": "UTC"},
+    )
+    html = login(personas.editor).get(_url(record)).content.decode()
+    assert _next_runs_note_or_list(html).strip() == (
+        "None: its one run has passed (Once on 2020-05-01 at 09:00 (UTC))."
+    )
+
+
+# --- a stored schedule that no longer reads (issue 13: croniter-era Quartz cron) -------------------
+
+
+INVALID_CRON = {"type": "CRON", "cron": "0 0 3 ? * 2L,6L", "tz": "UTC"}
+
+
+def test_a_stored_schedule_that_no_longer_reads_is_shown_as_invalid(personas, record, config):
+    RotationSettings.objects.create(pam_user=record, configuration=config, schedule=INVALID_CRON)
+    response = login(personas.editor).get(_url(record))
+    assert response.status_code == 200
+    html = response.content.decode()
+    problem = re.search(r'id="stored-schedule-problem">(.*?)</p>', html, re.S).group(1)
+    assert problem.startswith("The stored schedule is invalid and must be chosen again: ")
+    assert "day-of-week" in problem
+    assert _select_value(html, "schedule_type") == "CRON"
+    assert 'value="0 0 3 ? * 2L,6L"' in html
+    assert (
+        _next_runs_note_or_list(html).strip() == "None: the stored schedule is invalid (see above)."
+    )
+
+
+def test_saving_an_invalid_stored_schedule_unchanged_is_refused(personas, record, config):
+    RotationSettings.objects.create(pam_user=record, configuration=config, schedule=INVALID_CRON)
+    client = login(personas.editor)
+    data = form_values(client.get(_url(record)).content.decode(), "rotation-settings-form")
+    response = client.post(_url(record), data)
+    assert response.status_code == 200
+    assert "cron" in _errors(response)
+    assert RotationSettings.objects.get(pam_user=record).schedule == INVALID_CRON
+
+
+def test_a_stored_type_the_form_cannot_show_must_be_chosen(personas, record, config):
+    RotationSettings.objects.create(
+        pam_user=record, configuration=config, schedule={"type": "HOURLY", "time": "00:05"}
+    )
+    client = login(personas.editor)
+    html = client.get(_url(record)).content.decode()
+    assert '<option value="" selected>— the stored schedule is invalid: choose one —' in html
+    response = client.post(_url(record), form_values(html, "rotation-settings-form"))
+    assert response.status_code == 200
+    assert "schedule_type" in _errors(response)
+    assert RotationSettings.objects.get(pam_user=record).schedule["type"] == "HOURLY"

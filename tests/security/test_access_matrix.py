@@ -43,6 +43,16 @@ EXPECT: dict[str, dict[str, str]] = {
         "POST": "L 302 302 302 302 200",
     },
     "twofactor_disable": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
+    # Your own password: everyone signed in (the current password is theirs, PASSWORD).
+    "account_password": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
+    # --- people: superusers only (with a verified two-factor session; tests/vault/test_people.py
+    # sends an unverified one to give a code)
+    "people": {"GET": "L 403 403 403 403 200", "POST": "L 405 405 405 405 405"},
+    "person_create": {"GET": "L 405 405 405 405 405", "POST": "L 403 403 403 403 302"},
+    "person_deactivate": {"GET": "L 405 405 405 405 405", "POST": "L 403 403 403 403 302"},
+    "person_reactivate": {"GET": "L 405 405 405 405 405", "POST": "L 403 403 403 403 302"},
+    "person_password": {"GET": "L 405 405 405 405 405", "POST": "L 403 403 403 403 302"},
+    "person_unlock": {"GET": "L 405 405 405 405 405", "POST": "L 403 403 403 403 302"},
     # --- folders and members
     "home": {"GET": "L 200 200 200 200 200", "POST": "L 200 200 200 200 200"},
     "folder_create": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
@@ -81,7 +91,9 @@ EXPECT: dict[str, dict[str, str]] = {
     "rotation_resolve": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
     # The world's rotation has ended: the editor is told so (302), nothing changes.
     "rotation_cancel": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
-    "rotate_all": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    # GET is the confirmation (how many will be rotated and skipped); a POST confirming that
+    # number requests the rotations.
+    "rotate_all": {"GET": "L 404 403 200 403 404", "POST": "L 404 403 302 403 404"},
     "rotate_all_progress": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
     "rotate_all_status": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
     # --- audit log: superusers see everything, members who manage users see their folders
@@ -169,6 +181,23 @@ def post_data(name: str, world) -> dict:
     data = {
         "login": {"username": "nobody", "password": "wrong"},
         "account_confirm": {"password": PASSWORD},
+        "account_password": {
+            "current_password": PASSWORD,
+            "new_password1": "Sturdy-Vault-Key-93!",
+            "new_password2": "Sturdy-Vault-Key-93!",
+        },
+        "person_create": {
+            "username": "forged-person",
+            "new_password1": "Sturdy-Vault-Key-93!",
+            "new_password2": "Sturdy-Vault-Key-93!",
+        },
+        # The reset form's fields carry the person's prefix (the viewer is the URL's username).
+        "person_password": {
+            f"reset-{world.personas.viewer.pk}-new_password1": "Sturdy-Vault-Key-93!",
+            f"reset-{world.personas.viewer.pk}-new_password2": "Sturdy-Vault-Key-93!",
+        },
+        # The world's record is the one Rotate all would rotate.
+        "rotate_all": {"confirm": "1"},
         "twofactor_setup": {"code": "not-a-code"},
         "twofactor_verify": {"code": "123456"},
         "folder_create": {"name": "Forged folder"},

@@ -150,6 +150,37 @@ def test_record_edit_form(vault_world, data):
     submit(client, f"/records/{vault_world.record.uid}/edit/", data)
 
 
+# The schedule widget's fields (vault/schedule_widget.py), each valid for some type.
+SCHEDULE_WIDGET = {
+    "tz": "Europe/Berlin",
+    "time": "03:00",
+    "once_at": "2031-05-01T09:00",
+    "interval_count": "2",
+    "weekday": "FRIDAY",
+    "month_day": "31",
+    "occurrence": "LAST",
+    "month": "FEBRUARY",
+    "cron": "0 0 3 ? * MON-FRI",
+}
+# Left out (None): the JSON alone, as scripts written for the earlier form post it.
+schedule_types = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "ON_DEMAND",
+            "RUN_ONCE",
+            "DAILY",
+            "WEEKLY",
+            "MONTHLY_BY_DAY",
+            "MONTHLY_BY_WEEKDAY",
+            "YEARLY",
+            "CRON",
+            "JSON",
+        ]
+    ),
+    nasty(),
+)
+
 schedules = st.one_of(
     maybe('{"type": "DAILY", "time": "03:00", "tz": "Europe/Berlin", "intervalCount": 2}'),
     json_values().map(json.dumps),
@@ -158,17 +189,25 @@ schedules = st.one_of(
 
 
 @EXAMPLES
-@given(data=form_data(CONFIGURATION), schedule=schedules)
-def test_configuration_create_form(vault_world, data, schedule):
+@given(
+    data=form_data({**CONFIGURATION, **SCHEDULE_WIDGET}), schedule=schedules, kind=schedule_types
+)
+def test_configuration_create_form(vault_world, data, schedule, kind):
     data["default_rotation_schedule"] = schedule
+    if kind is not None:
+        data["schedule_type"] = kind
     client = vault_world.client("editor")
     submit(client, f"/folders/{vault_world.folder.uid}/configurations/new/", data)
 
 
 @EXAMPLES
-@given(data=form_data(CONFIGURATION), schedule=schedules)
-def test_configuration_edit_form(vault_world, data, schedule):
+@given(
+    data=form_data({**CONFIGURATION, **SCHEDULE_WIDGET}), schedule=schedules, kind=schedule_types
+)
+def test_configuration_edit_form(vault_world, data, schedule, kind):
     data["default_rotation_schedule"] = schedule
+    if kind is not None:
+        data["schedule_type"] = kind
     client = vault_world.client("editor")
     submit(client, f"/configurations/{vault_world.config.uid}/edit/", data)
 
@@ -258,6 +297,7 @@ ROTATION = {
     "occurrence": "LAST",
     "month": "FEBRUARY",
     "cron": "0 0 * * *",
+    "once_at": "2031-05-01T09:00",
     "length": "64",
     "min_upper": "10",
     "min_lower": "10",
@@ -466,8 +506,8 @@ def test_pam_import_errors_quoting_control_characters_stay_one_line_each(vault_w
     assert code == 1
     assert err.splitlines() == [
         "pam: error: users[0].bad\\r\\nkey\\x1b[31m: unknown key "
-        "(expected: title, folder, login, password, distinguished_name, password_history, "
-        "rotation)"
+        "(expected: title, folder, login, password, distinguished_name, notes, managed, "
+        "password_history, rotation)"
     ]
 
 

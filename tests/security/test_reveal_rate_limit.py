@@ -54,6 +54,16 @@ def test_one_more_reveal_is_refused_with_429_and_reveals_nothing(vault_world):
     )
 
 
+def test_the_refusal_says_the_wait_in_minutes_not_hundreds_of_seconds(vault_world, settings):
+    settings.REVEAL_RATE_LIMIT = "1/10m"
+    client = vault_world.client("viewer")
+    reveal(client, vault_world.record)
+    response = reveal(client, vault_world.record)
+    assert response.status_code == 429
+    assert "Try again in 10 minutes." in response.content.decode()
+    assert 540 <= int(response["Retry-After"]) <= 601
+
+
 def test_refusal_is_audited(vault_world):
     client = vault_world.client("viewer")
     for _ in range(4):

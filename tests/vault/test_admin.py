@@ -39,8 +39,11 @@ def record_post(record, **changes) -> dict:
         "title": record.title,
         "login": record.login,
         "distinguished_name": record.distinguished_name,
+        "notes": record.notes,
         "replace_password": "",
     }
+    if record.managed:  # a ticked checkbox is sent, an unticked one is not
+        data["managed"] = "on"
     data.update(changes)
     return data
 
@@ -284,3 +287,16 @@ def test_folder_inline_adds_members_through_the_service(admin_client, personas):
     assert response.status_code == 302
     assert FolderMember.objects.filter(folder=folder, user=personas.viewer).exists()
     assert AuditEvent.objects.filter(action="member.added", actor=personas.superuser).exists()
+
+
+def test_the_admin_shows_and_changes_notes_and_managed_through_the_service(admin_client, record):
+    page = admin_client.get(change_url(record)).content.decode()
+    assert 'name="notes"' in page and 'name="managed"' in page
+    data = record_post(record, notes="Owned by ops")
+    del data["managed"]
+    response = admin_client.post(change_url(record), data)
+    assert response.status_code == 302
+    record.refresh_from_db()
+    assert (record.notes, record.managed) == ("Owned by ops", False)
+    event = AuditEvent.objects.get(action="record.updated")
+    assert event.details == {"fields": ["notes", "managed"], "managed": False}

@@ -72,7 +72,7 @@ def test_list_folder_filters(personas, record):
 def test_list_unknown_folder_is_one_error_line(personas):
     code, out, err = call_pam("list", "--folder", "nope")
     assert code == 1 and out == ""
-    assert err == 'pam: error: no folder with uid "nope" (see `pam list` for uids)\n'
+    assert err == 'pam: error: no folder with uid nope or name "nope" (see `pam list`)\n'
 
 
 # --- pam get -----------------------------------------------------------------------------------
@@ -89,8 +89,16 @@ def test_get_masks_the_password(personas, record):
         "login": "TestUser",
         "distinguished_name": record.distinguished_name,
         "password": "********",
+        "notes": "",
+        "managed": True,
     }
     assert not AuditEvent.objects.filter(action="password.revealed").exists()
+
+
+def test_get_shows_notes_and_whether_the_vault_manages_the_record(record):
+    PamUser.objects.filter(pk=record.pk).update(notes="Owner: platform team", managed=False)
+    _, out, _ = call_pam("get", record.uid, "--format", "json")
+    assert (json.loads(out)["notes"], json.loads(out)["managed"]) == ("Owner: platform team", False)
 
 
 def test_get_unmask_shows_the_password_and_audits_as_cli(record):
@@ -134,7 +142,10 @@ def test_get_configuration_unmask_shows_the_secret_and_audits(config):
 def test_get_unknown_uid_is_one_error_line(personas):
     code, out, err = call_pam("get", "does-not-exist")
     assert (code, out) == (1, "")
-    assert err == 'pam: error: no record or configuration with uid "does-not-exist"\n'
+    assert err == (
+        'pam: error: no record or configuration with uid does-not-exist or title "does-not-exist" '
+        "(see `pam list`)\n"
+    )
 
 
 def test_get_runs_record_extras(record, monkeypatch):

@@ -106,7 +106,10 @@ def test_import_then_reimport_prints_the_same_uids(db_file, tmp_path):
 
 def test_get_unknown_uid(db_file):
     line = assert_one_error_line(manage(db_file, "pam", "get", "no-such-uid"))
-    assert line == 'pam: error: no record or configuration with uid "no-such-uid"'
+    assert line == (
+        'pam: error: no record or configuration with uid no-such-uid or title "no-such-uid" '
+        "(see `pam list`)"
+    )
 
 
 def test_import_missing_file(db_file, tmp_path):

@@ -107,6 +107,10 @@ def build_vault(records: int) -> None:
             title=f"AWS user: user{i:04d}",
             login=f"user{i:04d}",
             distinguished_name=f"arn:aws:iam::123456789012:user/team{i % 7}/user{i:04d}",
+            # Keeper's notes (plain text, several lines, markup kept as text) and managed
+            # flag: an unmanaged record keeps its rotation settings, and is never rotated.
+            notes="" if i % 4 == 0 else f"Owner: team{i % 7}\n<b>ticket</b> #{i} — ünïcode",
+            managed=i % 9 != 8,
         )
         history = [f"Pass-{i:04d}-{n}!" for n in range(i % 4)]  # 0 to 3 entries
         record.set_secret("password", history[-1] if history else "")
@@ -160,6 +164,8 @@ def snapshot() -> dict:
             r.distinguished_name,
             r.get_secret("password"),
             history.get(r.pk, []),
+            r.notes,
+            r.managed,
         )
     rotation = {}
     for rs in RotationSettings.objects.select_related("pam_user__folder", "configuration__folder"):
@@ -221,6 +227,8 @@ def test_round_trip_of_1000_records_with_their_history(tmp_path):
     assert len(before["records"]) == 1000
     assert sum(len(r[3]) for r in before["records"].values()) == 1500
     assert len(before["rotation"]) == 800
+    assert sum(1 for r in before["records"].values() if not r[5]) == 111  # unmanaged
+    assert sum(1 for r in before["records"].values() if r[4]) == 750  # with notes
     path = tmp_path / "backup.json"
 
     code, out, err = call_pam("export", "--output", str(path))
@@ -394,8 +402,13 @@ def test_keeper_format_round_trips_through_pam_project_import(tmp_path):
     report = json.loads(out)
     assert report["not_imported"] == []
     after = snapshot()
-    gamma_records = {k: v[:3] for k, v in before["records"].items() if k[0] == "Gamma - Users"}
-    assert {k: v[:3] for k, v in after["records"].items()} == gamma_records
+    # Keeper's format has no password history: everything else of each record comes back.
+    gamma_records = {
+        k: (*v[:3], *v[4:]) for k, v in before["records"].items() if k[0] == "Gamma - Users"
+    }
+    assert {k: (*v[:3], *v[4:]) for k, v in after["records"].items()} == gamma_records
+    assert {v[4] for v in gamma_records.values()} == {True, False}
+    assert any(v[3] for v in gamma_records.values())
     assert after["configurations"] == {
         k: v for k, v in before["configurations"].items() if k[0] == "Gamma - Users"
     }

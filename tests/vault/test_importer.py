@@ -295,6 +295,51 @@ def test_reimport_does_not_put_back_a_password_that_was_replaced_since():
     assert record.get_secret("password") == "Rotated-Passw0rd!"
 
 
+# --- notes and the managed flag ------------------------------------------------------------
+
+
+def test_notes_and_managed_are_imported_and_a_second_import_changes_nothing():
+    doc = example(users=[user_entry(notes="Line one\nLine <two>", managed=False)])
+    importer.import_document(doc)
+    record = PamUser.objects.get()
+    assert (record.notes, record.managed) == ("Line one\nLine <two>", False)
+    before = row_counts()
+    stored = PamUser.objects.values().get()
+    importer.import_document(copy.deepcopy(doc))
+    assert row_counts() == before
+    assert PamUser.objects.values().get() == stored
+
+
+def test_a_new_record_without_notes_or_managed_is_managed_with_no_notes():
+    importer.import_document(example(users=[user_entry()]))
+    assert PamUser.objects.values_list("notes", "managed").get() == ("", True)
+
+
+def test_reimport_changes_notes_and_managed_and_leaving_them_out_keeps_them():
+    importer.import_document(example(users=[user_entry(notes="First", managed=False)]))
+    importer.import_document(example(users=[user_entry(notes="Second", managed=True)]))
+    assert PamUser.objects.values_list("notes", "managed").get() == ("Second", True)
+    event = AuditEvent.objects.filter(action="record.updated").latest("id")
+    assert event.details == {"fields": ["notes", "managed"], "managed": True}
+    importer.import_document(example(users=[user_entry()]))
+    assert PamUser.objects.values_list("notes", "managed").get() == ("Second", True)
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ({"managed": "yes"}, "users[0].managed: must be true or false, not a string"),
+        ({"managed": None}, "users[0].managed: must be true or false, not null"),
+        ({"notes": 7}, "users[0].notes: must be a string, not a number"),
+        ({"notes": "x" * 100_001}, "users[0].notes: longer than 100000 characters"),
+    ],
+)
+def test_bad_notes_or_managed_are_errors_with_their_path_and_nothing_is_written(extra, expected):
+    before = row_counts()
+    assert errors_of(example(users=[user_entry(**extra)])) == [expected]
+    assert row_counts() == before
+
+
 # --- validation --------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from rotation import engine
 from rotation.models import RotationSettings
 from tests.conftest import login_verified, make_user
 from vault import services
@@ -196,7 +197,6 @@ BLOCKS = {
             "pam_data.users[0]": 'pamUser "Linux user (general rotation)" is not an AWS IAM '
             "user (its distinguished_name is not an IAM user ARN, and its rotation is "
             '"general"): the vault holds only AWS IAM users',
-            "pam_data.users[1].notes": "the vault's PAM Users have no notes",
             "pam_data.users[2].rotation_settings": 'rotation "scripts_only": the vault rotates '
             "AWS IAM users through their PAM Configuration (iam_user) only",
         },
@@ -340,7 +340,7 @@ def test_a_whole_project(people):
         rs.pam_user.login: rs
         for rs in RotationSettings.objects.select_related("pam_user", "configuration")
     }
-    assert sorted(settings) == ["auditor", "deploy-bot", "legacy", "report-reader"]
+    assert sorted(settings) == ["auditor", "break-glass", "deploy-bot", "legacy", "report-reader"]
     assert settings["deploy-bot"].schedule == {"type": "ON_DEMAND"}
     assert settings["deploy-bot"].enabled is True
     # A rotation profile by name.
@@ -353,8 +353,18 @@ def test_a_whole_project(people):
     assert settings["auditor"].use_configuration_schedule is True
     assert settings["auditor"].effective_schedule == config.default_rotation_schedule
     assert settings["legacy"].enabled is False and settings["legacy"].next_run_at is None
-    # managed: false is never rotated.
-    assert "break-glass" not in settings
+    # managed: false keeps its rotation settings, and is never rotated; notes are kept.
+    managed = dict(PamUser.objects.values_list("login", "managed"))
+    assert managed == {
+        "auditor": True,
+        "break-glass": False,
+        "deploy-bot": True,
+        "legacy": True,
+        "report-reader": True,
+    }
+    assert settings["break-glass"].enabled is True
+    assert PamUser.objects.get(login="deploy-bot").notes == "CI deploys"
+    assert set(PamUser.objects.exclude(login="deploy-bot").values_list("notes", flat=True)) == {""}
 
     assert skipped(report) == {
         "shared_folder_users.permissions[2]": 'no vault user is named "Ops Team" (a Keeper '
@@ -363,9 +373,6 @@ def test_a_whole_project(people):
         "pam_configuration.tunneling": "the vault has no tunnels",
         "pam_data.resources[0]": f'pamMachine "Bastion": {RESOURCE}',
         "pam_data.resources[0].users[0]": RESOURCE_USER,
-        "pam_data.users[0].notes": "the vault's PAM Users have no notes",
-        "pam_data.users[2].rotation_settings": "managed is false: the vault never rotates "
-        "this record",
         "pam_data.users[5]": 'a login record "Console bookmark": the vault holds only PAM '
         "Users that are AWS IAM users",
     }
@@ -373,7 +380,7 @@ def test_a_whole_project(people):
         report["users"]["PAM User - report-reader"]
         == PamUser.objects.get(login="report-reader").uid
     )
-    assert "pam: 8 item(s) not imported: see not_imported" in err
+    assert "pam: 6 item(s) not imported: see not_imported" in err
     for secret in ("Deploy-Bot-Pass-01", "EXAMPLEKEY"):
         assert secret not in json.dumps(report)
         assert not AuditEvent.objects.filter(details__icontains=secret).exists()
@@ -385,7 +392,7 @@ def test_dry_run_prints_the_whole_plan_and_writes_nothing(tmp_path):
     assert code == 0
     assert counts() == before
     assert plan["dry_run"] is True and plan["changed"] is True
-    assert "pam: dry run: 19 change(s) planned; nothing was written" in err
+    assert "pam: dry run: 20 change(s) planned; nothing was written" in err
     assert plan["folders"] == {"Project1 - Users": None, "Project1 - Resources": None}
     assert json.loads((tmp_path / "p.json").read_text()) == plan
 
@@ -457,31 +464,69 @@ def test_enabled_default_keeps_the_stored_value_and_off_disables(tmp_path):
     assert [c["action"] for c in report["changes"]] == ["update"]
 
 
-def test_a_record_no_longer_managed_has_its_rotation_disabled(tmp_path):
+def test_a_record_no_longer_managed_keeps_its_settings_and_is_never_rotated(tmp_path):
     run(DATA / "project.json")
     rs = RotationSettings.objects.get(pam_user__login="deploy-bot")
     assert rs.enabled
     code, report, _ = run(write(tmp_path, _project_with({"managed": False})))
     assert code == 0
+    record = PamUser.objects.get(login="deploy-bot")
+    assert record.managed is False
     rs.refresh_from_db()
-    assert rs.enabled is False and rs.next_run_at is None
+    assert rs.enabled is True  # kept: the record follows them once it is managed again
     assert report["changes"] == [
         {
-            "action": "disable",
-            "type": "rotation settings",
+            "action": "update",
+            "type": "user",
             "name": "AWS user: deploy-bot",
             "folder": "Project1 - Users",
-            "configuration": "Project1 AWS PAM Configuration",
-            "enabled": False,
+            "fields": ["managed"],
         }
     ]
+    event = AuditEvent.objects.filter(action="record.updated").latest("id")
+    assert event.details == {"fields": ["managed"], "managed": False}
+    with pytest.raises(engine.RotationRequestError, match="not managed by the vault"):
+        engine.rotation_request(record=record, trigger="on_demand")
+    code, again, _ = run(write(tmp_path, _project_with({"managed": False})))
+    assert again["changes"] == []
+
+
+def test_notes_and_managed_are_carried_and_a_second_import_changes_nothing(tmp_path):
+    notes = "Break-glass only.\nCall <ops> first."
+    doc = _project_with({"notes": notes, "managed": "no"})
+    code, report, err = run(write(tmp_path, doc))
+    assert code == 0, err
+    record = PamUser.objects.get(login="deploy-bot")
+    assert (record.notes, record.managed) == (notes, False)
+    assert not any(path.endswith(".notes") for path in skipped(report))
+    before = counts()
+    code, again, _ = run(write(tmp_path, doc))
+    assert again["changes"] == [] and counts() == before
+
+
+def test_notes_or_managed_left_out_keep_the_stored_values(tmp_path):
+    run(write(tmp_path, _project_with({"notes": "Kept", "managed": False})))
+    doc = _project_with({})
+    del doc["pam_data"]["users"][0]["notes"], doc["pam_data"]["users"][0]["managed"]
+    code, report, _ = run(write(tmp_path, doc))
+    assert code == 0 and report["changes"] == []
+    record = PamUser.objects.get(login="deploy-bot")
+    assert (record.notes, record.managed) == ("Kept", False)
+
+
+def test_notes_that_are_not_text_are_one_line_and_change_nothing(tmp_path):
+    before = counts()
+    code, _, err = run(write(tmp_path, _project_with({"notes": ["a", "list"]})))
+    assert code == 1
+    assert err.strip() == "pam: error: pam_data.users[0].notes: must be a string, not a list"
+    assert counts() == before
 
 
 def test_configuration_rotation_off_saves_every_users_settings_disabled(tmp_path):
     code, report, _ = run(write(tmp_path, _project_with({}, {"rotation": "off"})))
     assert code == 0
     assert not RotationSettings.objects.filter(enabled=True).exists()
-    assert RotationSettings.objects.count() == 4
+    assert RotationSettings.objects.count() == 5
     assert any(note.startswith('pam_configuration.rotation: "off"') for note in report["notes"])
 
 

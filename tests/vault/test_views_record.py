@@ -4,7 +4,7 @@ from django.test import Client
 
 from tests.conftest import login
 from vault import services
-from vault.models import PasswordVersion
+from vault.models import PamUser, PasswordVersion
 
 
 def _make_record(personas, password: str = "Current-Passw0rd!"):
@@ -124,3 +124,26 @@ def test_outsider_404_page_does_not_name_the_record(personas):
     response = login(personas.outsider).get(f"/records/{record.uid}/")
     assert "AWS user: Alice" not in response.content.decode()
     assert "Not found" in response.content.decode()
+
+
+def test_record_page_shows_notes_escaped_with_their_line_breaks(personas):
+    record = _make_record(personas)
+    services.pam_user_update(
+        record=record,
+        title=record.title,
+        login=record.login,
+        distinguished_name=record.distinguished_name,
+        notes="<script>alert(1)</script>\nSecond line",
+    )
+    html = login(personas.viewer).get(f"/records/{record.uid}/").content.decode()
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>Second line" in html
+
+
+def test_record_page_says_when_the_vault_does_not_manage_the_record(personas):
+    record = _make_record(personas)
+    page = login(personas.viewer).get(f"/records/{record.uid}/").content.decode()
+    assert "never rotated" not in page
+    PamUser.objects.filter(pk=record.pk).update(managed=False)
+    html = login(personas.viewer).get(f"/records/{record.uid}/").content.decode()
+    assert "Not managed by the vault: it is never rotated." in html

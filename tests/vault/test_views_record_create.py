@@ -1,5 +1,7 @@
 """Creating a PAM User: needs manage_records; every bad input is a field error; nothing written."""
 
+import re
+
 from django.contrib.messages import get_messages
 from django.test import Client
 
@@ -11,6 +13,7 @@ VALID = {
     "login": "Alice",
     "distinguished_name": "arn:aws:iam::123456789012:user/Alice",
     "password": "Typed-Passw0rd!",
+    "managed": "on",  # a browser sends the checkbox, checked by default
 }
 
 
@@ -155,3 +158,29 @@ def test_anonymous_post_redirects_and_writes_nothing(personas):
     response = Client().post(_url(personas), VALID)
     assert response.status_code == 302
     assert PamUser.objects.count() == 0
+
+
+# --- notes and the managed flag ----------------------------------------------------------------
+
+
+def test_the_form_has_notes_and_a_managed_checkbox_checked_by_default(personas):
+    html = login(personas.editor).get(_url(personas)).content.decode()
+    assert '<label for="id_notes">' in html
+    assert re.search(r'<textarea[^>]*name="notes"', html)
+    checkbox = re.search(r'<input[^>]*name="managed"[^>]*>', html).group(0)
+    assert 'type="checkbox"' in checkbox and "checked" in checkbox
+    assert "Managed by the vault (rotate this record)" in html
+
+
+def test_a_record_is_created_with_its_notes_and_unmanaged(personas):
+    data = {k: v for k, v in VALID.items() if k != "managed"}  # the box unticked
+    login(personas.editor).post(_url(personas), {**data, "notes": "Break-glass.\nAsk ops."})
+    record = PamUser.objects.get(title="AWS user: Alice")
+    assert (record.notes, record.managed) == ("Break-glass.\nAsk ops.", False)
+
+
+def test_notes_with_a_nul_character_are_a_field_error_and_nothing_is_written(personas):
+    response = _post(personas, personas.editor, notes="bad\x00notes")
+    assert response.status_code == 200
+    assert response.context["form"].errors["notes"]
+    assert not PamUser.objects.exists()

@@ -1,11 +1,13 @@
 """Editing a PAM User: needs can_edit; a blank password keeps the current one."""
 
+import re
+
 import pytest
 from django.test import Client
 
 from tests.conftest import login, make_pam_user
 from vault import services
-from vault.models import AuditEvent, PasswordVersion
+from vault.models import AuditEvent, PamUser, PasswordVersion
 
 ARN = "arn:aws:iam::123456789012:user/Alice"
 
@@ -31,6 +33,7 @@ def _data(**changes) -> dict:
         "login": "Alice",
         "distinguished_name": ARN,
         "password": "",
+        "managed": "on",  # a browser sends the checkbox while it is ticked
         **changes,
     }
 
@@ -129,3 +132,53 @@ def test_an_edit_without_a_password_keeps_a_password_rotated_meanwhile(personas)
     record.refresh_from_db()
     assert record.title == "Renamed"
     assert record.get_secret("password") == "Rotated-Passw0rd!"
+
+
+# --- notes and the managed flag ----------------------------------------------------------------
+
+
+def test_edit_form_shows_the_notes_and_the_managed_flag(personas, record):
+    services.pam_user_update(
+        record=record,
+        title=record.title,
+        login=record.login,
+        distinguished_name=record.distinguished_name,
+        notes="Owned by <ops>",
+        managed=False,
+    )
+    html = login(personas.editor).get(_url(record)).content.decode()
+    assert "Owned by &lt;ops&gt;</textarea>" in html
+    checkbox = re.search(r'<input[^>]*name="managed"[^>]*>', html).group(0)
+    assert "checked" not in checkbox
+
+
+def test_unticking_managed_is_saved_and_audited_like_other_edits(personas, record):
+    data = {k: v for k, v in _data().items() if k != "managed"}
+    login(personas.editor).post(_url(record), data)
+    record.refresh_from_db()
+    assert record.managed is False
+    event = AuditEvent.objects.get(action="record.updated")
+    assert event.details == {"fields": ["managed"], "managed": False}
+    assert event.actor == personas.editor
+
+
+def test_ticking_managed_again_is_audited(personas, record):
+    PamUser.objects.filter(pk=record.pk).update(managed=False)
+    login(personas.editor).post(_url(record), _data())
+    record.refresh_from_db()
+    assert record.managed is True
+    event = AuditEvent.objects.get(action="record.updated")
+    assert event.details == {"fields": ["managed"], "managed": True}
+
+
+def test_editing_the_notes_is_audited_without_their_text(personas, record):
+    login(personas.editor).post(_url(record), _data(notes="Rotated by the vault."))
+    record.refresh_from_db()
+    assert record.notes == "Rotated by the vault."
+    event = AuditEvent.objects.get(action="record.updated")
+    assert event.details == {"fields": ["notes"]}
+
+
+def test_an_unchanged_save_audits_no_field(personas, record):
+    login(personas.editor).post(_url(record), _data())
+    assert AuditEvent.objects.get(action="record.updated").details == {"fields": []}

@@ -94,6 +94,8 @@ class Command(BaseCommand):
                 raise CliError(
                     f'"pam {options.get("pam_command")}" needs a subcommand (see --help)', code=2
                 )
+            if getattr(namespace, "unsupported", None):
+                raise CliError(*namespace.unsupported)
             code = func(namespace, out) or 0
         except CliError as exc:
             self._fail(exc.messages, exc.code)
