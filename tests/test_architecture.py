@@ -25,6 +25,12 @@ LAYERS = [
     "rotation",
     # Events out of the audit trail (the outbox): derived from vault's audit events.
     "events",
+    # Mail to people who asked for an event; outbox consumer.
+    "notifications",
+    # Signed deliveries to receivers' URLs; outbox consumer.
+    "webhooks",
+    # Prometheus metrics read from the database.
+    "metrics",
 ]
 
 # Third-party modules (and everything under them) that only the named project files may import.

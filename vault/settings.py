@@ -76,6 +76,10 @@ INSTALLED_APPS = [
     # Apps above rotation (docs/architecture.md): they may import vault and rotation, never the
     # reverse.
     "events",
+    # Consumers of events and readers of the state (issue 16): above events.
+    "notifications",
+    "webhooks",
+    "metrics",
 ]
 
 MIDDLEWARE = [
