@@ -10,6 +10,10 @@ class RotationConfig(AppConfig):
         from rotation import checks, importing, signals, taskguard  # noqa: F401  (registered on import)
 
         importing.install()
+        # The folder page's rotation columns, sorts and filters (vault/folder_listing.py).
+        from rotation import folder_listing
+
+        folder_listing.install()
         taskguard.install()  # only the vault's task functions run on gateways
         pre_migrate.connect(_drop_sqlite_count_triggers, sender=self)
         post_migrate.connect(_ensure_counts, sender=self)

@@ -308,6 +308,13 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "configuration.deleted": lambda a, o, d: f"{a} deleted {o}.",
     "configuration.tested": _tested,
     "folder.created": lambda a, o, d: f"{a} created {o}.",
+    "folder.renamed": lambda a, o, d: (
+        f"{a} renamed the folder “{d.get('old_name', '?')}” to “{d.get('new_name', '?')}”."
+    ),
+    "folder.deleted": lambda a, o, d: (
+        f"{a} deleted the folder “{d.get('name', '?')}” with its {d.get('records', 0)} records "
+        f"and {d.get('configurations', 0)} configurations."
+    ),
     "folder.shared": lambda a, o, d: (
         f"{a} shared {o} to application “{d.get('application', '?')}” "
         f"({'editable' if d.get('editable') else 'read-only'})."
@@ -339,6 +346,17 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "2fa.disabled": lambda a, o, d: f"{a} turned two-factor sign-in off.",
     "2fa.recovery_codes_replaced": lambda a, o, d: f"{a} made new recovery codes.",
     "account.password_changed": lambda a, o, d: f"{a} changed their own password.",
+    "login.sso": lambda a, o, d: (
+        f"{a} signed in with {d.get('provider') or 'single sign-on'}"
+        + (" (second factor at the provider)." if d.get("second_factor") else ".")
+    ),
+    "login.sso_confirmed": lambda a, o, d: (
+        f"{a} confirmed who they are at {d.get('provider') or 'the identity provider'}."
+    ),
+    "login.sso_refused": lambda a, o, d: (
+        f"A sign-in with {d.get('provider') or 'single sign-on'} was refused"
+        + (f": {d['reason'].rstrip('.')}." if d.get("reason") else ".")
+    ),
     "person.created": lambda a, o, d: (
         f"{a} created the account {d.get('username', '?')}"
         + (" with a temporary password." if d.get("temporary_password") else ".")

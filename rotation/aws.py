@@ -118,6 +118,15 @@ INVALID_REQUEST_CODES = frozenset(
 SERVER_FAILURE_CODES = frozenset(
     {"ServiceFailure", "ServiceUnavailable", "InternalFailure", "InternalError", "RequestTimeout"}
 )
+# The error codes CALL_HOOKS are told as they are; any other is "Other".
+KNOWN_ERROR_CODES = (
+    REJECTED_RETRYABLE_CODES
+    | ACCESS_DENIED_CODES
+    | BAD_CREDENTIAL_CODES
+    | INVALID_REQUEST_CODES
+    | SERVER_FAILURE_CODES
+    | {"NoSuchEntity", "PasswordPolicyViolation", "EntityAlreadyExists", "Unknown"}
+)
 
 IAM_ACTIONS = {
     "GetLoginProfile": "iam:GetLoginProfile",
@@ -213,6 +222,13 @@ _session: boto3.session.Session | None = None
 _attempts = threading.local()
 _sleep = time.sleep  # tests replace it to check the waits without waiting
 
+# Apps above rotation observe every AWS call made here (metrics: latency and error codes):
+# name -> callable(action, seconds, code), action as "iam:UpdateLoginProfile", code "" when AWS
+# answered without error. Filled in their ready(); rotation never imports them. The code is
+# one of KNOWN_ERROR_CODES, an exception class name or "Other": an endpoint's answer may echo
+# what it was sent (a password), so its own text never goes to an observer.
+CALL_HOOKS: dict[str, Callable[[str, float, str], None]] = {}
+
 
 def clear_caches() -> None:
     """Forget cached clients, account ids and password policies (tests use it)."""
@@ -297,8 +313,44 @@ def client(config: PamConfiguration, service: str):
         ) from None
     if service == "iam":
         made.meta.events.register("needs-retry.iam.UpdateLoginProfile", _observe_update_attempt)
+    made.meta.events.register("before-call", _call_started)
+    made.meta.events.register("after-call", _call_answered)
+    made.meta.events.register("after-call-error", _call_raised)
     _clients.put(key, made)
     return made
+
+
+# --- call observers (CALL_HOOKS) --------------------------------------------------------------
+
+
+def _call_started(model, context: dict, **_: Any) -> None:
+    # after-call-error is not given the operation: keep it with the start time.
+    action = f"{model.service_model.endpoint_prefix}:{model.name}"
+    context["vault_call"] = (action, time.monotonic())
+
+
+def _call_answered(http_response=None, parsed=None, context=None, **_: Any) -> None:
+    code = ""
+    if http_response is not None and http_response.status_code >= 300:
+        code = str(((parsed or {}).get("Error") or {}).get("Code") or "Unknown")
+        code = code if code in KNOWN_ERROR_CODES else "Other"
+    _call_observed(context, code)
+
+
+def _call_raised(exception=None, context=None, **_: Any) -> None:
+    _call_observed(context, type(exception).__name__)
+
+
+def _call_observed(context: dict | None, code: str) -> None:
+    if not CALL_HOOKS or not context or "vault_call" not in context:
+        return
+    action, started = context["vault_call"]
+    seconds = time.monotonic() - started
+    for name, hook in list(CALL_HOOKS.items()):
+        try:
+            hook(action, seconds, code)
+        except Exception:  # an observer's failure must never fail or change an AWS call
+            logger.exception("AWS call hook %s failed", name)
 
 
 def _check_endpoint(config: PamConfiguration) -> None:

@@ -467,7 +467,7 @@ NO_GATEWAYS = "This Enterprise does not have Gateways yet."  # Commander's words
 
 def gateway_row(g: Gateway, *, verbose: bool) -> dict:
     """Commander's `pam gateway list --format json` keys (the application is its KSM app; the
-    vault has no gateway versions: ""), then ours."""
+    version is the one the gateway reported with its last heartbeat, "" before any), then ours."""
     row = {
         "ksm_app_name": g.application.name if g.application else None,
         "ksm_app_uid": g.application.uid if g.application else None,
@@ -475,7 +475,7 @@ def gateway_row(g: Gateway, *, verbose: bool) -> dict:
         "gateway_name": g.name,
         "gateway_uid": g.uid,
         "status": "ONLINE" if g.is_online else "OFFLINE",
-        "gateway_version": "",
+        "gateway_version": g.version,
         "last_seen": _iso(g.last_seen_at),
         "configurations": g.configurations.count(),
     }
@@ -511,6 +511,7 @@ def cmd_gateway_list(options: argparse.Namespace, out: OutputHelper) -> int:
         ("gateway_name", "GATEWAY NAME"),
         ("gateway_uid", "GATEWAY UID"),
         ("status", "STATUS"),
+        ("gateway_version", "VERSION"),
         ("last_seen", "LAST SEEN"),
     ]
     out.table(rows, columns + ([("configurations", "CONFIGURATIONS")] if options.verbose else []))

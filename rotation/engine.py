@@ -613,6 +613,7 @@ def rotations_finish(*, done: list[tuple[Rotation, str]]) -> list[str]:
     next_runs = [_next_run_for(_settings_of(rotation), now) for rotation, _ in done]
     try:
         with transaction.atomic():
+            _hold_settings_first([rotation.pam_user_id for rotation, _ in done])
             _succeed_all(done, now)
             _promote_passwords(done, now)
             _settings_after_success([r for r, _ in done], now, next_runs)
@@ -627,6 +628,17 @@ def rotations_finish(*, done: list[tuple[Rotation, str]]) -> list[str]:
             return ["skipped"]
         return [rotations_finish(done=[item])[0] for item in done]
     return [Rotation.SUCCEEDED] * len(done)
+
+
+def _hold_settings_first(pam_user_ids: list[int]) -> None:
+    """Lock the records' rotation settings before an ending rotation's row changes, in the
+    order a scheduler pass takes them (settings FOR UPDATE, then the new rotations, whose
+    one-active check waits on an active rotation changed by an open transaction). The other
+    order deadlocks with a pass that finds the record due meanwhile; this way the pass skips
+    it (SKIP LOCKED) or finishes first. Nothing to do where writers take turns (SQLite)."""
+    if db_connection.features.has_select_for_update:
+        held = RotationSettings.objects.select_for_update().filter(pam_user_id__in=pam_user_ids)
+        list(held.order_by("pk").values_list("pk", flat=True))
 
 
 def _succeed_all(done: list[tuple[Rotation, str]], now: datetime) -> None:
@@ -722,6 +734,7 @@ def rotation_fail(*, rotation: Rotation, error: str) -> str:
     now = timezone.now()
     keep = rotation.pending_may_be_live
     with transaction.atomic():
+        _hold_settings_first([rotation.pam_user_id])
         changes = {"status": Rotation.FAILED, "finished_at": now, "error": error}
         if not keep:
             changes["pending_password_enc"] = ""
@@ -1189,6 +1202,7 @@ def lease_lost_message(attempts: int) -> str:
 def _recover_exhausted(rotation: Rotation, taken: QuerySet[Rotation], now: datetime) -> None:
     error = lease_lost_message(rotation.attempts)
     with transaction.atomic():
+        _hold_settings_first([rotation.pam_user_id])
         # Fail it without discarding anything: a pending secret that exists may be live.
         if not taken.update(
             status=Rotation.FAILED,

@@ -1,6 +1,6 @@
 """What the Gateways page shows about each gateway a person may see (which ones is
 vault.access.gateways_visible_to's rule): its application, whether it is online and its last
-heartbeat, the configurations naming it in the person's own folders, the rotations queued and
+heartbeat and the version it reported, the configurations naming it in the person's own folders, the rotations queued and
 running on it, and how to run it: the command and the names of the environment it needs, never
 their values. A fixed number of queries, however many gateways there are.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, QuerySet
 
+import vault
 from rotation.models import Rotation
 from vault.access import folders_for_user
 from vault.models import Gateway, PamConfiguration
@@ -43,6 +44,15 @@ class GatewayRow:
     running: int = 0
     # Queued and running rotations of records in the person's folders, oldest first.
     rotations: list[Rotation] = field(default_factory=list)
+
+    @property
+    def web_version(self) -> str:
+        return vault.__version__
+
+    @property
+    def version_differs(self) -> bool:
+        """The gateway's last heartbeat came from code other than this web app's."""
+        return bool(self.gateway.version) and self.gateway.version != vault.__version__
 
     @property
     def more_rotations(self) -> int:

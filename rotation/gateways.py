@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+import vault
 from rotation import dispatch, engine, scheduler
 from rotation.models import Rotation
 from vault.audit import audit_record
@@ -25,12 +26,15 @@ logger = logging.getLogger(__name__)
 
 
 def gateway_heartbeat(*, gateway_name: str, now: datetime | None = None) -> Gateway | None:
-    """The gateway is alive now; its coming back online is audited once. None if unknown."""
+    """The gateway is alive now, running this code's version (vault.__version__: the heartbeat
+    runs in the gateway's process); its coming back online is audited once. None if unknown."""
     now = now or timezone.now()
     gateway = Gateway.objects.filter(name=gateway_name).first()
     if gateway is None:
         return None
-    Gateway.objects.filter(pk=gateway.pk).update(last_seen_at=now, reported_online=True)
+    Gateway.objects.filter(pk=gateway.pk).update(
+        last_seen_at=now, reported_online=True, version=vault.__version__
+    )
     if not gateway.reported_online:
         audit_record("gateway.online", actor_kind="system", obj=gateway)
     return gateway

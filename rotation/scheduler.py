@@ -10,7 +10,10 @@ Each gateway runs the pass every minute in its tick (rotation/gateways.py).
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import connection, transaction
@@ -38,6 +41,12 @@ from vault.models import PamUser, new_uid
 
 ON_DEMAND = {"type": "ON_DEMAND"}
 
+logger = logging.getLogger(__name__)
+
+# Apps above rotation hear of each finished pass (metrics: its duration): name ->
+# callable(seconds, requested). Filled in their ready(); rotation never imports them.
+PASS_HOOKS: dict[str, Callable[[float, int], None]] = {}
+
 
 # A pass reads the ids of up to this many batches of due settings at a time, most overdue
 # first, and claims them in batches in id order: the rows of records with neighbouring ids
@@ -61,6 +70,7 @@ def rotation_schedule_due(*, now: datetime | None = None, batch_size: int = 1000
     run is computed from now.
     """
     now = now or timezone.now()
+    began = time.monotonic()
     requested = 0
     started: set[str] = set()  # gateways whose drains were started in this pass
     waiting: dict[str, int] = defaultdict(int)  # rotations queued for them since
@@ -92,6 +102,11 @@ def rotation_schedule_due(*, now: datetime | None = None, batch_size: int = 1000
     later = {g: n for g, n in waiting.items() if n}
     if later:
         transaction.on_commit(lambda: dispatch.enqueue_drains(later))
+    for name, hook in list(PASS_HOOKS.items()):
+        try:
+            hook(time.monotonic() - began, requested)
+        except Exception:  # an observer's failure must not fail the pass
+            logger.exception("scheduler pass hook %s failed", name)
     return requested
 
 

@@ -16,6 +16,16 @@ urlpatterns = [
         views.cancel,
         name="rotation_cancel",
     ),
+    path(
+        "records/<str:uid>/generate-password/",
+        views.record_generate_password,
+        name="record_generate_password",
+    ),
+    path(
+        "folders/<str:uid>/generate-password/",
+        views.folder_generate_password,
+        name="folder_generate_password",
+    ),
     path("configurations/<str:uid>/test/", views.configuration_test, name="configuration_test"),
     path(
         "configurations/<str:uid>/test/status/",

@@ -13,14 +13,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 # No rotation.aws here: the web never talks to AWS, Test connection included (it runs on the
 # configuration's gateway, rotation/connection.py).
-from rotation import auditlog, batches, connection, dispatch, engine, gateway_list
+from rotation import auditlog, batches, connection, dispatch, engine, gateway_list, generator
+from rotation.candidates import candidate_of
 from rotation.forms import CONFIG_DEFAULT, RotationSettingsForm
 from rotation.models import Rotation, RotationBatch, RotationSettings
 from rotation.panel import panel_context
+from rotation.passwords import ComplexityError
 from rotation.schedules import ScheduleError, describe_schedule, next_runs, normalize_schedule
 from vault import security
 from vault.access import (
@@ -195,6 +198,10 @@ def resolve(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
     if choice not in ("current", "pending"):
         messages.error(request, "Choose which password to keep.")
         return redirect("record_detail", uid=record.uid)
+    if choice == "current" and request.POST.get("confirmed") != "yes":
+        # Keeping the current password discards the pending one for good (it is in no
+        # history): the person confirms on a page of its own, not only in a script's dialog.
+        return _resolve_confirm(request, record, rotation)
     try:
         engine.rotation_resolve(
             rotation=rotation, use_pending=choice == "pending", actor=request.user, request=request
@@ -209,6 +216,15 @@ def resolve(request: HttpRequest, uid: str, rotation_uid: str) -> HttpResponse:
             else "Kept the current password; the possibly-live one was discarded.",
         )
     return redirect("record_detail", uid=record.uid)
+
+
+def _resolve_confirm(request: HttpRequest, record, rotation: Rotation) -> HttpResponse:
+    candidate = candidate_of(record, rotation.uid)
+    if candidate is None or not candidate.resolvable:
+        messages.warning(request, "This rotation has nothing left to resolve.")
+        return redirect("record_detail", uid=record.uid)
+    context = {"record": record, "folder": record.folder, "candidate": candidate}
+    return render(request, "rotation/resolve_confirm.html", context)
 
 
 @login_required
@@ -449,3 +465,42 @@ def gateways(request: HttpRequest) -> HttpResponse:
         "environment": gateway_list.RUN_ENVIRONMENT,
     }
     return render(request, "rotation/gateways.html", context)
+
+
+# --- The record form's password generator ------------------------------------------------------
+
+
+def _generated(record=None) -> JsonResponse:
+    """JSON for the record form's Generate button. Nothing is stored or audited: the password
+    is only a suggestion until the form is saved (rotation/generator.py)."""
+    try:
+        made = generator.password_generate(record)
+    except ComplexityError as exc:
+        return JsonResponse({"error": "complexity", "message": str(exc)}, status=409)
+    c = made.complexity
+    response = JsonResponse(
+        {
+            "password": made.password,
+            "length": c.length,
+            "source": made.source,
+            "message": f"Generated {c.length} characters with {made.source}. Save to keep it.",
+        }
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+@login_required
+@require_POST
+def record_generate_password(request: HttpRequest, uid: str) -> HttpResponse:
+    """A password for the record's edit form, with the record's rotation complexity."""
+    record, member = record_for_user(request.user, uid, need="can_edit")
+    return _generated(record)
+
+
+@login_required
+@require_POST
+def folder_generate_password(request: HttpRequest, uid: str) -> HttpResponse:
+    """A password for a new record's form in the folder, with the default complexity."""
+    folder, member = folder_for_user(request.user, uid, need="manage_records")
+    return _generated()

@@ -388,3 +388,27 @@ def person_for_people_manager(user, username: str):
     if person is None:
         raise Http404("Nobody has that username.")
     return person
+
+
+# --- folders themselves: rename, delete (docs/security.md, "Folders") ----------------------------
+
+# Renaming changes what every member sees, as managing them does: the permission that
+# administers the folder's membership. Deleting also removes every record (Add and remove
+# records) and everyone's access (Manage members): both.
+FOLDER_RENAME_NEEDS = ("manage_users",)
+FOLDER_DELETE_NEEDS = ("manage_users", "manage_records")
+
+
+def folder_for_user_needing(user, uid: str, needs: tuple[str, ...]) -> SharedFolder:
+    """The folder `uid` for a member holding every permission in `needs`: 404 for outsiders,
+    403 naming the first one missing."""
+    folder, member = folder_for_user(user, uid)
+    for need in needs:
+        _require(member, need)
+    return folder
+
+
+def visible_records(user) -> QuerySet[PamUser]:
+    """Every record in a folder `user` is a member of (and no other): the search across
+    folders (vault/search.py)."""
+    return PamUser.objects.filter(folder__in=folders_for_user(user).values("pk"))

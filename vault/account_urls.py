@@ -8,6 +8,7 @@ from vault import people, twofactor
 urlpatterns = [
     path("", twofactor.account, name="account"),
     path("password/", people.account_password, name="account_password"),
+    path("time-zone/", people.account_time_zone, name="account_time_zone"),
     path("confirm/", twofactor.account_confirm, name="account_confirm"),
     path("2fa/setup/", twofactor.twofactor_setup, name="twofactor_setup"),
     path("2fa/verify/", twofactor.twofactor_verify, name="twofactor_verify"),

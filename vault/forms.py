@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from vault import access, validators
 from vault.schedule_widget import ScheduleFields, schedule_initial
+from vault.timezones import time_zone_choices
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -748,3 +749,50 @@ class PersonCreateForm(PersonPasswordForm):
         # The similarity validator compares the password with the username being created.
         self.person = user_model(username=username)
         return username
+
+
+class FolderRenameForm(forms.Form):
+    """A folder's new name: unique across the vault as at creation (FolderForm), except that
+    the folder may keep its own name in another case."""
+
+    name = forms.CharField(label="New name", max_length=200)
+
+    def __init__(self, *args, folder: SharedFolder | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.folder = folder
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        others = SharedFolder.objects.filter(name__iexact=name)
+        if self.folder is not None:
+            others = others.exclude(pk=self.folder.pk)
+        if others.exists():
+            raise ValidationError(FOLDER_NAME_TAKEN)
+        return name
+
+
+class FolderDeleteForm(forms.Form):
+    """Deleting a folder deletes its records and configurations: the folder's name, typed."""
+
+    confirm_name = forms.CharField(label="Type the folder's name to confirm", max_length=200)
+
+    def __init__(self, *args, folder: SharedFolder, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.folder = folder
+
+    def clean_confirm_name(self) -> str:
+        typed = self.cleaned_data["confirm_name"]
+        if typed.strip() != self.folder.name:
+            raise ValidationError(f"Type “{self.folder.name}” exactly to delete this folder.")
+        return typed
+
+
+class TimeZoneForm(forms.Form):
+    """The account page's choice of the zone pages show times in."""
+
+    time_zone = forms.ChoiceField(label="Time zone", required=False)
+
+    def __init__(self, *args, browser_zone: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        browser = "Your browser's time zone" + (f" ({browser_zone})" if browser_zone else "")
+        self.fields["time_zone"].choices = [("", browser), *time_zone_choices()]

@@ -62,6 +62,9 @@ class SharedFolder(UidModel):
 
     class Meta:
         ordering = ["name"]
+        # The admin console's names, as the rest of the vault (and Keeper) writes them.
+        verbose_name = "Shared Folder"
+        verbose_name_plural = "Shared Folders"
         # Enforcement policies (vault/access.py `policy_allows`), granted through Groups in the
         # admin console; required only when VAULT_ENFORCE_POLICIES is on.
         permissions = [
@@ -135,6 +138,8 @@ class ApplicationFolder(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["application", "folder"], name="one_share_per_app")
         ]
+        verbose_name = "folder shared to an application"
+        verbose_name_plural = "folders shared to applications"
 
     def __str__(self) -> str:
         return f"{self.folder} shared to {self.application}"
@@ -154,6 +159,9 @@ class Gateway(UidModel):
         "instance role), each bounded by a target scope. Only superusers change this.",
     )
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    # The vault version the gateway's code reported with its last heartbeat (vault.__version__);
+    # blank until a gateway of a version that reports it has run.
+    version = models.CharField(max_length=40, blank=True, default="")
     # What the audit trail last said about this gateway, so online/offline is written once
     # per change rather than once per heartbeat.
     reported_online = models.BooleanField(default=False)
@@ -196,6 +204,8 @@ class PamConfiguration(SecretsMixin, UidModel):
 
     class Meta:
         ordering = ["title"]
+        verbose_name = "PAM Configuration"
+        verbose_name_plural = "PAM Configurations"
         constraints = [
             models.UniqueConstraint(fields=["folder", "title"], name="config_title_per_folder")
         ]
@@ -238,6 +248,8 @@ class PamUser(SecretsMixin, UidModel):
 
     class Meta:
         ordering = ["title"]
+        verbose_name = "PAM User"
+        verbose_name_plural = "PAM Users"
         constraints = [
             models.UniqueConstraint(fields=["folder", "title"], name="user_title_per_folder")
         ]
@@ -271,6 +283,8 @@ class PasswordVersion(SecretsMixin, UidModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name = "password version"
+        verbose_name_plural = "password history"
 
     def __str__(self) -> str:
         return f"Password of {self.pam_user} set {self.created_at:%Y-%m-%d %H:%M} ({self.source})"
@@ -297,3 +311,16 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.action} {self.object_repr}"
+
+
+class Preference(models.Model):
+    """A person's own choices for the pages: the time zone they read times in (blank: their
+    browser's, see vault/timezones.py)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vault_preference"
+    )
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"Preferences of {self.user}"

@@ -27,8 +27,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django_otp import user_has_device
 
-from vault import access, services
-from vault.forms import AccountPasswordForm, PersonCreateForm, PersonPasswordForm
+from vault import access, services, timezones
+from vault.forms import AccountPasswordForm, PersonCreateForm, PersonPasswordForm, TimeZoneForm
 from vault.security import recent_password_required, url_with_next
 from vault.twofactor import account_context
 
@@ -62,6 +62,26 @@ def account_password(request: HttpRequest) -> HttpResponse:
         form.add_error("current_password", "That is not your current password.")
     messages.error(request, "Your password was not changed; see the errors below.")
     context = {**account_context(request), "password_form": form}
+    return render(request, "vault/profile.html", context)
+
+
+@login_required
+@require_POST
+def account_time_zone(request: HttpRequest) -> HttpResponse:
+    form = TimeZoneForm(request.POST, browser_zone=request.COOKIES.get(timezones.COOKIE, ""))
+    if form.is_valid():
+        chosen = form.cleaned_data["time_zone"]
+        services.preference_set_time_zone(user=request.user, time_zone=chosen)
+        timezones.remember_time_zone(request, chosen)
+        messages.success(
+            request,
+            f"Times are now shown in {chosen}."
+            if chosen
+            else "Times now follow your browser's time zone.",
+        )
+        return redirect("account")
+    messages.error(request, "Your time zone was not changed; see the error below.")
+    context = {**account_context(request), "time_zone_form": form}
     return render(request, "vault/profile.html", context)
 
 

@@ -94,3 +94,45 @@ def take(request: HttpRequest, record_uid: str) -> dict:
     except (crypto.CryptoError, ValueError):
         return {}  # sealed under a key no longer in the ring, or not ours: show nothing
     return {key: value for key, value in shown.items() if key in SHOWN}
+
+
+# --- A reveal that waits for the password to be confirmed ---------------------------------------
+#
+# A reveal asked for more than VAULT_REAUTH_MINUTES after the last password entry sends the
+# person to the confirm page, which then brings them back to the record page. That page
+# resumes the reveal they asked for (vault/views.py record_detail), so the password shows at
+# once. Only what was asked is kept (the record and, for a history row, the version; no
+# secret), for the person's session, for ASK_SECONDS, and it is taken by the first page of
+# that record: a visit without confirming forgets it.
+
+ASKED_KEY = "vault_reveal_asked"
+# Time to type the password on the confirm page.
+ASK_SECONDS = 300
+
+
+def ask(request: HttpRequest, record_uid: str, version_uid: str | None = None) -> None:
+    """Remember that the person asked to reveal `record_uid`'s password (or a history
+    version's) and was sent to confirm their password first. Replaces an earlier one."""
+    request.session[ASKED_KEY] = {
+        "record": record_uid,
+        "version": version_uid,
+        "until": int(time.time()) + ASK_SECONDS,
+    }
+
+
+def take_asked(request: HttpRequest, record_uid: str) -> tuple[bool, str | None]:
+    """(True, version uid or None) when a reveal of `record_uid` is waiting, removed from the
+    session; (False, None) otherwise. Another record's waits for its own page."""
+    held = request.session.get(ASKED_KEY)
+    if held is None:
+        return False, None
+    if not isinstance(held, dict) or not (
+        isinstance(held.get("until"), int) and time.time() <= held["until"]
+    ):
+        del request.session[ASKED_KEY]
+        return False, None
+    if held.get("record") != record_uid:
+        return False, None
+    del request.session[ASKED_KEY]
+    version = held.get("version")
+    return True, version if isinstance(version, str) else None

@@ -32,3 +32,6 @@ def app_urlconfs() -> list[str]:
 
 
 urlpatterns = [path("", include(urlconf)) for urlconf in app_urlconfs()]
+# Single sign-on's sign-in and callback (mozilla-django-oidc's views, answering 404 while
+# OIDC_RP_CLIENT_ID is unset).
+urlpatterns.append(path("oidc/", include("vault.oidc")))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import zoneinfo
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, time
 from functools import lru_cache
 
 from django import forms
@@ -164,6 +164,24 @@ def run_once_passed(schedule: dict, now: datetime) -> bool:
     return datetime.fromisoformat(schedule["time"]).replace(tzinfo=zone) <= now
 
 
+class ClockInput(forms.TimeInput):
+    """The schedule's time as a time picker: minutes, and seconds too when the time has them
+    (Keeper may store 03:00:30), so the browser neither drops nor refuses them."""
+
+    input_type = "time"
+
+    def format_value(self, value):
+        if isinstance(value, time):
+            value = value.strftime("%H:%M:%S")
+        return _clock(value) if isinstance(value, str) else super().format_value(value)
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        shown = context["widget"]["value"] or ""
+        context["widget"]["attrs"]["step"] = "1" if shown.count(":") == 2 else "60"
+        return context
+
+
 class ScheduleFields(forms.Form):
     """The widget's fields. A form that uses it calls `clean_schedule_fields` from clean()."""
 
@@ -175,6 +193,7 @@ class ScheduleFields(forms.Form):
         input_formats=["%H:%M", "%H:%M:%S"],
         required=False,
         help_text="HH:MM (or HH:MM:SS), in the time zone above.",
+        widget=ClockInput(),
     )
     once_at = forms.CharField(
         label="Date and time",

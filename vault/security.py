@@ -415,6 +415,17 @@ class LoginForm(AuthenticationForm):
             raise forms.ValidationError("That password is too long.")
         return password
 
+    def get_invalid_login_error(self) -> forms.ValidationError:
+        # With LOCAL_PASSWORDS off a right password is refused too (vault/oidc.py): say so,
+        # without saying whether this username is one of the break-glass accounts.
+        if not settings.LOCAL_PASSWORDS:
+            return forms.ValidationError(
+                "Wrong username or password, or this account may not sign in with a password "
+                "here: local passwords are turned off. Use single sign-on.",
+                code="invalid_login",
+            )
+        return super().get_invalid_login_error()
+
 
 class ConfirmPasswordForm(forms.Form):
     """The "confirm your password" page's form (vault/twofactor.py); here beside the sign-in

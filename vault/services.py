@@ -19,6 +19,7 @@ from vault.models import (
     PamConfiguration,
     PamUser,
     PasswordVersion,
+    Preference,
     SharedFolder,
 )
 
@@ -672,3 +673,53 @@ def account_password_change(*, user, password: str, request: HttpRequest | None 
         request=request,
         details={"username": user.get_username()},
     )
+
+
+@transaction.atomic
+def folder_rename(
+    *, folder: SharedFolder, name: str, actor=None, request: HttpRequest | None = None
+) -> SharedFolder:
+    """Rename `folder` (audited with the old and new names). An IntegrityError when another
+    folder took the name meanwhile (the database's unique constraint decides)."""
+    old = folder.name
+    folder.name = name
+    folder.save(update_fields=["name"])
+    audit_record(
+        "folder.renamed",
+        actor=actor,
+        obj=folder,
+        request=request,
+        details={"old_name": old, "new_name": name},
+    )
+    return folder
+
+
+@transaction.atomic  # a refused deletion (ProtectedError) leaves nothing deleted, no event
+def folder_delete(*, folder: SharedFolder, actor=None, request: HttpRequest | None = None) -> None:
+    """Delete `folder` with its records and configurations. Refused (ProtectedError, as
+    pam_user_delete and configuration_delete) while any of its records has a rotation in
+    progress or a password that may be live in AWS, or another folder's record uses one of its
+    configurations. Records go first, so their rotation settings no longer hold the
+    configurations; the audit event is written before, with the counts, and kept (its folder
+    becomes empty, its details name it)."""
+    records = PamUser.objects.filter(folder=folder)
+    audit_record(
+        "folder.deleted",
+        actor=actor,
+        obj=folder,
+        request=request,
+        details={
+            "name": folder.name,
+            "records": records.count(),
+            "configurations": PamConfiguration.objects.filter(folder=folder).count(),
+        },
+    )
+    records.delete()
+    PamConfiguration.objects.filter(folder=folder).delete()
+    folder.delete()
+
+
+def preference_set_time_zone(*, user, time_zone: str) -> None:
+    """The zone a person reads times in ("" for their browser's). Not audited: it changes
+    only how their own pages show times."""
+    Preference.objects.update_or_create(user=user, defaults={"time_zone": time_zone})

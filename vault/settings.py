@@ -93,6 +93,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After sessions: pages show times in the person's zone (vault/timezones.py).
+    "vault.timezones.PersonTimeZoneMiddleware",
     # After auth and messages: signs out a session older than SESSION_MAX_HOURS, with a message.
     "vault.security.SessionLifetimeMiddleware",
     # Restarts the idle timeout, at most once a minute (not a write on every page view).
@@ -227,7 +229,8 @@ SESSION_MAX_HOURS = env.int("SESSION_MAX_HOURS", default=12)
 AUTHENTICATION_BACKENDS = [
     # Refuses a locked-out username+address before any password is checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend; with LOCAL_PASSWORDS off, superusers only (vault/oidc.py).
+    "vault.oidc.LocalPasswordBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_VERBOSE = False  # no banner from every process at start
@@ -348,3 +351,101 @@ LOGGING = {
         "urllib3": {"level": "INFO"},
     },
 }
+
+# --- webhooks (webhooks/, docs/webhooks.md) ---
+# Hosts a webhook URL may name besides public https:// addresses: comma-separated
+# `[http://]host[:port]` patterns, as AWS_ENDPOINT_ALLOWLIST (e.g. http://127.0.0.1:* for a
+# receiver on this machine). Internal and loopback addresses are refused unless listed here.
+WEBHOOK_URL_ALLOWLIST = env.list("WEBHOOK_URL_ALLOWLIST", default=[])
+try:
+    parse_endpoint_patterns(WEBHOOK_URL_ALLOWLIST)
+except ValueError as _exc:
+    _refuse_to_start(f"WEBHOOK_URL_ALLOWLIST has a malformed entry: {_exc}")
+# Seconds a delivery may wait to connect and for each read of the answer.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5)
+# Attempts per delivery (30 s, 1 min, 2 min ... at most 6 h apart: about 14 hours for 12).
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=12)
+
+# --- metrics (/metrics, issue 16) ---
+# GET /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>`, or from an
+# address in METRICS_ALLOWED_NETWORKS (CIDRs, REMOTE_ADDR); with neither set it is not served.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+try:
+    import ipaddress as _ipaddress
+
+    for _network in METRICS_ALLOWED_NETWORKS:
+        _ipaddress.ip_network(_network, strict=False)
+except ValueError as _exc:
+    _refuse_to_start(f"METRICS_ALLOWED_NETWORKS has a malformed entry: {_exc}")
+# A gateway writes its AWS call latencies and errors at most this often (seconds; 0: at each
+# call), and at every tick.
+METRICS_AWS_FLUSH_SECONDS = env.float("METRICS_AWS_FLUSH_SECONDS", default=10)
+
+# --- Single sign-on: OpenID Connect (vault/oidc.py, docs/sso.md) ---
+# Off (no button, /oidc/ answers 404, nobody signs in through it) while OIDC_RP_CLIENT_ID is
+# unset. The provider's endpoints come from OIDC_OP_DISCOVERY_URL, or one by one below.
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
+OIDC_OP_DISCOVERY_URL = env.str("OIDC_OP_DISCOVERY_URL", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+# The ID token's `iss` must be this (from the discovery document when unset there).
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_USE_PKCE = env.bool("OIDC_USE_PKCE", default=True)
+# Send the client secret with HTTP Basic (client_secret_basic) instead of in the form body.
+OIDC_TOKEN_USE_BASIC_AUTH = env.bool("OIDC_TOKEN_USE_BASIC_AUTH", default=False)
+# Calls to the provider never wait for ever (seconds: connect and read).
+OIDC_TIMEOUT = env.float("OIDC_TIMEOUT", default=10)
+OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
+# On, a person unknown here gets an account at first sign-in; off, only accounts created
+# beforehand (matched by email address) may sign in.
+OIDC_CREATE_USER = env.bool("OIDC_CREATE_USER", default=False)
+# The claim listing the person's groups at the provider, and provider group=Django group pairs
+# (`OIDC_GROUP_MAP=vault-admins=Vault admins,vault-ops=Operators`): every sign-in sets the
+# person's membership of the mapped Django groups (and so their enforcement policies).
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+OIDC_GROUP_MAP = env.dict("OIDC_GROUP_MAP", default={})
+# `amr` values (RFC 8176) that mean the provider asked a second factor: then this vault does
+# not ask its own.
+OIDC_MFA_AMR_VALUES = env.list("OIDC_MFA_AMR_VALUES", default=["mfa", "otp", "hwk"])
+# Off: only superusers (break-glass accounts) may sign in with a local password.
+LOCAL_PASSWORDS = env.bool("LOCAL_PASSWORDS", default=True)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+OIDC_STORE_ACCESS_TOKEN = False
+OIDC_STORE_ID_TOKEN = False
+AUTHENTICATION_BACKENDS.append("vault.oidc.VaultOIDCBackend")
+# Right after django-otp's: a provider sign-in that carried a second factor counts as verified.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1,
+    "vault.oidc.ProviderSecondFactorMiddleware",
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("vault.oidc.sso_context")
+
+# --- notifications by email (notifications app, docs/operations.md) ---
+# EMAIL_URL: smtp://user:password@host:587 (smtp+tls://, smtp+ssl://), consolemail://,
+# filemail:///dir (one file per mail), or mbox:///path/mail.log (appended, what `make run`
+# uses). Without it: the console under DEBUG, else Django's default (SMTP on localhost:25).
+EMAIL_URL = env.str("EMAIL_URL", default="consolemail://" if DEBUG else "")
+if EMAIL_URL.startswith("mbox://"):
+    EMAIL_BACKEND = "notifications.backends.MboxBackend"
+    EMAIL_FILE_PATH = EMAIL_URL.removeprefix("mbox://")
+elif EMAIL_URL:
+    vars().update(environ.Env.email_url_config(EMAIL_URL))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="PAM Vault <pam-vault@localhost>")
+# An SMTP server that does not answer must not hold a gateway's worker for long.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+# The address people open the vault at: mails link to the page that fixes what they report.
+VAULT_BASE_URL = env.str("VAULT_BASE_URL", default="http://127.0.0.1:8000")
+# Daily digests go out at the first gateway tick after this hour (TIME_ZONE), once a day.
+NOTIFICATIONS_DIGEST_HOUR = env.int("NOTIFICATIONS_DIGEST_HOUR", default=8)
+
+# --- the record page's reveal (issue 12) ---
+# A revealed password is masked again after this many seconds on the page (static/js/reveal.js);
+# 0 leaves it shown until Hide or the next page.
+REVEAL_AUTO_HIDE_SECONDS = env.int("REVEAL_AUTO_HIDE_SECONDS", default=30)

@@ -139,7 +139,8 @@ def _grouped(secret: str) -> str:
 def account_context(request: HttpRequest) -> dict:
     """The account page's context (also for vault.people's password change, shown again with
     its errors)."""
-    from vault.forms import AccountPasswordForm
+    from vault import timezones
+    from vault.forms import AccountPasswordForm, TimeZoneForm
 
     recovery = _recovery_device(request.user)
     return {
@@ -148,6 +149,10 @@ def account_context(request: HttpRequest) -> dict:
         "require_2fa": settings.VAULT_REQUIRE_2FA,
         "reauth_minutes": settings.VAULT_REAUTH_MINUTES,
         "password_form": AccountPasswordForm(user=request.user),
+        "time_zone_form": TimeZoneForm(
+            initial={"time_zone": request.session.get(timezones.SESSION_KEY, "")},
+            browser_zone=request.COOKIES.get(timezones.COOKIE, ""),
+        ),
     }
 
 

@@ -14,6 +14,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("folders/new/", views.folder_create, name="folder_create"),
     path("folders/<str:uid>/", views.folder_detail, name="folder_detail"),
+    path("folders/<str:uid>/rename/", views.folder_rename, name="folder_rename"),
+    path("folders/<str:uid>/delete/", views.folder_delete, name="folder_delete"),
+    path("search/", views.search, name="search"),
     path("folders/<str:uid>/records/new/", views.record_create, name="record_create"),
     path(
         "folders/<str:uid>/configurations/new/",

@@ -6,15 +6,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.deletion import ProtectedError
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, HttpResponseServerError, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseServerError,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template import loader
 from django.urls import reverse
@@ -25,9 +32,12 @@ from django.views.decorators.http import require_POST
 
 from vault import counting, revealed, security, services
 from vault.access import (
+    FOLDER_DELETE_NEEDS,
+    FOLDER_RENAME_NEEDS,
     configuration_for_user,
     configuration_problem,
     folder_for_user,
+    folder_for_user_needing,
     has_permission,
     may_reveal_candidates,
     member_policy_allows,
@@ -36,10 +46,13 @@ from vault.access import (
     record_for_user,
     require_policy,
 )
+from vault.folder_listing import folder_listing
 from vault.forms import (
     FOLDER_NAME_TAKEN,
     PERMISSION_LABELS,
+    FolderDeleteForm,
     FolderForm,
+    FolderRenameForm,
     FolderShareForm,
     MemberAddForm,
     MemberPermissionsForm,
@@ -54,8 +67,8 @@ from vault.models import (
     PasswordVersion,
     SharedFolder,
 )
+from vault.search import search_records
 
-RECORDS_PER_PAGE = 50
 CONFIGURATIONS_SHOWN = 50
 HISTORY_SHOWN = 50
 
@@ -192,30 +205,81 @@ def folder_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def folder_detail(request: HttpRequest, uid: str) -> HttpResponse:
     folder, member = folder_for_user(request.user, uid)
-    q = request.GET.get("q", "").strip()[:200]
-    records = PamUser.objects.filter(folder=folder).only(
-        "uid", "title", "login", "distinguished_name", "folder_id"
-    )
+    listing = folder_listing(folder, request.GET)
     configurations = PamConfiguration.objects.filter(folder=folder).select_related("gateway")
-    if q:
-        records = records.filter(Q(title__icontains=q) | Q(login__icontains=q))
-        configurations = configurations.filter(title__icontains=q)
-    paginator = Paginator(records.order_by("title", "pk"), RECORDS_PER_PAGE)
-    if not q:
-        paginator.count = counting.records_in(folder)  # kept counts, when an app keeps them
-    page = paginator.get_page(request.GET.get("page"))
+    if listing.q:
+        configurations = configurations.filter(title__icontains=listing.q)
     # One extra row tells whether there are more, without a second COUNT query.
     configurations = list(configurations.order_by("title")[: CONFIGURATIONS_SHOWN + 1])
     context = {
         "folder": folder,
         "member": member,
-        "q": q,
-        "page": page,
+        "q": listing.q,
+        "listing": listing,
+        "page": listing.page,
         "configurations": configurations[:CONFIGURATIONS_SHOWN],
         "more_configurations": len(configurations) > CONFIGURATIONS_SHOWN,
+        "rename_form": FolderRenameForm(initial={"name": folder.name}),
+        "delete_form": FolderDeleteForm(folder=folder),
+        "can_rename_folder": all(has_permission(member, n) for n in FOLDER_RENAME_NEEDS),
+        "can_delete_folder": all(has_permission(member, n) for n in FOLDER_DELETE_NEEDS),
         **_permissions(member),
     }
     return render(request, "vault/folder.html", context)
+
+
+@login_required
+@require_POST
+def folder_rename(request: HttpRequest, uid: str) -> HttpResponse:
+    folder = folder_for_user_needing(request.user, uid, FOLDER_RENAME_NEEDS)
+    form = FolderRenameForm(request.POST, folder=folder)
+    if form.is_valid():
+        old = folder.name
+        try:
+            with transaction.atomic():
+                services.folder_rename(
+                    folder=folder,
+                    name=form.cleaned_data["name"],
+                    actor=request.user,
+                    request=request,
+                )
+        except IntegrityError:
+            folder.name = old
+            messages.error(request, f"The folder was not renamed: {FOLDER_NAME_TAKEN}")
+        else:
+            messages.success(request, f"Renamed the folder “{old}” to “{folder.name}”.")
+    else:
+        messages.error(request, f"The folder was not renamed: {' '.join(form.errors['name'])}")
+    return redirect("folder_detail", uid=folder.uid)
+
+
+@login_required
+@require_POST
+def folder_delete(request: HttpRequest, uid: str) -> HttpResponse:
+    folder = folder_for_user_needing(request.user, uid, FOLDER_DELETE_NEEDS)
+    form = FolderDeleteForm(request.POST, folder=folder)
+    if not form.is_valid():
+        messages.error(
+            request, f"The folder was not deleted: {' '.join(form.errors['confirm_name'])}"
+        )
+        return redirect("folder_detail", uid=folder.uid)
+    name = folder.name
+    try:
+        services.folder_delete(folder=folder, actor=request.user, request=request)
+    except ProtectedError as exc:
+        reason = services.deletion_refusal_reason(
+            exc, "a record of another folder still uses one of its configurations for rotation."
+        )
+        messages.error(request, f"The folder “{name}” was not deleted: {reason}")
+        return redirect("folder_detail", uid=folder.uid)
+    messages.success(request, f"Deleted the folder “{name}” with its records and configurations.")
+    return redirect("home")
+
+
+@login_required
+def search(request: HttpRequest) -> HttpResponse:
+    results = search_records(request.user, request.GET)
+    return render(request, "vault/search.html", {"results": results, "q": results.q})
 
 
 # --- PAM Users ---------------------------------------------------------------------------------
@@ -243,6 +307,7 @@ def _record_page(
         "revealed_version": None,
         "revealed_version_password": None,
         "revealed_candidates": [],
+        "reveal_auto_hide_seconds": max(0, settings.REVEAL_AUTO_HIDE_SECONDS),
         **perms,
         **extra,
     }
@@ -252,6 +317,14 @@ def _record_page(
 @login_required
 def record_detail(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid)
+    # A reveal that sent the person to confirm their password: done now that they have, so
+    # the password shows at once. A visit without confirming forgets it.
+    asked, version_uid = revealed.take_asked(request, record.uid)
+    if asked and security.password_is_recent(request):
+        answer = _resume_reveal(request, uid, version_uid)
+        if answer is not None and answer.status_code != 302:
+            return answer  # why it was not revealed (the rate limit, a broken value)
+        # Revealed and kept for this page, which shows it now rather than redirect to itself.
     # What a Reveal just showed (post/redirect/get): once, and never stored by a cache.
     shown = revealed.take(request, record.uid)
     response = _record_page(request, record, member, **shown)
@@ -292,12 +365,35 @@ def _reveal_address_page(
     return response
 
 
+def _resume_reveal(request: HttpRequest, uid: str, version_uid: str | None) -> HttpResponse | None:
+    """The reveal asked for before the password was confirmed, now; None when it is no longer
+    allowed (a permission or the version gone since): the page then shows nothing revealed."""
+    try:
+        if version_uid is None:
+            return _record_reveal(request, uid=uid)
+        return _version_reveal(request, uid=uid, version_uid=version_uid)
+    except (Http404, PermissionDenied):
+        return None
+
+
+def _ask_if_unconfirmed(
+    request: HttpRequest, member: FolderMember, record: PamUser, version=None
+) -> None:
+    """A page's reveal that will be sent to confirm the password first is remembered, so the
+    record page it comes back to reveals at once (vault/revealed.py). Not for Copy: a script
+    cannot write the clipboard after a page load, and the person presses Copy again."""
+    allowed = member_policy_allows(member, "reveal")
+    if allowed and not security.password_is_recent(request) and not security.wants_json(request):
+        revealed.ask(request, record.uid, version.uid if version is not None else None)
+
+
 @login_required
 @never_cache
 def record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid)
     if request.method != "POST":
         return _reveal_address_page(request, record, member)
+    _ask_if_unconfirmed(request, member, record)
     return _record_reveal(request, uid=uid)
 
 
@@ -334,6 +430,7 @@ def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResp
     version = get_object_or_404(PasswordVersion, uid=version_uid, pam_user=record)
     if request.method != "POST":
         return _reveal_address_page(request, record, member, version=version)
+    _ask_if_unconfirmed(request, member, record, version)
     return _version_reveal(request, uid=uid, version_uid=version_uid)
 
 
@@ -385,9 +482,8 @@ def record_create(request: HttpRequest, uid: str) -> HttpResponse:
                 messages.success(request, f"Created the record “{record.title}”.")
                 return redirect("record_detail", uid=record.uid)
         messages.error(request, "The record was not saved; see the errors below.")
-    return render(
-        request, "vault/record_form.html", {"form": form, "folder": folder, "record": None}
-    )
+    context = {"form": form, "folder": folder, "record": None, "member": member}
+    return render(request, "vault/record_form.html", context)
 
 
 def _save_edit(
@@ -441,7 +537,7 @@ def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
     return saved or render(
         request,
         "vault/record_form.html",
-        {"form": form, "folder": record.folder, "record": record},
+        {"form": form, "folder": record.folder, "record": record, "member": member},
     )
 
 

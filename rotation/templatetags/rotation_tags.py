@@ -141,3 +141,27 @@ def rotation_nav(context):
 def wait_from_now(moment) -> str:
     """How long until `moment`, in words ("5 minutes"); "0 seconds" once it has passed."""
     return wait_text((moment - timezone.now()).total_seconds())
+
+
+@register.inclusion_tag("rotation/_record_form.html", takes_context=True)
+def record_form_rotation(context, folder, record, member, part):
+    """What the vault's record form (templates/vault/record_form.html) shows of rotation:
+    part "rotate", the Rotate-instead button of the edit form's warning that a typed password
+    changes the vault only; part "generate", the password generator's button and where its
+    complexity comes from (rotation/generator.py)."""
+    rs = None
+    if record is not None:
+        rs = RotationSettings.objects.filter(pam_user=record).select_related("configuration")
+        rs = rs.first()
+    may_rotate = has_permission(member, "can_edit") and member_policy_allows(member, "rotate")
+    return {
+        "part": part,
+        "folder": folder,
+        "record": record,
+        "rotation_settings": rs,
+        "can_configure": has_permission(member, "can_edit")
+        and member_policy_allows(member, "configure_rotation"),
+        # Rotate instead: only where the record's Rotate button would work.
+        "may_rotate_instead": bool(rs and may_rotate and record.managed and rs.enabled),
+        "csrf_token": context.get("csrf_token"),
+    }

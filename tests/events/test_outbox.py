@@ -34,6 +34,14 @@ class Receiver:
         self.received.append(event.pk)
 
 
+@pytest.fixture(autouse=True)
+def only_this_modules_consumers():
+    """The outbox's mechanics, with no consumer but the ones these tests register (the apps'
+    own, mail and webhooks, have tests of their own)."""
+    with mock.patch.dict("events.consumers._consumers", clear=True):
+        yield
+
+
 @pytest.fixture
 def receiver():
     found = Receiver()

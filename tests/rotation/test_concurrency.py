@@ -48,3 +48,67 @@ def test_fifty_concurrent_rotate_requests_make_exactly_one_rotation(world):
     assert outcomes.count("queued") == 1
     assert outcomes.count("in progress") == REQUESTS - 1
     assert Rotation.objects.filter(pam_user=record).count() == 1
+
+
+@pytest.mark.postgres
+def test_a_rotation_finishing_while_its_record_falls_due_does_not_deadlock(world):
+    """A scheduler pass holds the due records' settings (FOR UPDATE) and then inserts their
+    rotations, whose one-active check waits on a rotation row that an open finish changed;
+    a finish that changed the rotation first and then waits for the settings closed the
+    cycle (PostgreSQL's "deadlock detected", seen in the two-gateway soak). Finishes take
+    the settings first, so the pass skips the record instead."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from rotation import scheduler
+    from rotation.models import RotationSettings
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has one writer at a time")
+    record = world.user(schedule={"type": "DAILY", "time": "03:00", "tz": "UTC"})
+    with mock.patch("rotation.dispatch.async_task"):
+        queued = engine.rotation_request(record=record, trigger="on_demand")
+        claimed = engine.rotation_claim_with_pending(rotation_id=queued.pk)
+    assert claimed is not None
+    RotationSettings.objects.filter(pam_user=record).update(
+        next_run_at=timezone.now() - timedelta(seconds=1)
+    )
+    finishing, go_on = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    promote = engine._promote_passwords
+
+    def slow_promote(done, now):  # the finish is under way: its first writes are made
+        finishing.set()
+        go_on.wait(10)
+        return promote(done, now)
+
+    def finish() -> None:
+        try:
+            engine.rotations_finish(done=[(claimed, "Finished-Passw0rd!1")])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def schedule() -> None:
+        try:
+            assert finishing.wait(10)
+            threading.Timer(1.0, go_on.set).start()  # the pass reaches its insert meanwhile
+            with mock.patch("rotation.dispatch.async_task"):
+                scheduler.rotation_schedule_due()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            go_on.set()
+            connection.close()
+
+    with mock.patch.object(engine, "_promote_passwords", slow_promote):
+        threads = [threading.Thread(target=finish), threading.Thread(target=schedule)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    claimed.refresh_from_db()
+    assert claimed.status == Rotation.SUCCEEDED

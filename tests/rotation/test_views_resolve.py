@@ -17,6 +17,8 @@ pytestmark = pytest.mark.django_db
 
 INITIAL = "Initial-Passw0rd!"
 WARNING = "A password may be live in AWS."
+# What the confirmation page posts back to discard the pending password.
+CONFIRMED = {"keep": "current", "confirmed": "yes"}
 
 
 @pytest.fixture(autouse=True)
@@ -115,8 +117,45 @@ def test_keep_pending_settles_the_rotation_and_is_audited(personas, failed):
     assert event.details == {"rotation": failed.uid, "kept": "pending"}
 
 
+def test_keep_current_asks_for_confirmation_first_and_changes_nothing(personas, failed):
+    before = _snapshot(failed)
+    response = login(personas.editor).post(_url(failed), {"keep": "current"})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Discard the pending password?" in html
+    assert "discards the pending one for good" in html
+    assert "rotate again instead" in html and "cannot check which one it accepts" in html
+    assert f'action="{_url(failed)}"' in html
+    assert 'name="confirmed" value="yes"' in html
+    assert failed.get_secret("pending_password") not in html
+    assert _snapshot(failed) == before
+
+
+@pytest.mark.parametrize("confirmed", ["", "no", "1"])
+def test_only_the_confirmation_pages_answer_discards(personas, failed, confirmed):
+    before = _snapshot(failed)
+    data = {"keep": "current", "confirmed": confirmed}
+    assert login(personas.editor).post(_url(failed), data).status_code == 200
+    assert _snapshot(failed) == before
+
+
+def test_confirming_on_a_resolved_rotation_says_nothing_is_left(personas, failed):
+    client = login(personas.editor)
+    client.post(_url(failed), {"keep": "pending"})
+    before = _snapshot(failed)
+    response = client.post(_url(failed), {"keep": "current"}, follow=True)
+    assert "nothing left to resolve" in response.content.decode()
+    assert _snapshot(failed) == before
+
+
+def test_the_warning_says_rotating_again_resolves_it(personas, failed):
+    html = _page(login(personas.editor), failed)
+    assert "Rotating again also resolves it" in html
+    assert "no way to test a console password" in html
+
+
 def test_keep_current_discards_the_pending_password(personas, failed):
-    response = login(personas.editor).post(_url(failed), {"keep": "current"}, follow=True)
+    response = login(personas.editor).post(_url(failed), CONFIRMED, follow=True)
     assert _password(failed) == INITIAL
     failed.refresh_from_db()
     assert failed.resolved_at is not None
@@ -127,13 +166,13 @@ def test_keep_current_discards_the_pending_password(personas, failed):
 
 def test_warning_is_gone_after_resolving(personas, failed):
     client = login(personas.editor)
-    client.post(_url(failed), {"keep": "current"})
+    client.post(_url(failed), CONFIRMED)
     assert WARNING not in _page(client, failed)
 
 
 def test_resolving_twice_says_there_is_nothing_left(personas, failed):
     client = login(personas.editor)
-    client.post(_url(failed), {"keep": "current"})
+    client.post(_url(failed), CONFIRMED)
     before = _snapshot(failed)
     response = client.post(_url(failed), {"keep": "pending"}, follow=True)
     assert "nothing left to resolve" in response.content.decode()
@@ -200,7 +239,7 @@ def test_resolve_form_from_the_status_poll_carries_a_working_csrf_token(personas
     client.force_login(personas.editor)
     html = client.get(f"/records/{failed.pam_user.uid}/rotation/status/").json()["html"]
     (token,) = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
-    response = client.post(_url(failed), {"keep": "current", "csrfmiddlewaretoken": token})
+    response = client.post(_url(failed), {**CONFIRMED, "csrfmiddlewaretoken": token})
     assert response.status_code == 302
     failed.refresh_from_db()
     assert failed.resolved_at is not None

@@ -33,6 +33,7 @@ EXPECT: dict[str, dict[str, str]] = {
     "logout": {"GET": "405 405 405 405 405 405", "POST": "302 302 302 302 302 302"},
     "account": {"GET": "L 200 200 200 200 200", "POST": "L 405 405 405 405 405"},
     "account_confirm": {"GET": "L 200 200 200 200 200", "POST": "L 302 302 302 302 302"},
+    "account_time_zone": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
     # Personas have no device (setup shows the QR code; verify sends them to set-up); the
     # superuser has one and a verified session.
     # A POST without a set-up started by a GET is sent back to start one.
@@ -45,6 +46,9 @@ EXPECT: dict[str, dict[str, str]] = {
     "twofactor_disable": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
     # Your own password: everyone signed in (the current password is theirs, PASSWORD).
     "account_password": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
+    # Your notifications, per folder you edit or manage (the form names the folder): the viewer
+    # only views it (403), the outsider and the superuser are not in it (404).
+    "notification_prefs": {"GET": "L 200 200 200 200 200", "POST": "L 404 403 302 302 404"},
     # --- people: superusers only (with a verified two-factor session; tests/vault/test_people.py
     # sends an unverified one to give a code)
     "people": {"GET": "L 403 403 403 403 200", "POST": "L 405 405 405 405 405"},
@@ -58,6 +62,12 @@ EXPECT: dict[str, dict[str, str]] = {
     "folder_create": {"GET": "L 405 405 405 405 405", "POST": "L 302 302 302 302 302"},
     "folder_detail": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
     "members": {"GET": "L 404 200 200 200 404", "POST": "L 404 200 200 200 404"},
+    # Rename needs Manage members; delete also Add and remove records (vault/access.py
+    # FOLDER_RENAME_NEEDS, FOLDER_DELETE_NEEDS): the manager only.
+    "folder_rename": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    "folder_delete": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    # Search across your own folders: everyone signed in (outsiders find only their own).
+    "search": {"GET": "L 200 200 200 200 200", "POST": "L 200 200 200 200 200"},
     "member_add": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
     "member_update": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
     "member_remove": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
@@ -89,6 +99,15 @@ EXPECT: dict[str, dict[str, str]] = {
     "rotate": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
     "rotation_status": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
     "rotation_resolve": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    # The record form's password generator (JSON, nothing stored): who may use the form.
+    "record_generate_password": {
+        "GET": "L 405 405 405 405 405",
+        "POST": "L 404 403 200 403 404",
+    },
+    "folder_generate_password": {
+        "GET": "L 405 405 405 405 405",
+        "POST": "L 404 403 200 200 404",
+    },
     # The world's rotation has ended: the editor is told so (302), nothing changes.
     "rotation_cancel": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
     # GET is the confirmation (how many will be rotated and skipped); a POST confirming that
@@ -104,6 +123,28 @@ EXPECT: dict[str, dict[str, str]] = {
     # (tests/rotation/test_views_gateways.py and tests/vault/test_access_gateways.py: who sees
     # which gateway, and less).
     "gateways": {"GET": "L 200 200 200 200 200", "POST": "L 405 405 405 405 405"},
+    # --- single sign-on and metrics: off in this matrix (no OIDC client, no METRICS_TOKEN
+    # nor network), so not served to anyone; tests/vault/test_oidc.py and tests/metrics cover
+    # them switched on.
+    "oidc_authentication_init": {
+        "GET": "404 404 404 404 404 404",
+        "POST": "404 404 404 404 404 404",
+    },
+    "oidc_authentication_callback": {
+        "GET": "404 404 404 404 404 404",
+        "POST": "404 404 404 404 404 404",
+    },
+    "metrics": {"GET": "404 404 404 404 404 404", "POST": "405 405 405 405 405 405"},
+    # --- webhooks: a folder's are its managers' (manage_users), global ones verified
+    # superusers'; adding one shows its secret once (200).
+    "folder_webhooks": {"GET": "L 404 403 403 200 404", "POST": "L 405 405 405 405 405"},
+    "folder_webhook_add": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 200 404"},
+    "global_webhooks": {"GET": "L 403 403 403 403 200", "POST": "L 405 405 405 405 405"},
+    "global_webhook_add": {"GET": "L 405 405 405 405 405", "POST": "L 403 403 403 403 200"},
+    "webhook_detail": {"GET": "L 404 403 403 200 404", "POST": "L 405 405 405 405 405"},
+    "webhook_enabled": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    "webhook_delete": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    "webhook_redeliver": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
 }
 ADMIN_NAMESPACE = "admin"
 NON_STAFF = ("anonymous", "outsider", "viewer", "editor", "manager")
@@ -153,6 +194,8 @@ def url_for(name: str, world) -> str:
         "app_uid": world.personas.application.uid,
         "username": world.personas.viewer.username,
     }
+    if "webhook_uid" in route:
+        values.update(_webhook_values(world))
     kwargs = {}
     for arg in re.findall(r"<(?:\w+:)?(\w+)>", route):
         if arg == "uid":
@@ -161,6 +204,19 @@ def url_for(name: str, world) -> str:
             assert arg in values, f"{name}: no test value for URL argument {arg!r}; add one"
             kwargs[arg] = values[arg]
     return reverse(name, kwargs=kwargs)
+
+
+def _webhook_values(world) -> dict:
+    """The world's folder webhook and one delivery in its log (made on first use)."""
+    from webhooks.models import Webhook, WebhookDelivery
+
+    webhook = Webhook.objects.filter(folder=world.folder).first()
+    if webhook is None:
+        webhook = Webhook.objects.create(
+            folder=world.folder, url="https://93.184.216.34/hook", events=["rotation.failed"]
+        )
+        WebhookDelivery.objects.create(webhook=webhook, event_type="rotation.failed")
+    return {"webhook_uid": webhook.uid, "delivery_uid": webhook.deliveries.get().uid}
 
 
 def post_data(name: str, world) -> dict:
@@ -181,6 +237,7 @@ def post_data(name: str, world) -> dict:
     data = {
         "login": {"username": "nobody", "password": "wrong"},
         "account_confirm": {"password": PASSWORD},
+        "account_time_zone": {"time_zone": "Europe/Berlin"},
         "account_password": {
             "current_password": PASSWORD,
             "new_password1": "Sturdy-Vault-Key-93!",
@@ -201,6 +258,15 @@ def post_data(name: str, world) -> dict:
         "twofactor_setup": {"code": "not-a-code"},
         "twofactor_verify": {"code": "123456"},
         "folder_create": {"name": "Forged folder"},
+        "notification_prefs": {
+            "folder": world.folder.uid,
+            f"{world.folder.uid}-rotation_failed": "on",
+            f"{world.folder.uid}-gateway_offline_minutes": "10",
+            f"{world.folder.uid}-delivery": "digest",
+        },
+        "folder_rename": {"name": "Forged name"},
+        "folder_delete": {"confirm_name": world.folder.name},
+        "search": {"q": record.login},
         "record_create": {
             "title": "Forged",
             "login": "Forged",
@@ -219,6 +285,9 @@ def post_data(name: str, world) -> dict:
         "member_update": {"can_edit": "on", "manage_users": "on"},
         "folder_share": {"application": "", "editable": "on"},
         "rotation_resolve": {"keep": "pending"},
+        "folder_webhook_add": {"url": "https://93.184.216.34/hook", "events": "rotation.failed"},
+        "global_webhook_add": {"url": "https://93.184.216.34/hook", "events": "rotation.failed"},
+        "webhook_enabled": {"enabled": "off"},
         "rotation_settings": {
             "method": "iam_user",
             "configuration": config.uid,

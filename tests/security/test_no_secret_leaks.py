@@ -345,9 +345,9 @@ def _get_pages(persona: str) -> list[str]:
 @pytest.mark.parametrize("persona", ["viewer", "editor", "manager", "outsider", "superuser"])
 def test_no_page_shows_a_secret_before_a_reveal(vault_world: VaultWorld, persona):
     client = vault_world.client(persona)
+    urls = [url_for(name, vault_world) for name in _get_pages(persona)]  # may make rows
     before = db_snapshot()
-    for name in _get_pages(persona):
-        url = url_for(name, vault_world)
+    for url in urls:
         response = client.get(url)
         body = b"".join(response) if response.streaming else response.content
         assert_no_secret(body.decode(), SECRETS, url)
@@ -386,3 +386,130 @@ def test_a_reveal_leaves_no_secret_in_the_address_the_session_a_cookie_or_a_cach
     assert CURRENT_PASSWORD in shown.content.decode()
     assert "no-store" in shown["Cache-Control"]
     assert_no_secret(client.get(response["Location"]).content.decode(), SECRETS, "a second view")
+
+
+# --- webhook bodies ----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_webhook_deliveries_carry_no_secret(world, settings):
+    from events.outbox import outbox_deliver_due
+    from tests.webhooks.conftest import Receiver
+    from webhooks.models import EVENT_TYPES, WebhookDelivery
+    from webhooks.services import webhook_create, webhook_deliveries_send_due
+
+    settings.WEBHOOK_URL_ALLOWLIST = ["http://127.0.0.1:*"]
+    receiver = Receiver()
+    try:
+        hooks = [
+            webhook_create(url=receiver.url, events=list(EVENT_TYPES), folder=folder)
+            for folder in (world.personas.folder, None)
+        ]
+        ok = world.user("HookLeakOk")
+        refused = world.user("HookLeakNoConsole", console=False)
+        ambiguous = world.user("HookLeakAmbiguous")
+        for record in (ok, refused):
+            engine.rotation_run(
+                rotation_id=engine.rotation_request(record=record, trigger="cli").pk
+            )
+        timeout = aws.AwsTransient("read timeout", "ReadTimeout", may_have_applied=True)
+        with mock.patch("rotation.aws.set_console_password", side_effect=timeout):
+            rotation = engine.rotation_request(record=ambiguous, trigger="cli")
+            engine.rotation_run(rotation_id=rotation.pk)
+        engine.rotation_resolve(rotation=Rotation.objects.get(pk=rotation.pk), use_pending=True)
+        outbox_deliver_due()
+        webhook_deliveries_send_due()
+    finally:
+        receiver.stop()
+    types = {p["type"] for p in receiver.payloads()}
+    assert {"rotation.succeeded", "rotation.failed", "rotation.may_be_live"} <= types
+    assert len(receiver.received) == 2 * 3 + 2  # each webhook: 3 rotations and the resolve
+    secrets = secrets_of(ok, refused, ambiguous) | {secret for _, secret in hooks}
+    sent = "\n".join(repr(r["headers"]) + r["body"].decode() for r in receiver.received)
+    assert_no_secret(sent, secrets, "webhook bodies and headers")
+    stored = [repr((d.payload, d.last_error)) for d in WebhookDelivery.objects.all()]
+    assert_no_secret("\n".join(stored), secrets, "the delivery log")
+    client = login_verified(world.personas.superuser)
+    assert_no_secret(
+        client.get(f"/webhooks/{hooks[1][0].uid}/").content.decode(), secrets, "the log page"
+    )
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_metrics_text_holds_no_secret_after_rotations_and_failures(world, settings):
+    """/metrics after a rotation that succeeded, one AWS refused and one that may be live (its
+    pending password kept): no password, secret key or the metrics token in the text."""
+    settings.METRICS_TOKEN = "metrics-leak-test-token-5f0c"
+    settings.METRICS_AWS_FLUSH_SECONDS = 0
+    ok = world.user("MetricsLeakOk")
+    refused = world.user("MetricsLeakNoConsole", console=False)
+    ambiguous = world.user("MetricsLeakAmbiguous")
+    for record in (ok, refused):
+        engine.rotation_run(rotation_id=engine.rotation_request(record=record, trigger="cli").pk)
+    timeout = aws.AwsTransient("read timeout", "ReadTimeout", may_have_applied=True)
+    with mock.patch("rotation.aws.set_console_password", side_effect=timeout):
+        settings.ROTATION_MAX_ATTEMPTS = 1
+        engine.rotation_run(rotation_id=engine.rotation_request(record=ambiguous, trigger="cli").pk)
+    assert Rotation.objects.get(pam_user=ambiguous).holds_possibly_live_password
+
+    answer = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {settings.METRICS_TOKEN}")
+
+    assert answer.status_code == 200
+    text = answer.content.decode()
+    assert 'vault_passwords_possibly_live{kind="may_be_live"} 1.0' in text
+    assert "vault_aws_call_duration_seconds_count" in text
+    secrets = secrets_of(ok, refused, ambiguous) | {settings.METRICS_TOKEN}
+    assert_no_secret(text, secrets, "the metrics text")
+    assert_no_secret(raw_tables("metrics_"), secrets, "the metrics tables")
+
+
+@pytest.mark.django_db
+def test_notification_mails_hold_no_secret(personas, emulator, settings):
+    """Mails about a failed rotation and a password that may be live (AWS holds it), in the
+    record's folder and the configuration's, at once and as a digest: no secret anywhere in
+    them (subject, headers, body)."""
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    from events.outbox import outbox_deliver_due
+    from notifications.mail import digests_send
+    from notifications.models import DIGEST, NotificationPreference
+    from tests.faultproxy import FaultProxy
+    from tests.rotation.conftest import AwsWorld
+
+    settings.AWS_MAX_ATTEMPTS, settings.ROTATION_MAX_ATTEMPTS = 1, 2
+    settings.NOTIFICATIONS_DIGEST_HOUR = 0
+    for user in (personas.editor, personas.manager):
+        user.email = f"{user.username}@example.test"
+        user.save()
+    NotificationPreference.objects.create(
+        user=personas.editor,
+        folder=personas.folder,
+        rotation_failed=True,
+        may_be_live=True,
+        delivery=DIGEST,
+    )
+    proxy = FaultProxy(emulator.endpoint).start()
+    try:
+        faulty = AwsWorld(personas, emulator, endpoint=proxy.endpoint)
+        live = faulty.user("MayBeLive")
+        broken = faulty.user("NoConsole", console=False)
+        proxy.drop_after(match="Action=UpdateLoginProfile", times=None)
+        with mock.patch("rotation.dispatch.async_task"):
+            for record in (live, broken):
+                rotation = engine.rotation_request(record=record, trigger="on_demand")
+                engine.rotation_run(rotation_id=rotation.pk)
+    finally:
+        proxy.stop()
+    assert Rotation.objects.get(pam_user=live).holds_possibly_live_password
+    outbox_deliver_due(now=timezone.now() + timedelta(seconds=1))
+    assert digests_send() == 1
+    assert len(mail.outbox) == 3  # the manager's two mails, the editor's digest
+    secrets = secrets_of(live, broken) | {faulty.aws_password("MayBeLive")}
+    for message in mail.outbox:
+        assert_no_secret(message.message().as_string(), secrets, f"the mail {message.subject!r}")

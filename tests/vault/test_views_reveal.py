@@ -161,7 +161,8 @@ def test_history_reveal_redirects_to_the_record_page_with_that_version(personas,
     assert response.status_code == 302
     assert response["Location"] == f"/records/{record.uid}/#password-history"
     html = client.get(f"/records/{record.uid}/").content.decode()
-    assert f'<code class="secret revealed">{PASSWORD}</code>' in html
+    version = _version(record).uid
+    assert f'<code class="secret revealed" data-version="{version}">{PASSWORD}</code>' in html
     assert PASSWORD not in client.get(f"/records/{record.uid}/").content.decode()
 
 

@@ -134,6 +134,7 @@ class Command(BaseCommand):
                 self._allow_endpoint(endpoint)
                 self._import_demo(endpoint)
             production_environment(os.environ)
+            self._mail_environment(port)
             self._collect_static()
             gateway_log = self._log("gateway-default.log")
             # `pam gateway run` refuses a gateway that does not exist (a fresh `make serve`).
@@ -183,6 +184,13 @@ class Command(BaseCommand):
         )
         self.children.append((name, proc))
         return proc
+
+    def _mail_environment(self, port: int) -> None:
+        """Mail (notifications) goes to run/mail.log, an mbox file, unless EMAIL_URL is set; its
+        links name this web app. The gateway sends it, so this is set before it starts."""
+        if not os.environ.get("EMAIL_URL"):
+            os.environ["EMAIL_URL"] = f"mbox://{self._log('mail.log')}"
+        os.environ.setdefault("VAULT_BASE_URL", f"http://127.0.0.1:{port}")
 
     def _collect_static(self) -> None:
         """With DEBUG off whitenoise serves the collected, hashed files (STATIC_ROOT): collect
@@ -258,6 +266,9 @@ class Command(BaseCommand):
             os.environ["VAULT_DEMO_PASSWORD"] = password
             self.stdout.write(f"Generated a password for the demo login (kept in {env_file}).")
         user, _ = User.objects.get_or_create(username="demo")
+        if not user.email:  # notifications of the demo folder are mailed to it (run/mail.log)
+            user.email = "demo@localhost"
+            user.save(update_fields=["email"])
         if not user.check_password(password):
             user.set_password(password)
             user.save()
