@@ -1,5 +1,6 @@
 """`make run`: a rotation that fails in the demo (legacy-svc has no console access) is mailed to
-the demo login, in run/mail.log (an mbox file), by the gateway's worker."""
+the demo login, in run/mail.log (an mbox file), and sent, signed, to the demo folder's webhook
+(its receiver logs run/webhooks.log), by the gateway's worker."""
 
 from __future__ import annotations
 
@@ -26,7 +27,18 @@ def _wait_for_mail(path, timeout: float = 120.0) -> list:
     raise AssertionError(f"no mail in {path} after {timeout:g} s")
 
 
-def test_a_failed_rotation_in_the_demo_is_mailed_to_run_mail_log(tmp_path):
+def _wait_for_line(path, text: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [line for line in (path.read_text() if path.exists() else "").splitlines()]
+        found = [line for line in found if text in line]
+        if found:
+            return found[0]
+        time.sleep(1)
+    raise AssertionError(f"no line with {text!r} in {path} after {timeout:g} s")
+
+
+def test_a_failed_rotation_in_the_demo_is_mailed_and_sent_to_the_webhook(tmp_path):
     demo = Demo(tmp_path)
     demo.start()
     try:
@@ -45,6 +57,8 @@ def test_a_failed_rotation_in_the_demo_is_mailed_to_run_mail_log(tmp_path):
             time.sleep(0.5)
         assert status["label"] == "Failed", status
         [message] = _wait_for_mail(tmp_path / "run" / "mail.log")
+        # Delivered in the same gateway tick; the receiver checks the signature itself.
+        delivery = _wait_for_line(tmp_path / "run" / "webhooks.log", "rotation.failed")
     finally:
         demo.ctrl_c()
     assert message["To"] == "demo@localhost"
@@ -53,3 +67,5 @@ def test_a_failed_rotation_in_the_demo_is_mailed_to_run_mail_log(tmp_path):
     body = message.get_payload(decode=True).decode()
     assert f"{base}/records/{record_uid}/" in body
     assert DEMO_PASSWORD not in message.as_string()
+    assert "signature verified" in delivery and record_uid in delivery, delivery
+    assert DEMO_PASSWORD not in delivery

@@ -43,7 +43,7 @@ def listening(port: int) -> bool:
 
 class Demo:
     def __init__(self, tmp_path: Path) -> None:
-        self.web, self.aws = free_port(), free_port()
+        self.web, self.aws, self.webhooks = free_port(), free_port(), free_port()
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "vault.settings",
@@ -57,6 +57,7 @@ class Demo:
             "STATIC_ROOT": str(tmp_path / "static"),
             "PORT": str(self.web),
             "AWS_EMULATOR_PORT": str(self.aws),
+            "DEMO_WEBHOOK_PORT": str(self.webhooks),
             "PYTHONUNBUFFERED": "1",
         }
         self.out = tmp_path / "console.log"

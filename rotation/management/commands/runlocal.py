@@ -11,6 +11,7 @@ production_environment.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -117,13 +118,17 @@ class Command(BaseCommand):
     def handle(self, *args, demo: bool, port: int, emulator_port: int, **options) -> None:
         port = port or _env_port("PORT", 8000)
         emulator_port = emulator_port or _env_port("AWS_EMULATOR_PORT", 5055)
+        webhook_port = _env_port("DEMO_WEBHOOK_PORT", 5056)
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.run_dir = Path(os.environ.get("VAULT_RUN_DIR", Path(settings.BASE_DIR) / "run"))
-        for busy in [port] + ([emulator_port] if demo else []):
+        ports = {port: "PORT"}
+        if demo:
+            ports.update({emulator_port: "AWS_EMULATOR_PORT", webhook_port: "DEMO_WEBHOOK_PORT"})
+        for busy, setting in ports.items():
             if _port_open(busy):
                 raise CommandError(
                     f"port {busy} is already in use; stop what listens there or set "
-                    f"{'PORT' if busy == port else 'AWS_EMULATOR_PORT'} to another port"
+                    f"{setting} to another port"
                 )
         signal.signal(signal.SIGTERM, _interrupt)
         try:
@@ -133,6 +138,7 @@ class Command(BaseCommand):
                 endpoint = self._start_emulator(emulator_port)
                 self._allow_endpoint(endpoint)
                 self._import_demo(endpoint)
+                self._demo_webhook(webhook_port)
             production_environment(os.environ)
             self._mail_environment(port)
             self._collect_static()
@@ -308,6 +314,34 @@ class Command(BaseCommand):
             )
         self._seed_emulator(endpoint, demo["emulator_users"], folder)
 
+    def _demo_webhook(self, port: int) -> None:
+        """The demo folder's webhook: rotations' outcomes, signed, to a local receiver that
+        logs each delivery and whether its signature verified (run/webhooks.log). Its loopback
+        address is allowed for this run only (WEBHOOK_URL_ALLOWLIST, inherited by the gateway
+        that delivers). Made once; its secret, shown once, is kept in run/webhook-secret."""
+        url = f"http://127.0.0.1:{port}/"
+        allowed = [*settings.WEBHOOK_URL_ALLOWLIST, f"http://127.0.0.1:{port}"]
+        settings.WEBHOOK_URL_ALLOWLIST = allowed
+        os.environ["WEBHOOK_URL_ALLOWLIST"] = ",".join(allowed)
+        secret_file = self.run_dir / "webhook-secret"
+        listed = io.StringIO()
+        call_command("pam", "webhook", "list", "--format", "json", stdout=listed)
+        ours = [w["uid"] for w in json.loads(listed.getvalue()) if w["url"] == url]
+        if not ours or not secret_file.exists():
+            for uid in ours:  # its secret is lost: make a new one
+                call_command("pam", "webhook", "remove", uid, stdout=io.StringIO())
+            added = io.StringIO()
+            call_command(
+                "pam", "webhook", "add", "--url", url, "--folder", DEMO_FOLDER,
+                "--events", "rotation.succeeded,rotation.failed,rotation.may_be_live",
+                stdout=added,
+            )  # fmt: skip
+            write_private(secret_file, json.loads(added.getvalue())["secret"])
+        receiver = [sys.executable, "-m", "webhooks.demo_receiver", str(port)]
+        receiver += [str(self._log("webhooks.log")), str(secret_file)]
+        self._start("webhook receiver", receiver)
+        self._wait_for_port(port, "webhook receiver")
+
     def _seed_emulator(self, endpoint: str, users: list[dict], folder: SharedFolder) -> None:
         """The emulator forgets everything when it stops; give each user back the password the
         vault holds, so vault and emulator agree from the first minute."""
@@ -328,6 +362,10 @@ class Command(BaseCommand):
             )
         if emulator_port is not None:
             lines.append(f"  AWS:       local emulator at http://127.0.0.1:{emulator_port}")
+            lines.append(f"  Webhooks:  the demo folder's, logged in {self.run_dir}/webhooks.log")
+        mail = os.environ.get("EMAIL_URL", "")
+        if mail.startswith("mbox://"):  # the default here (never a URL with a password)
+            lines.append(f"  Mail:      {mail.removeprefix('mbox://')}")
         lines.append(f"  Logs:      {self.run_dir}/")
         lines.append("  Stop:      Ctrl-C")
         self.stdout.write("\n".join(lines))
