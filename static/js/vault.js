@@ -64,6 +64,24 @@
       .finally(function () { button.disabled = false; });
   });
 
+  // Copy of a password already revealed on the page (the other passwords AWS may hold): the
+  // reveal was the audited step; copying what is shown asks the vault for nothing.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy-shown]");
+    if (!button) { return; }
+    event.preventDefault();
+    var item = button.closest("[data-candidate]");
+    var shown = item && item.querySelector("[data-candidate-password]");
+    var status = item && item.querySelector(".copy-status");
+    if (!shown || !navigator.clipboard || !window.isSecureContext) {
+      say(status, "Copy needs HTTPS or localhost; select the password instead.", true);
+      return;
+    }
+    navigator.clipboard.writeText(shown.textContent)
+      .then(function () { say(status, "Copied"); })
+      .catch(function () { say(status, "Copy failed; select the password instead.", true); });
+  });
+
   // A revealed password is shown once (vault/revealed.py). A page that shows one and comes
   // back from the back-forward cache is loaded again, which shows it masked.
   window.addEventListener("pageshow", function (event) {

@@ -60,3 +60,19 @@ def test_discarding_a_may_be_live_password_is_confirmed_first(
     expect(page.locator(".may-be-live")).to_have_count(0)
     failed.refresh_from_db()
     assert failed.resolved_at is not None
+
+
+def test_reveal_shows_the_possibly_live_password_with_its_own_copy(
+    browsing, live_server, personas, failed
+):
+    """Both passwords AWS may hold can be revealed and copied (the reveal is the audited step)."""
+    record = failed.pam_user
+    page = browsing.new_page(permissions=["clipboard-read", "clipboard-write"])
+    log_in(page, "editor")
+    page.goto(f"/records/{record.uid}/")
+    page.get_by_role("button", name="Reveal", exact=True).click()
+    candidate = page.locator("#revealed-candidates li").first
+    expect(candidate.locator("[data-candidate-password]")).to_have_text(PENDING)
+    candidate.get_by_role("button", name="Copy").click()
+    expect(candidate.locator(".copy-status")).to_have_text("Copied")
+    assert page.evaluate("() => navigator.clipboard.readText()") == PENDING
