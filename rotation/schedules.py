@@ -57,6 +57,9 @@ from croniter import croniter
 
 from rotation import quartz
 
+# Keeper's names for days, weeks and months: the schedule widget offers the same ones.
+from vault.schedule_widget import MONTHS, OCCURRENCES, WEEKDAYS
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -82,22 +85,6 @@ SCHEDULE_TYPES = (
     "MONTHLY_BY_WEEKDAY",
     "YEARLY",
     "CRON",
-)
-WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
-OCCURRENCES = ("FIRST", "SECOND", "THIRD", "FOURTH", "LAST")
-MONTHS = (
-    "JANUARY",
-    "FEBRUARY",
-    "MARCH",
-    "APRIL",
-    "MAY",
-    "JUNE",
-    "JULY",
-    "AUGUST",
-    "SEPTEMBER",
-    "OCTOBER",
-    "NOVEMBER",
-    "DECEMBER",
 )
 MAX_INTERVAL = 365
 

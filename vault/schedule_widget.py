@@ -22,7 +22,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-# The names rotation/schedules.py reads (tests/rotation/test_schedule_widget.py keeps them equal).
+# Keeper's names, which rotation/schedules.py reads from here.
 WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 OCCURRENCES = ("FIRST", "SECOND", "THIRD", "FOURTH", "LAST")
 MONTHS = (
