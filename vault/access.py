@@ -358,6 +358,16 @@ def require_people_manager(user) -> None:
         raise PermissionDenied("The People page is for superusers.")
 
 
+def require_verified_superuser(user, what: str) -> None:
+    """PermissionDenied unless `user` is a superuser whose session a two-factor code verified
+    (superuser_verified): for what only such a session may see or change, e.g. global
+    webhooks. `what` names it in the refusal."""
+    if not (user.is_authenticated and user.is_active and user.is_superuser):
+        raise PermissionDenied(f"{what} are for superusers.")
+    if not superuser_verified(user):
+        raise PermissionDenied(f"{what} need a session verified by a two-factor code.")
+
+
 def member_suggestions(user, folder: SharedFolder) -> QuerySet:
     """People `user` may be offered when adding members to `folder`: active people who share
     at least one folder with `user` and are not members of `folder` yet. Each of them is

@@ -300,10 +300,18 @@ class VaultOIDCBackend(OIDCAuthenticationBackend):
         if not isinstance(email, str) or "@" not in email:
             refuse(self.request, f"{provider_name()} did not give an email address.")
             return False
-        if claims.get("email_verified") is False:
+        # People are matched by email: one the provider does not vouch for (false, or left
+        # out) could name someone else's account here.
+        if claims.get("email_verified") is not True:
             refuse(self.request, f"{provider_name()} has not verified the email address.")
             return False
         return True
+
+    def get_user(self, user_id):
+        """The session's person, on every request: a deactivated account is signed out at
+        once, as ModelBackend does for local sign-ins."""
+        user = super().get_user(user_id)
+        return user if user is not None and user.is_active else None
 
     def filter_users_by_claims(self, claims):
         return self.UserModel.objects.filter(email__iexact=claims["email"].strip())
@@ -328,6 +336,15 @@ class VaultOIDCBackend(OIDCAuthenticationBackend):
     def update_user(self, user, claims):
         if not user.is_active:
             refuse(self.request, "This account is deactivated.")
+            return None
+        if (user.is_superuser or user.is_staff) and not settings.OIDC_SUPERUSERS:
+            # An administrator's account is reached only by its own password and code, unless
+            # the operator trusts the provider with it (OIDC_SUPERUSERS).
+            refuse(
+                self.request,
+                "This account is an administrator's: sign in with its password (the vault's "
+                "operator can allow single sign-on for administrators with OIDC_SUPERUSERS).",
+            )
             return None
         with transaction.atomic():
             apply_group_mapping(user, claims)

@@ -406,6 +406,9 @@ OIDC_VERIFY_SSL = env.bool("OIDC_VERIFY_SSL", default=True)
 # On, a person unknown here gets an account at first sign-in; off, only accounts created
 # beforehand (matched by email address) may sign in.
 OIDC_CREATE_USER = env.bool("OIDC_CREATE_USER", default=False)
+# Superusers and staff signing in through the provider (matched by a verified email): off by
+# default, so that an identity at the provider never reaches an administrator's account.
+OIDC_SUPERUSERS = env.bool("OIDC_SUPERUSERS", default=False)
 # The claim listing the person's groups at the provider, and provider group=Django group pairs
 # (`OIDC_GROUP_MAP=vault-admins=Vault admins,vault-ops=Operators`): every sign-in sets the
 # person's membership of the mapped Django groups (and so their enforcement policies).

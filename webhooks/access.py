@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from vault.access import folder_for_user
+from vault.access import folder_for_user, require_verified_superuser
 from webhooks.models import Webhook, WebhookDelivery
 
 NEED = "manage_users"
 
 
 def require_global_manager(user) -> None:
-    if not (user.is_authenticated and user.is_active and user.is_superuser):
-        raise PermissionDenied("Global webhooks are for superusers.")
+    """Global webhooks: verified superusers only, for the list, the add and each webhook."""
+    require_verified_superuser(user, "Global webhooks")
 
 
 def webhook_for_user(user, uid: str) -> Webhook:

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from vault.access import folder_for_user, superuser_verified
+from vault.access import folder_for_user
 from webhooks import services
 from webhooks.access import NEED, delivery_for_user, require_global_manager, webhook_for_user
 from webhooks.forms import WebhookForm
 from webhooks.models import EVENT_TYPES, Webhook
 
 DELIVERIES_SHOWN = 100
-
-
-def _global_manager(user) -> None:
-    require_global_manager(user)
-    if not superuser_verified(user):
-        raise PermissionDenied("Global webhooks need a session verified by a two-factor code.")
 
 
 def _list_page(request, folder, form=None, status=200) -> HttpResponse:
@@ -82,7 +75,7 @@ def folder_webhook_add(request: HttpRequest, uid: str) -> HttpResponse:
 @login_required
 @require_GET
 def global_webhooks(request: HttpRequest) -> HttpResponse:
-    _global_manager(request.user)
+    require_global_manager(request.user)
     return _list_page(request, None)
 
 
@@ -90,7 +83,7 @@ def global_webhooks(request: HttpRequest) -> HttpResponse:
 @require_POST
 @never_cache
 def global_webhook_add(request: HttpRequest) -> HttpResponse:
-    _global_manager(request.user)
+    require_global_manager(request.user)
     return _add(request, None)
 
 

@@ -105,7 +105,8 @@ def test_pre_provisioned_only_refuses_an_unknown_person(pages, provider, setting
     assert not User.objects.filter(email="rex@example.org").exists()
 
 
-def test_a_superuser_is_asked_our_code_unless_the_provider_asked_one(pages, provider):  # noqa: F811
+def test_a_superuser_is_asked_our_code_unless_the_provider_asked_one(pages, provider, settings):  # noqa: F811
+    settings.OIDC_SUPERUSERS = True  # administrators may sign in through the provider
     admin = User.objects.create_superuser("sam", "sam@example.org", PASSWORD)
     TOTPDevice.objects.create(user=admin, name="Authenticator app", confirmed=True)
 

@@ -36,7 +36,11 @@ class Provider:
     def discovery_url(self) -> str:
         return f"{self.url}/.well-known/openid-configuration"
 
-    def person(self, sub: str, **claims) -> str:
+    def person(self, sub: str, verified: bool | None = True, **claims) -> str:
+        """A person at the provider; `verified` is its email_verified claim (None: left out,
+        as some providers do)."""
+        if verified is not None:
+            claims.setdefault("email_verified", verified)
         answer = requests.put(f"{self.url}/users/{sub}", json=claims, timeout=10)
         answer.raise_for_status()
         return sub
@@ -313,7 +317,8 @@ def _superuser_with_authenticator(username: str) -> User:
     return admin
 
 
-def test_the_providers_mfa_counts_for_a_superuser(client, sso):
+def test_the_providers_mfa_counts_for_a_superuser(client, sso, settings):
+    settings.OIDC_SUPERUSERS = True  # administrators may sign in through the provider
     admin = _superuser_with_authenticator("kate")
     sso.person("sub-kate", email="kate@example.org", amr=["pwd", "mfa"])
 
@@ -328,7 +333,8 @@ def test_the_providers_mfa_counts_for_a_superuser(client, sso):
     assert event.details["amr"] == ["pwd", "mfa"]
 
 
-def test_without_mfa_at_the_provider_we_ask_our_second_factor(client, sso):
+def test_without_mfa_at_the_provider_we_ask_our_second_factor(client, sso, settings):
+    settings.OIDC_SUPERUSERS = True  # administrators may sign in through the provider
     _superuser_with_authenticator("leo")
     sso.person("sub-leo", email="leo@example.org", amr=["pwd"])
 
@@ -356,7 +362,8 @@ def test_the_providers_mfa_counts_with_two_factor_required_for_everyone(client, 
     assert page.status_code == 302 and "setup" in page["Location"]
 
 
-def test_the_provider_factor_belongs_to_its_session_only(client, sso):
+def test_the_provider_factor_belongs_to_its_session_only(client, sso, settings):
+    settings.OIDC_SUPERUSERS = True  # administrators may sign in through the provider
     admin = _superuser_with_authenticator("olga")
     sso.person("sub-olga", email="olga@example.org", amr=["mfa"])
     sign_in(client, sso, "sub-olga")
@@ -396,6 +403,33 @@ def test_the_confirm_page_offers_confirming_at_the_provider(client, sso):
     page = client.get("/account/confirm/?" + urlencode({"next": "/account/"})).content.decode()
     assert "/oidc/authenticate/?confirm=1&amp;next=/account/" in page
     assert "Confirm with" in page
+
+
+def test_a_deactivated_person_signed_in_through_the_provider_is_signed_out(client, sso):
+    person = make_user("ivy", email="ivy@example.org")
+    sso.person("sub-ivy", email="ivy@example.org")
+    sign_in(client, sso, "sub-ivy")
+    assert client.get("/account/").status_code == 200
+    person.is_active = False
+    person.save(update_fields=["is_active"])
+    answer = client.get("/account/")
+    assert answer.status_code == 302 and "/login/" in answer["Location"]
+
+
+def test_an_email_the_provider_does_not_say_it_verified_matches_nobody(client, sso):
+    make_user("una", email="una@example.org")
+    sso.person("sub-una", email="una@example.org", verified=None)
+    sign_in(client, sso, "sub-una")
+    assert signed_in_user(client) is None
+    assert AuditEvent.objects.filter(action="login.sso_refused").exists()
+
+
+def test_a_superuser_account_is_not_matched_through_the_provider_by_default(client, sso):
+    admin = _superuser_with_authenticator("root-sso")
+    sso.person("sub-root", email=admin.email, amr=["mfa"])
+    sign_in(client, sso, "sub-root")
+    assert signed_in_user(client) is None
+    assert client.get("/admin/").status_code == 302
 
 
 # --- single sign-on off --------------------------------------------------------------------------

@@ -177,3 +177,15 @@ def test_members_page_links_to_webhooks_for_managers(personas):
         .get(f"/folders/{personas.folder.uid}/members/")
         .content.decode()
     )
+
+
+@pytest.mark.parametrize("suffix", ["", "enabled/", "delete/"])
+def test_a_global_webhook_is_out_of_reach_of_an_unverified_superuser(personas, settings, suffix):
+    settings.WEBHOOK_URL_ALLOWLIST = ["http://127.0.0.1:*"]
+    webhook, _ = webhook_create(url="http://127.0.0.1:8123/x", events=EVENTS, folder=None)
+    client = login(personas.superuser)  # signed in, no two-factor code given this session
+    url = f"/webhooks/{webhook.uid}/{suffix}"
+    response = client.get(url) if not suffix else client.post(url, {"enabled": ""})
+    assert response.status_code == 403
+    webhook.refresh_from_db()
+    assert webhook.enabled and Webhook.objects.count() == 1
