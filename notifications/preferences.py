@@ -121,10 +121,14 @@ def preference_form(member: FolderMember, data=None) -> PreferenceForm:
 
 def preference_save(*, form: PreferenceForm, member: FolderMember) -> NotificationPreference:
     """Save a valid form as `member`'s choice for their folder."""
-    preference = form.save(commit=False)
-    preference.user_id, preference.folder_id = member.user_id, member.folder_id
-    preference.updated_at = timezone.now()
-    preference.save()
+    # update_or_create, not the form's own save: two submissions that both found no choice
+    # yet (a double click) must not both insert (one_preference_per_folder).
+    fields = {name: form.cleaned_data[name] for name in form._meta.fields}
+    preference, _ = NotificationPreference.objects.update_or_create(
+        user_id=member.user_id,
+        folder_id=member.folder_id,
+        defaults={**fields, "updated_at": timezone.now()},
+    )
     return preference
 
 

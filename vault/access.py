@@ -56,7 +56,15 @@ def _require(member: FolderMember | None, need: str) -> FolderMember:
     return member
 
 
+def _no_such(uid: object, what: str) -> None:
+    """Http404 for a uid no row can have: not text, or holding NUL (which PostgreSQL refuses
+    in a query, a server error otherwise; values from a form's POST reach here unchecked)."""
+    if not isinstance(uid, str) or "\x00" in uid:
+        raise Http404(f"No such {what}.")
+
+
 def folder_for_user(user, uid: str, need: str = CAN_VIEW) -> tuple[SharedFolder, FolderMember]:
+    _no_such(uid, "folder")
     folder = SharedFolder.objects.filter(uid=uid).first()
     if folder is None:
         raise Http404("No such folder.")
@@ -64,6 +72,7 @@ def folder_for_user(user, uid: str, need: str = CAN_VIEW) -> tuple[SharedFolder,
 
 
 def record_for_user(user, uid: str, need: str = CAN_VIEW) -> tuple[PamUser, FolderMember]:
+    _no_such(uid, "record")
     record = PamUser.objects.select_related("folder").filter(uid=uid).first()
     if record is None:
         raise Http404("No such record.")
@@ -73,6 +82,7 @@ def record_for_user(user, uid: str, need: str = CAN_VIEW) -> tuple[PamUser, Fold
 def configuration_for_user(
     user, uid: str, need: str = CAN_VIEW
 ) -> tuple[PamConfiguration, FolderMember]:
+    _no_such(uid, "configuration")
     config = PamConfiguration.objects.select_related("folder", "gateway").filter(uid=uid).first()
     if config is None:
         raise Http404("No such configuration.")

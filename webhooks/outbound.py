@@ -34,10 +34,17 @@ def _allowlist(patterns: tuple[str, ...]) -> tuple[EndpointPattern, ...]:
     return parse_endpoint_patterns(p for p in patterns if p.strip())
 
 
+# IPv6 prefixes that carry an IPv4 address inside (NAT64, 6to4): Python counts them global,
+# but a gateway on such a network reaches the IPv4 address they wrap, private or not.
+_WRAPPING_IPV4 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("2002::/16"))
+
+
 def _public(address: str) -> bool:
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if getattr(ip, "ipv4_mapped", None):
         ip = ip.ipv4_mapped
+    if ip.version == 6 and any(ip in network for network in _WRAPPING_IPV4):
+        return False
     return ip.is_global and not ip.is_multicast
 
 

@@ -104,3 +104,26 @@ def test_an_unknown_folder_is_404(personas):
 def test_anonymous_is_sent_to_sign_in(client):
     response = client.get(URL)
     assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
+
+
+@pytest.mark.parametrize("folder", ["\x00", "abc\x00def"])
+def test_a_nul_in_the_folder_is_no_such_folder(personas, folder):
+    """PostgreSQL refuses NUL in text: a folder named with one is not found, not a 500."""
+    client = login(personas.editor)
+    response = client.post("/account/notifications/", {"folder": folder})
+    assert response.status_code == 404
+    assert not NotificationPreference.objects.exists()
+
+
+def test_saving_twice_at_once_keeps_one_choice(personas):
+    """Two submissions racing (a double click): both read "no choice yet", both save; the
+    second updates what the first saved instead of failing on the one-per-folder rule."""
+    from notifications.preferences import preference_form, preference_save
+
+    member = personas.folder.members.get(user=personas.editor)
+    data = form_data(personas.folder)
+    first, second = preference_form(member, data), preference_form(member, data)
+    assert first.is_valid() and second.is_valid(), (first.errors, second.errors)
+    preference_save(form=first, member=member)
+    preference_save(form=second, member=member)
+    assert NotificationPreference.objects.filter(user=personas.editor).count() == 1

@@ -52,6 +52,8 @@ def test_a_manager_adds_a_webhook_and_sees_its_secret_once(personas, settings):
         "https://10.1.2.3/hook",  # private
         "https://169.254.169.254/latest/meta-data/",  # link-local (cloud metadata)
         "https://[::1]/x",
+        "https://[64:ff9b::a9fe:a9fe]/x",  # NAT64 of 169.254.169.254
+        "https://[2002:7f00:1::]/x",  # 6to4 of 127.0.0.1
         "http://93.184.216.34/x",  # public but plain http
         "https://user:pw@93.184.216.34/x",
         "ftp://93.184.216.34/x",
