@@ -346,6 +346,18 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "2fa.disabled": lambda a, o, d: f"{a} turned two-factor sign-in off.",
     "2fa.recovery_codes_replaced": lambda a, o, d: f"{a} made new recovery codes.",
     "account.password_changed": lambda a, o, d: f"{a} changed their own password.",
+    "webhook.created": lambda a, o, d: (
+        f"{a} added a webhook to {d.get('url', '?')} ({', '.join(d.get('events') or []) or '?'})."
+    ),
+    "webhook.enabled": lambda a, o, d: f"{a} switched on the webhook to {d.get('url', '?')}.",
+    "webhook.disabled": lambda a, o, d: (
+        f"{a} switched off the webhook to {d.get('url', '?')}"
+        + (f": {d['reason']}" if d.get("reason") else ".")
+    ),
+    "webhook.deleted": lambda a, o, d: f"{a} deleted the webhook to {d.get('url', '?')}.",
+    "webhook.redelivered": lambda a, o, d: (
+        f"{a} sent a delivery again to the webhook at {d.get('url', '?')}."
+    ),
     "login.sso": lambda a, o, d: (
         f"{a} signed in with {d.get('provider') or 'single sign-on'}"
         + (" (second factor at the provider)." if d.get("second_factor") else ".")

@@ -97,9 +97,10 @@ def webhook_set_enabled(
     if webhook.enabled == enabled:
         return
     webhook.enabled, webhook.disabled_reason = enabled, ""
-    webhook.save(update_fields=["enabled", "disabled_reason"])
-    action = "webhook.enabled" if enabled else "webhook.disabled"
-    _audit(action, webhook, actor, actor_kind, request)
+    with transaction.atomic():  # the change and its audit event together
+        webhook.save(update_fields=["enabled", "disabled_reason"])
+        action = "webhook.enabled" if enabled else "webhook.disabled"
+        _audit(action, webhook, actor, actor_kind, request)
 
 
 def webhook_delete(*, webhook: Webhook, actor=None, actor_kind: str = "user", request=None) -> None:
@@ -108,12 +109,23 @@ def webhook_delete(*, webhook: Webhook, actor=None, actor_kind: str = "user", re
         webhook.delete()
 
 
-def webhook_redeliver(*, delivery: WebhookDelivery) -> None:
+def webhook_redeliver(
+    *, delivery: WebhookDelivery, actor=None, actor_kind: str = "user", request=None
+) -> None:
     """Send a delivery again, now (same body and webhook-id: receivers deduplicate on it),
-    with a fresh set of attempts."""
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(
-        status=WebhookDelivery.PENDING, attempts=0, next_attempt_at=timezone.now()
-    )
+    with a fresh set of attempts; audited, as it sends the event out again."""
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            status=WebhookDelivery.PENDING, attempts=0, next_attempt_at=timezone.now()
+        )
+        _audit(
+            "webhook.redelivered",
+            delivery.webhook,
+            actor,
+            actor_kind,
+            request,
+            delivery=delivery.uid,
+        )
 
 
 def _audit(action: str, webhook: Webhook, actor, actor_kind, request, **details) -> None:

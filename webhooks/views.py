@@ -122,7 +122,7 @@ def webhook_delete(request: HttpRequest, webhook_uid: str) -> HttpResponse:
 @require_POST
 def webhook_redeliver(request: HttpRequest, webhook_uid: str, delivery_uid: str) -> HttpResponse:
     delivery = delivery_for_user(request.user, webhook_uid, delivery_uid)
-    services.webhook_redeliver(delivery=delivery)
+    services.webhook_redeliver(delivery=delivery, actor=request.user, request=request)
     note = "" if delivery.webhook.enabled else " It is sent once the webhook is turned on."
     messages.success(request, "The delivery will be sent again by the workers." + note)
     return _back(delivery.webhook)

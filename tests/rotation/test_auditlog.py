@@ -208,27 +208,46 @@ def test_details_show_schedules_in_words_and_lists_joined(personas, bob):
     ]
 
 
+# Every app of the project (tests/test_architecture.py's LAYERS).
+APPS = ("vault", "rotation", "events", "notifications", "webhooks", "metrics")
+
+
 def _written_actions() -> set[str]:
-    """The first argument of every audit_record/audit_rotation call in the apps' code; an
-    f-string's placeholders become "*" (e.g. "rotation.*.ok")."""
+    """The first argument of every audit call in the apps' code (audit_record, audit_rotation,
+    and an app's own `_audit` wrapper); an f-string's placeholders become "*" (e.g.
+    "rotation.*.ok"), and both sides of a conditional count."""
     actions = set()
-    for path in ROOT.glob("*/**/*.py"):
-        if path.parts[len(ROOT.parts)] not in ("vault", "rotation", "events"):
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            name = getattr(getattr(node, "func", None), "id", None)
-            if not isinstance(node, ast.Call) or name not in ("audit_record", "audit_rotation"):
-                continue
-            first = node.args[0] if node.args else None
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                actions.add(first.value)
-            elif isinstance(first, ast.JoinedStr):
-                actions.add(
-                    "".join(
-                        part.value if isinstance(part, ast.Constant) else "*"
-                        for part in first.values
-                    )
+
+    def add(first) -> None:
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            actions.add(first.value)
+        elif isinstance(first, ast.JoinedStr):
+            actions.add(
+                "".join(
+                    part.value if isinstance(part, ast.Constant) else "*" for part in first.values
                 )
+            )
+        elif isinstance(first, ast.IfExp):
+            add(first.body)
+            add(first.orelse)
+        elif isinstance(first, ast.Name):
+            assigned = [
+                n.value
+                for n in ast.walk(tree)
+                if isinstance(n, ast.Assign)
+                and any(getattr(t, "id", None) == first.id for t in n.targets)
+            ]
+            for value in assigned:
+                add(value)
+
+    for path in ROOT.glob("*/**/*.py"):
+        if path.parts[len(ROOT.parts)] not in APPS:
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            name = getattr(getattr(node, "func", None), "id", None)
+            if isinstance(node, ast.Call) and name in ("audit_record", "audit_rotation", "_audit"):
+                add(node.args[0] if node.args else None)
     return actions
 
 

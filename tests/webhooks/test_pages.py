@@ -107,6 +107,8 @@ def test_switch_off_on_redeliver_and_delete(personas, hook):
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("pending", 0)
+    redelivered = AuditEvent.objects.get(action="webhook.redelivered")
+    assert (redelivered.actor, redelivered.details["delivery"]) == (personas.manager, delivery.uid)
     client.post(f"/webhooks/{hook.uid}/delete/")
     assert not Webhook.objects.exists() and not WebhookDelivery.objects.exists()
 
