@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -600,6 +601,15 @@ def _default_schedule_text(value: str) -> str:
     return json.dumps({"type": "CRON", "cron": text, "tz": "Etc/UTC"})
 
 
+def _secret_from_stdin(flag: str) -> str:
+    """A secret given as `FLAG -`: its first line on stdin, so that it is never on the command
+    line (visible to every user of the host in `ps`, and kept in shell history)."""
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise CliError(f"{flag} -: no secret on stdin (give it as the first line)")
+    return secret
+
+
 def _config_form_data(options: argparse.Namespace, config: PamConfiguration | None) -> dict:
     """What the browser form would be posted: the configuration's current values, overlaid
     with the flags given."""
@@ -647,6 +657,8 @@ def _config_form_data(options: argparse.Namespace, config: PamConfiguration | No
     ):
         if getattr(options, name) is not None:
             data[name] = getattr(options, name)
+    if options.access_secret_key == "-":
+        data["access_secret_key"] = _secret_from_stdin("--access-secret-key")
     if options.region_names:
         data["region_names"] = ", ".join(options.region_names)
     if options.default_schedule is not None:
@@ -769,7 +781,9 @@ def _add_config_arguments(parser: argparse.ArgumentParser, *, new: bool) -> None
     )
     parser.add_argument("--aws-id", help="AWS ID")
     parser.add_argument("--access-key-id", help="access key ID, or USE_INSTANCE_ROLE")
-    parser.add_argument("--access-secret-key", help="access secret key (never shown)")
+    parser.add_argument(
+        "--access-secret-key", help='access secret key (never shown); "-" reads it from stdin'
+    )
     parser.add_argument(
         "--region-name",
         dest="region_names",

@@ -280,3 +280,26 @@ def test_an_exact_title_wins_over_one_that_differs_in_case(personas):
 
 def test_a_name_with_a_nul_character_is_not_found(personas):
     _refused(("get", "bad\x00name"), "give the uid or title")
+
+
+def test_the_secret_key_can_come_from_stdin_instead_of_the_command_line(personas, monkeypatch):
+    """`--access-secret-key -` reads it from stdin: a secret on the command line is visible to
+    every user of the host (ps) and stays in shell history."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("from-stdin-Key\n"))
+    args = [a if a != "s3cret-Key" else "-" for a in NEW]
+    code, out, err = call_pam(*args)
+    assert code == 0, err
+    config = PamConfiguration.objects.get(title="Prod AWS")
+    assert config.get_secret("access_secret_key") == "from-stdin-Key"
+
+
+def test_an_empty_secret_key_on_stdin_is_refused(personas, monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    args = [a if a != "s3cret-Key" else "-" for a in NEW]
+    code, _, err = call_pam(*args)
+    assert code == 1 and "stdin" in err
+    assert not PamConfiguration.objects.exists()
