@@ -23,6 +23,7 @@ from django.db.models import (
     IntegerField,
     OuterRef,
     Q,
+    QuerySet,
     Subquery,
     Sum,
     Value,
@@ -170,27 +171,25 @@ WAITING_ORDER = ("gateway_name", "-created_at", "-id")
 
 def attention_rotations(folder_ids, now: datetime) -> tuple[list[Rotation], list[Rotation]]:
     """(possibly-live rotations newest first, rotations waiting on an offline gateway by
-    gateway and newest first), each one more than shown (to tell whether there are more), in
-    one query: each list is a subquery that stops after what it shows, so neither crowds the
-    other out. The waiting ones carry their gateway's last heartbeat (`gateway_last_seen`)."""
-    live_first = _possibly_live(folder_ids).order_by("-created_at", "-id")
-    waiting_first = _waiting(folder_ids, now).order_by(*WAITING_ORDER)
+    gateway and newest first), each one more than shown (to tell whether there are more). Two
+    queries, each read through its own index and stopping after what it shows: one query with
+    `pk IN (first) OR pk IN (second)` made PostgreSQL scan every rotation (and JIT-compile the
+    plan), 190 ms at 100,000 rotations. The waiting ones carry their gateway's last heartbeat
+    (`gateway_last_seen`)."""
     last_seen = Gateway.objects.filter(name=OuterRef("gateway_name")).values("last_seen_at")
-    rows = (
-        Rotation.objects.filter(
-            Q(pk__in=live_first.values("pk")[: ATTENTION_SHOWN + 1])
-            | Q(pk__in=waiting_first.values("pk")[: ATTENTION_SHOWN + 1])
+
+    def shown(rotations: QuerySet[Rotation]) -> list[Rotation]:
+        rows = rotations.select_related("pam_user__folder").defer(
+            "pending_password_enc", "pam_user__password_enc"
         )
+        return list(rows[: ATTENTION_SHOWN + 1])
+
+    live = shown(_possibly_live(folder_ids).order_by("-created_at", "-id"))
+    waiting = shown(
+        _waiting(folder_ids, now)
         .annotate(gateway_last_seen=Subquery(last_seen[:1]))
-        .select_related("pam_user__folder")
-        .defer("pending_password_enc", "pam_user__password_enc")
-        .order_by("-created_at", "-id")
+        .order_by(*WAITING_ORDER)
     )
-    live, waiting = [], []
-    for rotation in rows:
-        (waiting if rotation.status == Rotation.QUEUED else live).append(rotation)
-    # Newest first already; a stable sort by gateway gives the subquery's order.
-    waiting.sort(key=lambda rotation: rotation.gateway_name)
     return live, waiting
 
 
