@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from vault import access, validators
 from vault.schedule_widget import ScheduleFields, schedule_initial
-from vault.timezones import time_zone_choices
+from vault.timezones import place_zone_choices
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -795,4 +795,4 @@ class TimeZoneForm(forms.Form):
     def __init__(self, *args, browser_zone: str = "", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         browser = "Your browser's time zone" + (f" ({browser_zone})" if browser_zone else "")
-        self.fields["time_zone"].choices = [("", browser), *time_zone_choices()]
+        self.fields["time_zone"].choices = [("", browser), *place_zone_choices()]

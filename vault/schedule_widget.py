@@ -16,11 +16,12 @@ import json
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime, time
-from functools import lru_cache
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+
+from vault.timezones import time_zone_choices
 
 # Keeper's names, which rotation/schedules.py reads from here.
 WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
@@ -85,13 +86,6 @@ KEY_FIELDS = {
     "month": "month",
     "cron": "cron",
 }
-
-
-@lru_cache(maxsize=1)
-def time_zone_choices() -> list[tuple[str, str]]:
-    # Every zone a schedule may name (Commander writes Etc/UTC, GMT, EST5EDT...), so that a
-    # stored one is shown as it is rather than replaced by the first of the list.
-    return [(z, z) for z in sorted(zoneinfo.available_timezones())]
 
 
 def _clock(value: str) -> str:

@@ -62,9 +62,16 @@ class PersonTimeZoneMiddleware:
             timezone.deactivate()
 
 
+@lru_cache(maxsize=1)
 def time_zone_choices() -> list[tuple[str, str]]:
-    """Every IANA zone this machine knows, for the account page's choice."""
-    return [(zone, zone) for zone in sorted(_known_zones()) if "/" in zone or zone == "UTC"]
+    """Every IANA zone this machine knows, sorted, as form choices: a schedule may name any
+    (Commander writes Etc/UTC, GMT, EST5EDT...), and a stored one is shown as it is."""
+    return [(zone, zone) for zone in sorted(_known_zones())]
+
+
+def place_zone_choices() -> list[tuple[str, str]]:
+    """The zones named after a place (Area/City), and UTC: what a person picks for pages."""
+    return [(zone, label) for zone, label in time_zone_choices() if "/" in zone or zone == "UTC"]
 
 
 def load_time_zone_on_sign_in(sender, request: HttpRequest | None, user, **kwargs) -> None:
