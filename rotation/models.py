@@ -15,7 +15,7 @@ from vault.models import PamConfiguration, PamUser, SecretsMixin, SharedFolder, 
 
 
 class RotationSettings(models.Model):
-    METHODS = [("iam_user", "IAM User")]
+    METHODS = [("iam_user", "IAM User"), ("iam_access_key", "IAM User access key")]
 
     pam_user = models.OneToOneField(
         PamUser, on_delete=models.CASCADE, related_name="rotation_settings"
@@ -34,6 +34,10 @@ class RotationSettings(models.Model):
     min_digits = models.PositiveSmallIntegerField(default=5)
     min_symbols = models.PositiveSmallIntegerField(default=5)
     symbols = models.CharField(max_length=100, default=AWS_SYMBOLS, blank=True)
+    # Access keys only: the replaced key stays active this long after a rotation (for the
+    # applications still using it), then is deactivated, and deleted this long after that.
+    key_deactivate_after_hours = models.PositiveIntegerField(default=24)
+    key_delete_after_hours = models.PositiveIntegerField(default=168)
     enabled = models.BooleanField(default=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
     last_rotated_at = models.DateTimeField(null=True, blank=True)
@@ -133,6 +137,13 @@ class Rotation(SecretsMixin, UidModel):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Write-ahead secret: committed before AWS is called, promoted on success.
     pending_password_enc = models.TextField(blank=True, default="")
+    # Access keys: the pending secret's key id (AWS made both; the secret is pending_password_enc).
+    pending_access_key_id = models.CharField(max_length=128, blank=True, default="")
+    # The durable step this rotation is in (a method's step name) and when it began: a step
+    # that changes AWS before its answer can be committed (CreateAccessKey) finds its own
+    # earlier effect by this, after a lost answer or a killed worker.
+    step = models.CharField(max_length=40, blank=True, default="")
+    step_started_at = models.DateTimeField(null=True, blank=True)
     # True once an attempt ended without proof that AWS kept the old password: from then on
     # the pending password is never thrown away.
     pending_may_be_live = models.BooleanField(default=False)
@@ -452,3 +463,133 @@ class RotationCountDelta(models.Model):
 
     def __str__(self) -> str:
         return f"Transaction {self.txid}: folder {self.folder_id} {self.status} {self.n:+d}"
+
+
+class KeyRetirement(models.Model):
+    """An access key the vault replaced, on its way out of AWS (rotation/retirement.py).
+
+    A rotation of the "IAM User access key" method leaves the previous key active for the
+    record's grace period (applications may still use it), then deactivates it, then deletes it
+    after a second period. Each of those is a durable step: a gateway pass does what is due and
+    writes it here, so a restart resumes it and nothing is done twice.
+    """
+
+    pam_user = models.ForeignKey(PamUser, on_delete=models.CASCADE, related_name="key_retirements")
+    configuration = models.ForeignKey(
+        PamConfiguration, null=True, on_delete=models.SET_NULL, related_name="key_retirements"
+    )
+    rotation = models.ForeignKey(
+        Rotation, null=True, on_delete=models.SET_NULL, related_name="key_retirements"
+    )
+    access_key_id = models.CharField(max_length=128)
+    deactivate_at = models.DateTimeField()
+    delete_at = models.DateTimeField()
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pam_user", "access_key_id"], name="one_retirement_per_key"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["deactivate_at"],
+                condition=models.Q(deleted_at__isnull=True),
+                name="key_retirement_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Retirement of {self.access_key_id} ({self.pam_user})"
+
+
+class DiscoveryJob(UidModel):
+    """One "Discover IAM users" run of a configuration, on its gateway (rotation/discovery.py).
+
+    Resumable: each page of AWS's listing is saved with the marker of the next one, so a
+    restarted gateway continues where the last page ended.
+    """
+
+    QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+    STATUSES = [
+        (QUEUED, "Queued"),
+        (RUNNING, "Running"),
+        (SUCCEEDED, "Succeeded"),
+        (FAILED, "Failed"),
+    ]
+    ACTIVE = (QUEUED, RUNNING)
+
+    configuration = models.ForeignKey(
+        PamConfiguration, on_delete=models.CASCADE, related_name="discovery_jobs"
+    )
+    gateway_name = models.CharField(max_length=100)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    status = models.CharField(max_length=20, choices=STATUSES, default=QUEUED)
+    users_found = models.PositiveIntegerField(default=0)
+    pages_done = models.PositiveIntegerField(default=0)
+    aws_calls = models.PositiveIntegerField(default=0)
+    # AWS's pagination marker for the next page of ListUsers ("" before the first page).
+    next_marker = models.TextField(blank=True, default="")
+    phase = models.CharField(max_length=40, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["configuration"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_active_discovery_per_configuration",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["configuration", "-created_at"], name="discovery_latest_idx")
+        ]
+
+    def __str__(self) -> str:
+        return f"Discovery {self.uid} of {self.configuration_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+
+class DiscoveredUser(models.Model):
+    """One IAM user a discovery found: what AWS says about it, and its record once imported."""
+
+    job = models.ForeignKey(DiscoveryJob, on_delete=models.CASCADE, related_name="users")
+    user_name = models.CharField(max_length=64)
+    user_id = models.CharField(max_length=128, blank=True)
+    arn = models.CharField(max_length=2048)
+    path = models.CharField(max_length=512, default="/")
+    created_at = models.DateTimeField(null=True, blank=True)
+    # None until the credential report is read.
+    console_access = models.BooleanField(null=True)
+    password_last_used = models.DateTimeField(null=True, blank=True)
+    # [{"status": "Active", "created": ISO, "last_used": ISO|None}], from the credential report.
+    access_keys = models.JSONField(default=list, blank=True)
+    oldest_key_created = models.DateTimeField(null=True, blank=True)
+    record = models.ForeignKey(
+        PamUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["user_name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "user_name"], name="one_discovered_user_per_job")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_name} ({self.arn})"

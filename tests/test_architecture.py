@@ -31,6 +31,8 @@ LAYERS = [
     "webhooks",
     # Prometheus metrics read from the database.
     "metrics",
+    # The AWS Secrets Manager-compatible API for applications' client credentials.
+    "secretsapi",
 ]
 
 # Third-party modules (and everything under them) that only the named project files may import.

@@ -231,6 +231,10 @@ class PamUser(SecretsMixin, UidModel):
     title = models.CharField(max_length=200)
     login = models.CharField(max_length=64)
     password_enc = models.TextField(blank=True, default="")
+    # The IAM user's access key pair, for the "IAM User access key" rotation method (issue 14):
+    # the id is not secret (AWS shows it in every listing); the secret is encrypted.
+    access_key_id = models.CharField(max_length=128, blank=True, default="")
+    access_secret_key_enc = models.TextField(blank=True, default="")
     distinguished_name = models.CharField(max_length=2048)
     # Keeper's notes on a PAM User: ordinary text shown on the record page, stored in the
     # clear like the title (docs/security.md); a secret belongs in the password.
@@ -272,7 +276,13 @@ class PasswordVersion(SecretsMixin, UidModel):
         ("resolution", "Resolved a possibly-live password"),
     ]
 
+    PASSWORD, ACCESS_KEY = "password", "access_key"
+    KINDS = [(PASSWORD, "Console password"), (ACCESS_KEY, "Access key")]
+
     pam_user = models.ForeignKey(PamUser, on_delete=models.CASCADE, related_name="versions")
+    # A console password, or an access key's secret (whose id is access_key_id).
+    kind = models.CharField(max_length=20, choices=KINDS, default=PASSWORD)
+    access_key_id = models.CharField(max_length=128, blank=True, default="")
     password_enc = models.TextField()
     set_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

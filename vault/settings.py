@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "notifications",
     "webhooks",
     "metrics",
+    "secretsapi",
 ]
 
 MIDDLEWARE = [
