@@ -45,6 +45,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import (
     Case,
+    CharField,
     DateTimeField,
     Exists,
     F,
@@ -59,15 +60,19 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from rotation import dispatch, methods
-from rotation.methods.base import Applied, Refused, RotationMethod, StepFailed
-from rotation.models import Rotation, RotationSettings
+from rotation.methods.base import Applied, Made, Refused, RotationMethod, StepFailed, WriteAhead
+from rotation.models import KeyRetirement, Rotation, RotationSettings
 from rotation.passwords import Complexity
 from rotation.rotation_settings import rotation_settings_save
 from rotation.schedules import next_run_or_none
 from vault import access
 from vault.audit import audit_record
 from vault.models import Gateway, PamConfiguration, PamUser
-from vault.services import pam_user_set_password, pam_users_set_passwords
+from vault.services import (
+    pam_user_set_password,
+    pam_users_set_access_keys,
+    pam_users_set_passwords,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -332,7 +337,13 @@ def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple[QueryS
     }
     # The gateway's authority check comes before any AWS call, the write-ahead's included.
     rotation.authority_refusal = _authority_refusal(rotation, memo)
-    if not rotation.has_secret("pending_password") and not rotation.authority_refusal:
+    # A write-ahead step that changes the target runs only in the attempt, never at a claim.
+    writes_ahead_here = not _method_of(rotation).write_ahead.changes_target
+    if (
+        writes_ahead_here
+        and not rotation.has_secret("pending_password")
+        and not rotation.authority_refusal
+    ):
         secret = _secret_if_possible(rotation)
         if secret is not None:
             rotation.set_secret("pending_password", secret)
@@ -400,11 +411,41 @@ def rotation_write_ahead(*, rotation: Rotation) -> str:
     if rotation.has_secret("pending_password"):
         _renew_lease(rotation, _mine(rotation))
         return rotation.get_secret("pending_password")
-    secret = _method_of(rotation).write_ahead.make(rotation)
+    step = _method_of(rotation).write_ahead
+    if step.changes_target:
+        return _write_ahead_in_target(rotation, step)
+    made = step.make(rotation)
+    secret = made.secret if isinstance(made, Made) else made
     rotation.set_secret("pending_password", secret)
     # Autocommit: this row is durable before the next step acts.
     unwritten = _mine(rotation).filter(pending_password_enc="")
     _renew_lease(rotation, unwritten, pending_password_enc=rotation.pending_password_enc)
+    return secret
+
+
+def _write_ahead_in_target(rotation: Rotation, step: WriteAhead) -> str:
+    """A write-ahead step that changes the target (CreateAccessKey): the step's start is
+    durable before it acts, so that the next attempt finds what a lost answer left behind;
+    its answer is committed at once, as may be live."""
+    _renew_lease(rotation, _mine(rotation))  # still ours before anything changes in AWS
+    if step.prepare is not None:
+        step.prepare(rotation)
+    started = timezone.now()
+    _renew_lease(rotation, _mine(rotation), step=step.name, step_started_at=started)
+    rotation.step, rotation.step_started_at = step.name, started
+    made = step.make(rotation)
+    secret, key_id = (made.secret, made.key_id) if isinstance(made, Made) else (made, "")
+    rotation.set_secret("pending_password", secret)
+    rotation.pending_access_key_id, rotation.pending_may_be_live = key_id, True
+    # If this worker lost its claim meanwhile, LeaseLost: the secret is lost with it, and the
+    # next owner deletes the key it belongs to (it knows when this attempt started).
+    _renew_lease(
+        rotation,
+        _mine(rotation).filter(pending_password_enc=""),
+        pending_password_enc=rotation.pending_password_enc,
+        pending_access_key_id=key_id,
+        pending_may_be_live=True,
+    )
     return secret
 
 
@@ -615,6 +656,7 @@ def rotations_finish(*, done: list[tuple[Rotation, str]]) -> list[str]:
         with transaction.atomic():
             _hold_settings_first([rotation.pam_user_id for rotation, _ in done])
             _succeed_all(done, now)
+            _after_success_by_method(done, now)
             _promote_passwords(done, now)
             _settings_after_success([r for r, _ in done], now, next_runs)
             for rotation, _ in done:
@@ -656,36 +698,62 @@ def _succeed_all(done: list[tuple[Rotation, str]], now: datetime) -> None:
         ),
         pending_may_be_live=False,
         error="",
+        # A step that changed the target stays recorded while an unanswered request of it may
+        # still arrive: what such a request makes is cleaned up after (rotation/retirement.py).
+        step=Case(
+            When(unanswered_until__gt=now, then=F("step")),
+            default=Value(""),
+            output_field=CharField(),
+        ),
     )
     if mine != len(done):
         # A recovered copy of a rotation owns it now (it holds the same secret).
         raise _NotAllMine
 
 
+def _after_success_by_method(done: list[tuple[Rotation, str]], now: datetime) -> None:
+    """Each method's own work in the finishing transaction, before the records change."""
+    by_method: dict[str, list[Rotation]] = defaultdict(list)
+    for rotation, _ in done:
+        by_method[_method_of(rotation).name].append(rotation)
+    for name, rotations in by_method.items():
+        hook = methods.method_named(name).after_success
+        if hook is not None:
+            hook(rotations, now)
+
+
 def _promote_passwords(done: list[tuple[Rotation, str]], now: datetime) -> None:
-    """Each record's new password with its history entry; older possibly-live ones resolved."""
-    # The records' rows get one UPDATE of the password columns (a row lock like
+    """Each record's new secret with its history entry; older possibly-live ones resolved."""
+    # The records' rows get one UPDATE of the secret columns (a row lock like
     # select_for_update's, without reading the rows again); the ciphertext depends only on
     # the record's uid, which never changes.
     records = [rotation.pam_user for rotation, _ in done]
-    pam_users_set_passwords(
-        changes=[
-            (
-                rotation.pam_user,
-                password,
-                rotation.requested_by if rotation.requested_by_id else None,
-                f"{rotation.get_trigger_display()} rotation {rotation.uid}",
-            )
-            for rotation, password in done
-        ],
-        source="rotation",
-    )
+    changes = {"password": [], "access_key": []}
+    for rotation, secret in done:
+        change = (
+            rotation.pam_user,
+            secret,
+            rotation.requested_by if rotation.requested_by_id else None,
+            f"{rotation.get_trigger_display()} rotation {rotation.uid}",
+        )
+        if _method_of(rotation).kind == "access_key":
+            changes["access_key"].append((*change, rotation.pending_access_key_id))
+        else:
+            changes["password"].append(change)
+    pam_users_set_passwords(changes=changes["password"], source="rotation")
+    pam_users_set_access_keys(changes=changes["access_key"], source="rotation")
     for record in records:
         record.updated_at = now
-    PamUser.objects.bulk_update(records, ["password_enc", "updated_at"])
+    fields = ["password_enc", "updated_at"]
+    if changes["access_key"]:
+        fields += ["access_key_id", "access_secret_key_enc"]
+    PamUser.objects.bulk_update(records, fields)
     # Older possibly-live passwords are no longer live: AWS now holds the new one, and none of
     # their requests can still arrive (the claim waited for that). None can appear while a
-    # rotation is active, so the claim's answer holds.
+    # rotation is active, so the claim's answer holds. (A failed access-key rotation's pending
+    # key is still a key in AWS: it stays, until a person resolves it or a rotation makes room.)
+    passwords = {r.pk for r, _ in done if _method_of(r).kind == "password"}
+    done = [(r, s) for r, s in done if r.pk in passwords]
     live = [r.pam_user_id for r, _ in done if getattr(r, "has_possibly_live", True)]
     if live:
         _possibly_live(live).update(resolved_at=now, pending_password_enc="")
@@ -742,7 +810,19 @@ def rotation_fail(*, rotation: Rotation, error: str) -> str:
             return "skipped"
         _after_failure(rotation, error=error, keep=keep, now=now)
     logger.info("rotation %s failed: %s", rotation.uid, error)
+    _method_cleanup(rotation)
     return Rotation.FAILED
+
+
+def _method_cleanup(rotation: Rotation) -> None:
+    """The method's own cleanup after a failure (best effort; it never raises)."""
+    hook = _method_of(rotation).after_failure
+    if hook is None:
+        return
+    try:
+        hook(rotation)
+    except Exception:  # the rotation has ended; a cleanup's failure must not change that
+        logger.exception("cleanup after rotation %s failed", rotation.uid)
 
 
 def _after_failure(rotation: Rotation, *, error: str, keep: bool, now: datetime) -> None:
@@ -1055,7 +1135,9 @@ def rotation_resolve(
         if not (locked.holds_possibly_live_password or locked.holds_unanswered_password):
             raise RotationRequestError("This rotation has nothing left to resolve.")
         record = PamUser.objects.select_for_update().get(pk=locked.pam_user_id)
-        if use_pending:
+        if locked.pending_access_key_id:
+            resolve_access_key(locked, record, use_pending=use_pending, actor=actor)
+        elif use_pending:
             pam_user_set_password(
                 record=record,
                 password=locked.get_secret("pending_password"),
@@ -1074,6 +1156,45 @@ def rotation_resolve(
             obj=record,
             request=request,
             details={"rotation": locked.uid, "kept": "pending" if use_pending else "current"},
+        )
+
+
+def resolve_access_key(rotation: Rotation, record: PamUser, *, use_pending: bool, actor) -> None:
+    """A possibly-live access key is a key in AWS either way: adopted, the record's current
+    key is retired in its place; not adopted, it is retired itself (deactivated and deleted
+    by the gateway at once: nobody was ever handed it)."""
+    now = timezone.now()
+    if use_pending:
+        replaced = record.access_key_id
+        pam_users_set_access_keys(
+            changes=[
+                (
+                    record,
+                    rotation.get_secret("pending_password"),
+                    actor,
+                    f"adopted the possibly-live key of rotation {rotation.uid}",
+                    rotation.pending_access_key_id,
+                )
+            ],
+            source="resolution",
+        )
+        record.save(update_fields=["access_key_id", "access_secret_key_enc", "updated_at"])
+        rs = getattr(record, "rotation_settings", None)
+        grace = timedelta(hours=rs.key_deactivate_after_hours if rs else 24)
+        after = timedelta(hours=rs.key_delete_after_hours if rs else 168)
+        retire, deactivate_at = replaced, now + grace
+    else:
+        retire, deactivate_at, after = rotation.pending_access_key_id, now, timedelta(0)
+    if retire:
+        KeyRetirement.objects.get_or_create(
+            pam_user=record,
+            access_key_id=retire,
+            defaults={
+                "configuration": rotation.configuration,
+                "rotation": rotation,
+                "deactivate_at": deactivate_at,
+                "delete_at": deactivate_at + after,
+            },
         )
 
 
@@ -1122,7 +1243,8 @@ def rotations_retire_unanswered(*, now: datetime | None = None) -> int:
     ).exclude(pending_password_enc=""):
         with transaction.atomic():
             record = PamUser.objects.select_for_update().get(pk=rotation.pam_user_id)
-            if record.get_secret("password") != rotation.get_secret("pending_password"):
+            held = {record.get_secret("password"), record.get_secret("access_secret_key")}
+            if rotation.get_secret("pending_password") not in held:
                 continue
             retired += Rotation.objects.filter(
                 pk=rotation.pk, pending_password_enc=rotation.pending_password_enc

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 import vault
-from rotation import dispatch, engine, scheduler
+from rotation import dispatch, engine, retirement, scheduler
 from rotation.models import Rotation
 from vault.audit import audit_record
 from vault.models import Gateway
@@ -97,18 +97,20 @@ TICK_HOOKS: dict[str, Callable[[], object]] = {}
 def gateway_tick(*, gateway_name: str) -> dict:
     """What a gateway does every minute and at start: heartbeat, recovery, drains for
     rotations whose task message was lost, retiring the passwords kept for requests that can
-    no longer arrive, scheduling, and the tick hooks of the apps above."""
+    no longer arrive, retiring replaced access keys that are due, scheduling, and the tick hooks of the apps above."""
     gateway_heartbeat(gateway_name=gateway_name)  # first: whatever fails below, it is alive
     dispatch.ensure_gateway_schedule(gateway_name)
     gateways_report_offline()
     recovered = engine.rotation_recover(gateway_name=gateway_name)
     waiting = gateway_hand_over_waiting(gateway_name=gateway_name)
     retired = engine.rotations_retire_unanswered()
+    keys = retirement.keys_retire_due(gateway_name=gateway_name)
     requested = scheduler.rotation_schedule_due()
     summary: dict = {
         "recovered": recovered,
         "waiting": waiting,
         "retired": retired,
+        "keys": keys,
         "requested": requested,
     }
     for name, hook in TICK_HOOKS.items():

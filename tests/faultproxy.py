@@ -358,6 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.proxy._count(action, "forwarded")
         if rule:
             self.proxy._count(action, kind)
+        if status == 409 and b"<Code>LimitExceeded</Code>" in payload:
+            # AWS refused a third access key: the access-key soak counts these (must be 0).
+            self.proxy._count(action, "limit_exceeded")
         if rule and rule.kind == "drop_after":
             return self._drop()
         self._answer(status, headers, payload, reason)

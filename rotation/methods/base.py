@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rotation.models import Rotation
 
 
@@ -48,16 +50,35 @@ class Ambiguous(Transient):
 
 
 @dataclass(frozen=True)
-class WriteAhead:
-    """The step that makes the new secret without changing anything outside the vault.
+class Made:
+    """A new secret and, for an access key, the id AWS gave it."""
 
-    ``make(rotation)`` returns it. The engine commits it (the rotation's pending secret) before
-    any later step runs, and does not run this step again for a rotation that has one: a
-    re-run must use the secret that may already have reached the target.
+    secret: str
+    key_id: str = ""
+
+
+@dataclass(frozen=True)
+class WriteAhead:
+    """The step that makes the new secret.
+
+    ``make(rotation)`` returns it (a str, or ``Made`` with a key id). The engine commits it
+    (the rotation's pending secret) before any later step runs, and does not run this step
+    again for a rotation that has one: a re-run must use the secret that may already have
+    reached the target.
+
+    ``changes_target``: making the secret changes the target (CreateAccessKey: AWS makes the
+    secret, which exists only in its answer until the engine commits it). Then the engine
+    runs ``prepare(rotation)`` first (clean up after an earlier attempt whose answer was lost,
+    make room), records durably that the step is starting and when (Rotation.step and
+    step_started_at, which ``prepare`` reads on the next attempt to find that attempt's
+    effect), calls ``make``, and commits its secret as may-be-live at once. Such a step is
+    never run at the claim.
     """
 
     name: str
-    make: Callable[[Rotation], str]
+    make: Callable[[Rotation], str | Made]
+    changes_target: bool = False
+    prepare: Callable[[Rotation], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +113,15 @@ class RotationMethod:
     name: str
     label: str
     steps: tuple[Step, ...]
+    # What the record holds of it: "password" (PamUser.password) or "access_key"
+    # (PamUser.access_key_id and access_secret_key); the engine promotes the secret there.
+    kind: str = "password"
+    # Run in the transaction that records successes: (rotations, now) -> None, e.g. to
+    # schedule the retirement of the credential the rotation replaced.
+    after_success: Callable[[list[Rotation], datetime], None] | None = None
+    # Run when a rotation ends failed: best effort, never raises (e.g. remove what an attempt
+    # whose answer was lost made in the target).
+    after_failure: Callable[[Rotation], None] | None = None
 
     def __post_init__(self) -> None:
         # The engine holds one pending secret per rotation (Rotation.pending_password_enc), so

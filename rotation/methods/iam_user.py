@@ -44,7 +44,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _classified(step: Callable[P, R]) -> Callable[P, R]:
+def classified(step: Callable[P, R]) -> Callable[P, R]:
     """The step, raising the engine's failure kinds instead of aws.py's errors."""
 
     @functools.wraps(step)
@@ -62,23 +62,23 @@ def _classified(step: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-@_classified
+@classified
 def make_password(rotation: Rotation) -> str:
     policy = aws.account_password_policy(rotation.configuration)
     complexity = settings_complexity(rotation.pam_user.rotation_settings)
     return generate_password(complexity, policy)
 
 
-@_classified
+@classified
 def set_password(rotation: Rotation, password: str) -> Applied:
     record, config = rotation.pam_user, rotation.configuration
     aws.check_account(config, arn=record.distinguished_name, login=record.login)
-    _check_path_scope(config, record)
+    check_path_scope(config, record)
     unanswered = aws.set_console_password(config, login=record.login, password=password)
     return Applied(unanswered=unanswered)
 
 
-def _check_path_scope(config: PamConfiguration, record: PamUser) -> None:
+def check_path_scope(config: PamConfiguration, record: PamUser) -> None:
     """The configuration's IAM path prefix, against the path AWS gives the user."""
     if not config.scope_path_prefix:
         return

@@ -40,8 +40,8 @@ def test_every_method_a_setting_can_name_is_registered():
 
 
 def test_an_unknown_method_is_named_in_the_error():
-    with pytest.raises(LookupError, match="'iam_access_key'"):
-        methods.method_named("iam_access_key")
+    with pytest.raises(LookupError, match="'ssh_key'"):
+        methods.method_named("ssh_key")
 
 
 def test_the_console_password_writes_ahead_then_sets():

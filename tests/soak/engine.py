@@ -286,7 +286,7 @@ class Soak:
             connection.close()
 
     def _ticker(self) -> None:
-        from rotation import engine, scheduler
+        from rotation import engine, retirement, scheduler
         from rotation.models import RotationSettings
 
         rng = random.Random(self.plan.seed + 2)
@@ -301,6 +301,7 @@ class Soak:
                 # What each gateway runs every minute, here every tick.
                 for name in self.factories:
                     self._count("recovered", engine.rotation_recover(gateway_name=name))
+                    retirement.keys_retire_due(gateway_name=name)
                 self._count("scheduled", scheduler.rotation_schedule_due())
                 close_old_connections()
         except Exception as exc:  # noqa: BLE001 - reported as a soak error
