@@ -1300,11 +1300,12 @@ _MAY_BE_LIVE_NOW = Case(
 
 
 def _unanswered_now(now: datetime) -> Case:
-    """A worker that lost its lease while it held a committed secret may have sent a request
+    """A worker that lost its lease while it held a committed secret, or while it was in a
+    step that changes the target (CreateAccessKey: Rotation.step), may have sent a request
     that is still on its way: decided in the same UPDATE as _MAY_BE_LIVE_NOW."""
     return Case(
         When(
-            Q(status=Rotation.RUNNING) & ~Q(pending_password_enc=""),
+            Q(status=Rotation.RUNNING) & (~Q(pending_password_enc="") | ~Q(step="")),
             then=Value(unanswered_deadline(now)),
         ),
         default=F("unanswered_until"),

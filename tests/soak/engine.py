@@ -57,6 +57,8 @@ PROCESS_ENV = {
     # Longer than a late request is held (late_seconds), and than a frozen worker's lease
     # outlives its freeze: no request can arrive after it.
     "ROTATION_UNANSWERED_WINDOW_SECONDS": "6",
+    # A new access key is accepted at once by the emulator; a refusal ends the attempt in time.
+    "ROTATION_KEY_VERIFY_SECONDS": "2",
 }
 
 
