@@ -485,3 +485,57 @@ def test_no_password_or_secret_key_reaches_the_logs(config, emulator, caplog):
     assert logging.getLogger("botocore").getEffectiveLevel() >= logging.INFO
     assert NEW_PASSWORD not in caplog.text
     assert config.get_secret("access_secret_key") not in caplog.text
+
+
+# --- access keys under enforced permissions ---------------------------------------------------
+
+KEY_ACTIONS = [
+    "iam:ListAccessKeys",
+    "iam:CreateAccessKey",
+    "iam:UpdateAccessKey",
+    "iam:DeleteAccessKey",
+    "iam:GetUser",
+]
+
+
+@pytest.fixture(scope="module")
+def key_emulator():
+    server = AuthEmulator()
+    try:
+        iam = server.iam()
+        iam.create_user(UserName="KeyUser")
+        server.keys = {
+            "keys": server.user_with_keys("key-rotator", KEY_ACTIONS),
+            "list-only": server.user_with_keys("key-lister", ["iam:ListAccessKeys"]),
+        }
+        server.enforce_permissions()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_the_key_permission_probe_names_the_missing_actions(personas, key_emulator):
+    config = _keyed_config(personas, key_emulator.endpoint, *key_emulator.keys["list-only"])
+    found = aws.probe_key_permissions(config, login="KeyUser")
+    assert found["iam:ListAccessKeys"] is None
+    assert "iam:UpdateAccessKey" in found["iam:UpdateAccessKey"]
+    assert "iam:DeleteAccessKey" in found["iam:DeleteAccessKey"]
+
+
+def test_the_key_permission_probe_passes_with_the_needed_actions(personas, key_emulator):
+    config = _keyed_config(personas, key_emulator.endpoint, *key_emulator.keys["keys"])
+    assert set(aws.probe_key_permissions(config, login="KeyUser").values()) == {None}
+
+
+def test_a_created_key_authenticates_with_its_secret_and_not_with_another(personas, key_emulator):
+    config = _keyed_config(personas, key_emulator.endpoint, *key_emulator.keys["keys"])
+    key_id, secret = aws.create_access_key(config, login="KeyUser")
+    try:
+        arn = aws.key_identity(config, key_id=key_id, secret=secret)
+        assert arn.endswith(":user/KeyUser")
+        with pytest.raises(aws.AwsRefused) as caught:
+            aws.key_identity(config, key_id=key_id, secret="not-" + secret[4:])
+        assert caught.value.code in aws.BAD_CREDENTIAL_CODES
+    finally:
+        assert aws.delete_access_key(config, login="KeyUser", key_id=key_id)
+    assert aws.delete_access_key(config, login="KeyUser", key_id=key_id) is False
