@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from rotation.models import ConnectionTest, Rotation
+from rotation.models import ConnectionTest, DiscoveryJob, Rotation
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,21 @@ def enqueue_connection_test(test: ConnectionTest) -> bool:
         cluster=test.gateway_name,
         task_name=f"test connection {test.uid}",
         group="connection-test",
+    )
+
+
+def enqueue_discovery(job: DiscoveryJob) -> bool:
+    """Discover IAM users runs on the configuration's gateway (rotation/discovery.py). False
+    when the broker refused it (logged); the job stays queued and the gateway's tick hands it
+    over again once its lease runs out (discovery_recover)."""
+    return _send(
+        Handoff(),  # not a rotation: a watch's refusals neither count nor skip it
+        "rotation.tasks.run_discovery",
+        job.pk,
+        rotations=0,
+        cluster=job.gateway_name,
+        task_name=f"discover {job.uid}",
+        group="discovery",
     )
 
 

@@ -40,6 +40,7 @@ ALLOWED_TASKS = frozenset(
         "rotation.tasks.drain_gateway",
         "rotation.tasks.gateway_tick",
         "rotation.tasks.test_configuration",
+        "rotation.tasks.run_discovery",
     }
 )
 

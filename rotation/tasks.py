@@ -1,6 +1,10 @@
 """django-q2 entry points: ids in, a service call, nothing secret out."""
 
-from rotation import connection, engine, gateways
+import logging
+
+from rotation import connection, discovery, engine, gateways
+
+logger = logging.getLogger(__name__)
 
 
 def run_rotation(rotation_id: int) -> str:
@@ -12,7 +16,18 @@ def drain_gateway(gateway_name: str) -> int:
 
 
 def gateway_tick(gateway_name: str) -> dict:
-    return gateways.gateway_tick(gateway_name=gateway_name)
+    summary = gateways.gateway_tick(gateway_name=gateway_name)
+    try:  # discoveries whose lease ran out (killed worker, handed back after throttling)
+        summary["discoveries_resumed"] = discovery.discovery_recover(gateway_name=gateway_name)
+    except Exception:  # the heartbeat above stands whatever happens here
+        logger.exception("resuming discoveries on %s failed", gateway_name)
+        summary["discoveries_resumed"] = "failed"
+    return summary
+
+
+def run_discovery(discovery_job_id: int) -> str:
+    """Discover IAM users of a configuration, on its gateway; returns the job's status."""
+    return discovery.discovery_run(job_id=discovery_job_id)
 
 
 def test_configuration(connection_test_id: int) -> str:
