@@ -286,8 +286,20 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "rotation.scheduled.ok": _rotation("Scheduled", True),
     "rotation.scheduled.fail": _rotation("Scheduled", False),
     "rotation.resolved": lambda a, o, d: (
-        f"{a} settled a password that may be live in AWS for {o}: kept the "
-        f"{'pending' if d.get('kept') == 'pending' else 'current'} password."
+        f"{a} settled a {'key' if d.get('access_key_id') else 'password'} that may be live in "
+        f"AWS for {o}: kept the {'pending' if d.get('kept') == 'pending' else 'current'} one."
+    ),
+    "rotation.key.orphan_deleted": lambda a, o, d: (
+        f"The gateway deleted the access key {d.get('access_key_id', '?')} of {o}: AWS made it "
+        "for a rotation whose answer was lost, so its secret was never known."
+    ),
+    "rotation.key.deactivated": lambda a, o, d: (
+        f"The gateway deactivated the access key {d.get('access_key_id', '?')} of {o}, "
+        "replaced by a rotation: its grace period ended."
+    ),
+    "rotation.key.deleted": lambda a, o, d: (
+        f"The gateway deleted the access key {d.get('access_key_id', '?')} of {o} "
+        f"({d.get('why', 'replaced by a rotation')})."
     ),
     "rotation.cancelled": lambda a, o, d: (
         f"{a} cancelled the queued rotation of {o}"
@@ -307,6 +319,18 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "configuration.updated": lambda a, o, d: f"{a} edited {o}.",
     "configuration.deleted": lambda a, o, d: f"{a} deleted {o}.",
     "configuration.tested": _tested,
+    "discovery.started": lambda a, o, d: (
+        f"{a} started a discovery of the IAM users of {o} on the gateway “{d.get('gateway', '?')}”."
+    ),
+    "discovery.finished": lambda a, o, d: (
+        f"The discovery of the IAM users of {o} found {d.get('users_found', 0)} users "
+        f"({d.get('aws_calls', 0)} AWS calls)."
+        if d.get("outcome") == "succeeded"
+        else f"The discovery of the IAM users of {o} failed: {d.get('error', 'no reason')}"
+    ),
+    "discovery.imported": lambda a, o, d: (
+        f"{a} imported {d.get('created', 0)} discovered IAM users as PAM Users (into {o})."
+    ),
     "folder.created": lambda a, o, d: f"{a} created {o}.",
     "folder.renamed": lambda a, o, d: (
         f"{a} renamed the folder “{d.get('old_name', '?')}” to “{d.get('new_name', '?')}”."
@@ -357,6 +381,24 @@ SENTENCES: dict[str, Callable[..., str]] = {
     "webhook.deleted": lambda a, o, d: f"{a} deleted the webhook to {d.get('url', '?')}.",
     "webhook.redelivered": lambda a, o, d: (
         f"{a} sent a delivery again to the webhook at {d.get('url', '?')}."
+    ),
+    # Client credentials of the secrets API (secretsapi/credentials.py).
+    "credential.created": lambda a, o, d: (
+        f"{a} created the client credential {d.get('access_key_id', '?')}"
+        + (f" ({d['name']})" if d.get("name") else "")
+        + f" of application “{d.get('application', '?')}”"
+        + (f", expiring {str(d['expires_at'])[:10]}" if d.get("expires_at") else "")
+        + (
+            f", for {', '.join(map(str, d['allowed_networks']))} only"
+            if d.get("allowed_networks")
+            else ""
+        )
+        + "."
+    ),
+    "credential.revoked": lambda a, o, d: (
+        f"{a} revoked the client credential {d.get('access_key_id', '?')}"
+        + (f" ({d['name']})" if d.get("name") else "")
+        + f" of application “{d.get('application', '?')}”."
     ),
     "login.sso": lambda a, o, d: (
         f"{a} signed in with {d.get('provider') or 'single sign-on'}"

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -134,6 +135,10 @@ IAM_ACTIONS = {
     "GetAccountPasswordPolicy": "iam:GetAccountPasswordPolicy",
     "GetUser": "iam:GetUser",
     "GetCallerIdentity": "sts:GetCallerIdentity",
+    "ListAccessKeys": "iam:ListAccessKeys",
+    "CreateAccessKey": "iam:CreateAccessKey",
+    "UpdateAccessKey": "iam:UpdateAccessKey",
+    "DeleteAccessKey": "iam:DeleteAccessKey",
 }
 
 
@@ -252,17 +257,18 @@ def _where(config: PamConfiguration, service: str = "iam") -> str:
     return f"AWS {service.upper()} in {config.region}"
 
 
-def client(config: PamConfiguration, service: str):
+def client(config: PamConfiguration, service: str, *, attempts: int | None = None):
     """A boto3 client for ``service`` with the configuration's credentials, region and endpoint.
 
     Cached per configuration version (uid, updated_at) and per AWS_* setting, because making a
-    client costs tens of milliseconds and a rotation must cost a few. The endpoint URL is checked
+    client costs tens of milliseconds and a rotation must cost a few. ``attempts`` overrides
+    AWS_MAX_ATTEMPTS: 1 for a call that must never be sent twice by botocore's retries. The endpoint URL is checked
     against AWS_ENDPOINT_ALLOWLIST first, every time: the web checked it when the configuration
     was saved, but the allowlist may have changed since.
     """
     _check_endpoint(config)
     retry_settings = (
-        settings.AWS_MAX_ATTEMPTS,
+        attempts or settings.AWS_MAX_ATTEMPTS,
         settings.AWS_CONNECT_TIMEOUT,
         settings.AWS_READ_TIMEOUT,
     )
@@ -275,7 +281,7 @@ def client(config: PamConfiguration, service: str):
         "endpoint_url": config.endpoint_url or None,
         "config": botocore.config.Config(
             # total_max_attempts counts the first try; botocore's max_attempts would not.
-            retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": retry_settings[0]},
             connect_timeout=settings.AWS_CONNECT_TIMEOUT,
             read_timeout=settings.AWS_READ_TIMEOUT,
         ),
@@ -475,14 +481,14 @@ def _translate(
     if isinstance(exc, bce.ReadTimeoutError):
         return AwsTransient(
             f"{where[0].upper()}{where[1:]} did not answer {action} within "
-            f"{settings.AWS_READ_TIMEOUT:g} s" + _maybe_applied_note(mutating),
+            f"{settings.AWS_READ_TIMEOUT:g} s" + _maybe_applied_note(mutating, operation),
             "ReadTimeout",
             may_have_applied=mutating,
         )
     if isinstance(exc, bce.ConnectionClosedError):
         return AwsTransient(
             f"The connection to {where} closed before AWS answered {action}"
-            + _maybe_applied_note(mutating),
+            + _maybe_applied_note(mutating, operation),
             "ConnectionClosed",
             may_have_applied=mutating,
         )
@@ -494,19 +500,24 @@ def _translate(
             hint = "a proxy between the gateway and AWS may have answered instead"
         return AwsTransient(
             f"{where[0].upper()}{where[1:]} answered {action} with something that is not an AWS "
-            f"answer (not the XML AWS sends): {hint}" + _maybe_applied_note(mutating),
+            f"answer (not the XML AWS sends): {hint}" + _maybe_applied_note(mutating, operation),
             "ResponseParserError",
             may_have_applied=mutating,
         )
     return AwsTransient(
         f"The call {action} to {where} failed ({type(exc).__name__})"
-        + _maybe_applied_note(mutating),
+        + _maybe_applied_note(mutating, operation),
         type(exc).__name__,
         may_have_applied=mutating,
     )
 
 
-def _maybe_applied_note(mutating: bool) -> str:
+def _maybe_applied_note(mutating: bool, operation: str) -> str:
+    if mutating and operation in KEY_OPERATIONS:
+        return (
+            "; AWS may have made the change, so the vault reads the user's access keys again "
+            "before it goes on"
+        )
     if mutating:
         return (
             "; the new password may have been applied, so the vault tries again with that "
@@ -533,6 +544,10 @@ def _translate_client_error(
         return AwsRefused(no_console_access_message(login), code)
     if code == "NoSuchEntity" and operation == "GetUser":
         return AwsRefused(_no_such_user_message(config, login), code)
+    if code == "NoSuchEntity" and operation in (*KEY_OPERATIONS, "ListAccessKeys"):
+        if not _user_exists(config, login):
+            return AwsRefused(_no_such_user_message(config, login), code)
+        return AwsRefused(f'AWS has no such access key for the IAM user "{login}".', code)
     if code in ACCESS_DENIED_CODES or "not authorized to perform" in aws_message:
         found = NOT_AUTHORIZED_RE.search(aws_message)
         refused = found.group("action") if found else action
@@ -576,13 +591,13 @@ def _translate_client_error(
     if status >= 500 or code in SERVER_FAILURE_CODES:
         return AwsTransient(
             f"AWS failed to process {action} ({code}, HTTP {status})"
-            + _maybe_applied_note(mutating),
+            + _maybe_applied_note(mutating, operation),
             code,
             may_have_applied=mutating,
         )
     return AwsTransient(
         f"AWS answered {action} with an unexpected error ({code}: {aws_message})"
-        + _maybe_applied_note(mutating),
+        + _maybe_applied_note(mutating, operation),
         code,
         may_have_applied=mutating,
     )
@@ -654,6 +669,8 @@ def _call(
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
+
+KEY_OPERATIONS = frozenset({"CreateAccessKey", "UpdateAccessKey", "DeleteAccessKey"})
 
 # --- public calls ---------------------------------------------------------------------------
 
@@ -835,6 +852,161 @@ def _after_ambiguity(error: AwsError, ambiguous: bool) -> AwsError:
     )
 
 
+# --- access keys (the "IAM User access key" method, rotation/methods/iam_access_key.py) -------
+
+# Access key ids as AWS makes them (20 characters, AKIA for long-term keys); checked before an
+# id read from the vault is sent anywhere.
+ACCESS_KEY_ID_RE = re.compile(r"^[A-Z0-9]{16,128}$")
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    key_id: str
+    status: str  # "Active" or "Inactive"
+    created: datetime | None
+
+
+def list_access_keys(config: PamConfiguration, *, login: str) -> list[AccessKey]:
+    """The IAM user's access keys (at most two), oldest first."""
+    answer = _call(config, "iam", "ListAccessKeys", login=login, UserName=login)
+    keys = [
+        AccessKey(
+            key_id=str(item.get("AccessKeyId", "")),
+            status=str(item.get("Status", "")),
+            created=item.get("CreateDate"),
+        )
+        for item in answer.get("AccessKeyMetadata", [])
+    ]
+    return sorted(keys, key=lambda k: (k.created is None, k.created or 0, k.key_id))
+
+
+def create_access_key(config: PamConfiguration, *, login: str) -> tuple[str, str]:
+    """A new access key for the user: (key id, secret). Sent once, never retried by botocore:
+    a retry after a lost answer would make a second key. A lost answer is AwsTransient with
+    ``may_have_applied``: the key may exist, and its secret is then unknowable."""
+    api = client(config, "iam", attempts=1)
+    try:
+        answer = api.create_access_key(UserName=login)
+    except bce.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "LimitExceeded":
+            raise AwsTransient(
+                f'The IAM user "{login}" already has two access keys (LimitExceeded): the '
+                "vault reads its keys again and makes room before it tries again.",
+                "LimitExceeded",
+            ) from None
+        raise _translate(exc, config, "CreateAccessKey", login=login, mutating=True) from None
+    except Exception as exc:  # noqa: BLE001 - see CALL_FAILURES
+        raise _translate(exc, config, "CreateAccessKey", login=login, mutating=True) from None
+    key = answer.get("AccessKey") or {}
+    key_id, secret = str(key.get("AccessKeyId") or ""), str(key.get("SecretAccessKey") or "")
+    if not key_id or not secret:
+        raise AwsTransient(
+            f"{_where(config)} answered iam:CreateAccessKey without a key id and secret: the "
+            "key may exist; the vault reads the user's keys again before it tries again.",
+            "InvalidResponse",
+            may_have_applied=True,
+        )
+    return key_id, secret
+
+
+def set_access_key_status(
+    config: PamConfiguration, *, login: str, key_id: str, active: bool
+) -> None:
+    """Activate or deactivate one of the user's keys (doing it twice is harmless)."""
+    _call(
+        config,
+        "iam",
+        "UpdateAccessKey",
+        login=login,
+        mutating=True,
+        UserName=login,
+        AccessKeyId=key_id,
+        Status="Active" if active else "Inactive",
+    )
+
+
+def delete_access_key(config: PamConfiguration, *, login: str, key_id: str) -> bool:
+    """Delete one of the user's keys. False when AWS no longer has it (already deleted)."""
+    try:
+        _call(
+            config,
+            "iam",
+            "DeleteAccessKey",
+            login=login,
+            mutating=True,
+            UserName=login,
+            AccessKeyId=key_id,
+        )
+    except AwsRefused as exc:
+        if exc.code == "NoSuchEntity" and _user_exists(config, login):
+            return False
+        raise
+    return True
+
+
+def key_identity(config: PamConfiguration, *, key_id: str, secret: str) -> str:
+    """The ARN that AWS says the access key belongs to (sts:GetCallerIdentity signed with it).
+
+    AwsRefused with code InvalidClientTokenId (or SignatureDoesNotMatch) while AWS does not
+    accept the key yet: a new key takes a few seconds to reach every AWS endpoint."""
+    _check_endpoint(config)
+    with _session_lock:
+        session = _session or boto3.session.Session()
+    try:
+        sts = session.client(
+            "sts",
+            region_name=config.region,
+            endpoint_url=config.endpoint_url or None,
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
+            config=botocore.config.Config(
+                retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
+                connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+                read_timeout=settings.AWS_READ_TIMEOUT,
+            ),
+        )
+        answer = sts.get_caller_identity()
+    except bce.ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "Unknown")
+        if code in BAD_CREDENTIAL_CODES:
+            raise AwsRefused(
+                f"AWS does not accept the new access key {key_id} yet ({code}).", code
+            ) from None
+        raise _translate(exc, config, "GetCallerIdentity", secrets=(secret,)) from None
+    except Exception as exc:  # noqa: BLE001 - see CALL_FAILURES
+        raise _translate(exc, config, "GetCallerIdentity", secrets=(secret,)) from None
+    return str(answer.get("Arn") or "")
+
+
+def probe_key_permissions(config: PamConfiguration, *, login: str) -> dict[str, str | None]:
+    """For a dry run: each IAM action an access-key rotation needs -> None when the
+    configuration's credentials may call it, else why not. Nothing changes: Update and Delete
+    are asked about a key id that cannot exist (AWS checks permission before existence), and
+    CreateAccessKey, which cannot be asked without making a key, is left to the rotation."""
+    absent = "AKIA" + "0" * 16
+    probes: dict[str, Callable[[], object]] = {
+        "iam:ListAccessKeys": lambda: list_access_keys(config, login=login),
+        "iam:UpdateAccessKey": lambda: set_access_key_status(
+            config, login=login, key_id=absent, active=False
+        ),
+        "iam:DeleteAccessKey": lambda: delete_access_key(config, login=login, key_id=absent),
+        "sts:GetCallerIdentity": lambda: caller_account(config),
+    }
+    found: dict[str, str | None] = {}
+    for action, probe in probes.items():
+        try:
+            probe()
+        except AwsError as exc:
+            if exc.code in ACCESS_DENIED_CODES or exc.code in BAD_CREDENTIAL_CODES:
+                found[action] = exc.message
+                continue
+            if exc.code not in ("NoSuchEntity",):
+                found[action] = exc.message
+                continue
+        found[action] = None
+    return found
+
+
 def test_connection(config: PamConfiguration) -> ConnectionReport:
     """GetCallerIdentity and GetAccountPasswordPolicy, uncached: what the configuration reaches."""
     identity = _caller_identity(config)
@@ -882,3 +1054,165 @@ def emulator_seed(
             iam.update_login_profile(UserName=login, Password=password)
     if password_policy:
         iam.update_account_password_policy(**password_policy)
+
+
+# --- Discovery (rotation/discovery.py): ListUsers pages and the IAM credential report ---------
+#
+# Read-only calls: nothing here changes AWS, so every failure is refused or transient, never
+# "may have applied". Each function counts the requests it sends (botocore's retries included)
+# in a CallCount, which the discovery job adds to its aws_calls.
+
+IAM_ACTIONS.update(
+    {
+        "ListUsers": "iam:ListUsers",
+        "GenerateCredentialReport": "iam:GenerateCredentialReport",
+        "GetCredentialReport": "iam:GetCredentialReport",
+    }
+)
+# AWS's largest ListUsers page.
+LIST_USERS_MAX_ITEMS = 1000
+# Waits between GenerateCredentialReport polls while AWS builds the report (about 16 s in all;
+# AWS builds one in seconds for most accounts). Past them the discovery is resumed later.
+REPORT_POLL_DELAYS = (0.5, 1.0, 2.0, 4.0, 4.0, 4.0)
+# GetCredentialReport's own "not ready" answers: worth asking again, nothing is wrong.
+REPORT_NOT_READY_CODES = frozenset({"ReportInProgress", "ReportNotPresent", "ReportExpired"})
+_REPORT_ABSENT = frozenset({"", "N/A", "no_information", "not_supported"})
+
+
+@dataclass
+class CallCount:
+    """AWS requests sent for one piece of work (retries included)."""
+
+    n: int = 0
+
+    def add(self, answer: dict) -> dict:
+        self.n += 1 + int((answer.get("ResponseMetadata") or {}).get("RetryAttempts") or 0)
+        return answer
+
+
+@dataclass
+class UsersPage:
+    users: list[dict]  # user_name, user_id, arn, path, created_at (datetime or None)
+    next_marker: str  # "" on the last page
+
+
+@dataclass
+class ReportRow:
+    """One IAM user's line of the credential report."""
+
+    console_access: bool | None
+    password_last_used: datetime | None
+    # [{"status": "Active"|"Inactive", "created": ISO, "last_used": ISO|None}]
+    access_keys: list[dict]
+
+
+def _counted_call(config: PamConfiguration, count: CallCount, operation: str, **params) -> dict:
+    try:
+        return count.add(_call(config, "iam", operation, **params))
+    except AwsError:
+        count.n += 1  # botocore's retries of a failed call are not reported; one at least
+        raise
+
+
+def list_users_page(
+    config: PamConfiguration,
+    *,
+    count: CallCount,
+    marker: str = "",
+    max_items: int = LIST_USERS_MAX_ITEMS,
+    path_prefix: str = "",
+) -> UsersPage:
+    """One page of ListUsers (MaxItems, Marker; PathPrefix when given)."""
+    params: dict[str, Any] = {"MaxItems": max_items}
+    if marker:
+        params["Marker"] = marker
+    if path_prefix:
+        params["PathPrefix"] = path_prefix
+    answer = _counted_call(config, count, "ListUsers", **params)
+    users = [
+        {
+            "user_name": str(u.get("UserName") or ""),
+            "user_id": str(u.get("UserId") or ""),
+            "arn": str(u.get("Arn") or ""),
+            "path": str(u.get("Path") or "/"),
+            "created_at": u.get("CreateDate"),
+        }
+        for u in answer.get("Users") or []
+        if u.get("UserName") and u.get("Arn")
+    ]
+    more = bool(answer.get("IsTruncated")) and bool(answer.get("Marker"))
+    return UsersPage(users=users, next_marker=str(answer.get("Marker") or "") if more else "")
+
+
+def credential_report(config: PamConfiguration, *, count: CallCount) -> dict[str, ReportRow]:
+    """The account's IAM credential report by user name: GenerateCredentialReport polled until
+    COMPLETE (bounded, REPORT_POLL_DELAYS), then GetCredentialReport. AwsTransient when AWS has
+    not finished it in time (the discovery reads it again later)."""
+    for delay in (*REPORT_POLL_DELAYS, None):
+        answer = _counted_call(config, count, "GenerateCredentialReport")
+        if str(answer.get("State") or "").upper() == "COMPLETE":
+            break
+        if delay is None:
+            raise AwsTransient(
+                "AWS has not finished the IAM credential report of configuration "
+                f'"{config.title}" after {sum(REPORT_POLL_DELAYS):g} s. The discovery reads it '
+                "again later.",
+                "ReportInProgress",
+            )
+        _sleep(delay)
+    try:
+        answer = _counted_call(config, count, "GetCredentialReport")
+    except AwsError as exc:
+        if exc.code in REPORT_NOT_READY_CODES:
+            raise AwsTransient(
+                f"AWS's IAM credential report is not ready ({exc.code}). The discovery reads "
+                "it again later.",
+                exc.code,
+            ) from None
+        raise
+    content = answer.get("Content") or b""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
+    return parse_credential_report(text)
+
+
+def _report_time(value: str | None) -> datetime | None:
+    if value is None or value.strip() in _REPORT_ABSENT:
+        return None
+    try:
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def parse_credential_report(text: str) -> dict[str, ReportRow]:
+    """The credential report's CSV by user name (the root account's line left out). A column
+    the report lacks gives None ("not known"), never a guess."""
+    import csv
+    import io
+
+    rows: dict[str, ReportRow] = {}
+    for line in csv.DictReader(io.StringIO(text)):
+        name = (line.get("user") or "").strip()
+        if not name or name == "<root_account>":
+            continue
+        enabled = (line.get("password_enabled") or "").strip().lower()
+        keys = []
+        for n in (1, 2):
+            active = (line.get(f"access_key_{n}_active") or "").strip().lower()
+            created = _report_time(line.get(f"access_key_{n}_last_rotated"))
+            if created is None and active != "true":
+                continue  # no such key
+            used = _report_time(line.get(f"access_key_{n}_last_used_date"))
+            keys.append(
+                {
+                    "status": "Active" if active == "true" else "Inactive",
+                    "created": created.isoformat() if created else None,
+                    "last_used": used.isoformat() if used else None,
+                }
+            )
+        rows[name] = ReportRow(
+            console_access={"true": True, "false": False}.get(enabled),
+            password_last_used=_report_time(line.get("password_last_used")),
+            access_keys=keys,
+        )
+    return rows

@@ -1,4 +1,4 @@
-"""`pam rotation list|edit|info|resolve`, `pam action rotate|cancel`, `pam gateway list`, and
+"""`pam rotation list|edit|info|resolve`, `pam action rotate|cancel|discover`, `pam gateway list`, and
 `candidates` in `pam get`. The CLI is the operator's: it acts with actor "cli" and goes through the same
 services (and so the same request path and audit) as the web pages.
 
@@ -13,10 +13,11 @@ import json
 import math
 import time
 
-from rotation import aws, candidates, dispatch, engine, rotation_settings
+from rotation import aws, candidates, discovery, dispatch, engine, rotation_settings
 from rotation.connection import known_policy, policy_problem
 from rotation.gateway_process import add_run_parser
-from rotation.models import Rotation, RotationSettings
+from rotation.models import DiscoveryJob, Rotation, RotationSettings
+from rotation.panel import pending_access_key_id
 from rotation.passwords import Complexity, ComplexityError, parse_complexity
 from rotation.schedules import (
     ScheduleError,
@@ -70,6 +71,7 @@ def rotation_rows(*, verbose: bool = False) -> list[dict]:
             "record": rs.pam_user.uid,
             "title": rs.pam_user.title,
             "login": rs.pam_user.login,
+            "method": rs.method,
             "configuration": rs.configuration.uid,
             "schedule": describe_schedule(rs.effective_schedule),
             "enabled": rs.enabled,
@@ -95,6 +97,7 @@ def cmd_rotation_list(options: argparse.Namespace, out: OutputHelper) -> int:
     columns = [
         ("record", "RECORD"),
         ("title", "TITLE"),
+        ("method", "METHOD"),
         ("schedule", "SCHEDULE"),
         ("enabled", "ENABLED"),
         ("last_status", "LAST"),
@@ -169,6 +172,18 @@ def rotation_info(record: PamUser) -> dict:
         "last_rotated": _iso(rs.last_rotated_at),
         "last_status": rs.last_status or None,
         "managed": record.managed,
+        "method": rs.method,
+        **_grace_info(rs),
+    }
+
+
+def _grace_info(rs: RotationSettings) -> dict:
+    """The access-key method's grace periods (hours), for that method only."""
+    if rs.method != rotation_settings.ACCESS_KEY:
+        return {}
+    return {
+        "key_deactivate_after_hours": rs.key_deactivate_after_hours,
+        "key_delete_after_hours": rs.key_delete_after_hours,
     }
 
 
@@ -251,6 +266,38 @@ def account_policy_problem(config, complexity: Complexity) -> str | None:
     return policy_problem(config, complexity, known_policy(config))
 
 
+def _hours(options: argparse.Namespace, name: str, flag: str) -> int | None:
+    """A grace period flag's whole hours (0 to MAX_GRACE_HOURS), or None when not given."""
+    text = getattr(options, name)
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = None
+    problem = (
+        "must be a whole number of hours"
+        if value is None
+        else rotation_settings.grace_hours_problem(value)
+    )
+    if problem:
+        raise CliError(f"{flag} {text!r}: {problem}")
+    return value
+
+
+def _method_choice(options: argparse.Namespace) -> tuple[str | None, int | None, int | None]:
+    """(method, deactivate hours, delete hours), each None when not given. Commander's
+    --rotation-profile iam_user is the console password method too."""
+    method = options.method
+    if options.rotation_profile == "iam_user":
+        if method not in (None, "iam_user"):
+            raise CliError(f"--rotation-profile iam_user and --method {method} disagree; give one")
+        method = "iam_user"
+    deactivate = _hours(options, "key_deactivate_after", "--key-deactivate-after")
+    delete = _hours(options, "key_delete_after", "--key-delete-after")
+    return method, deactivate, delete
+
+
 def _configuration_choice(options: argparse.Namespace):
     """--config, or Commander's --iam-aad-config (the configuration of an IAM user, which is
     what every record here is)."""
@@ -264,7 +311,8 @@ def _configuration_choice(options: argparse.Namespace):
     if options.rotation_profile not in (None, "iam_user"):
         raise CliError(
             f"--rotation-profile {options.rotation_profile} is not supported: the vault rotates "
-            "AWS IAM users' passwords only (iam_user)"
+            "AWS IAM users only (--method iam_user for the console password, iam_access_key "
+            "for the access key)"
         )
     return next(iter(found.values()), None)
 
@@ -275,6 +323,7 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
     config = _configuration_choice(options)
     schedule, use_config = _schedule_choice(options)
     complexity = _complexity_choice(options)
+    method, deactivate, delete = _method_choice(options)
     enabled = True if options.enable else False if options.disable else None
     if options.schedule_only:
         extra = [
@@ -282,6 +331,9 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
             for flag, given in (
                 ("--config", config is not None),
                 ("--complexity", complexity is not None),
+                ("--method", options.method is not None),
+                ("--key-deactivate-after", deactivate is not None),
+                ("--key-delete-after", delete is not None),
                 ("--enable/--disable", enabled is not None),
             )
             if given
@@ -309,9 +361,13 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
             errors.append(f"{record.uid}: {problem}")
             continue
         # As the settings form: the complexity to save must meet the account's known policy
-        # when it is given, or when the record moves to another configuration (account).
+        # when it is given, or when the record moves to another configuration (account),
+        # or when it becomes the console password's again; access keys have no such policy.
+        saved_method = method or (current.method if current else "iam_user")
         moved = current is None or current.configuration_id != chosen.pk
-        if complexity is not None or moved:
+        switched = current is not None and current.method != saved_method
+        checks_policy = saved_method != rotation_settings.ACCESS_KEY
+        if checks_policy and (complexity is not None or moved or switched):
             saved = complexity or (
                 rotation_settings.settings_complexity(current) if current else Complexity()
             )
@@ -323,7 +379,6 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
     if errors:
         raise CliError(*errors)
     for record, current, chosen in plans:
-        # A rotation still waiting goes with the new settings, or is cancelled: say which.
         rs, follow_up = engine.rotation_settings_change(
             record=record,
             configuration=chosen,
@@ -334,10 +389,15 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
             complexity=complexity
             or (rotation_settings.settings_complexity(current) if current else Complexity()),
             enabled=enabled if enabled is not None else (current.enabled if current else True),
+            method=method,
+            key_deactivate_after_hours=deactivate,
+            key_delete_after_hours=delete,
             actor_kind="cli",
         )
         line = {
             "record": record.uid,
+            "method": rs.method,
+            **_grace_info(rs),
             "schedule": describe_schedule(rs.effective_schedule),
             "enabled": rs.enabled,
             "next_run": _iso(rs.next_run_at),
@@ -359,10 +419,27 @@ def cmd_rotation_edit(options: argparse.Namespace, out: OutputHelper) -> int:
 def _dry_run(record: PamUser) -> dict:
     try:
         rs = engine.rotation_check_requestable(record=record)
+        if rs.method == "iam_access_key":
+            return _dry_run_keys(record, rs.configuration)
         aws.check_target(rs.configuration, login=record.login, arn=record.distinguished_name)
     except (engine.RotationRequestError, aws.AwsError) as exc:
         return {"record": record.uid, "ok": False, "error": getattr(exc, "message", str(exc))}
     return {"record": record.uid, "ok": True, "error": None}
+
+
+def _dry_run_keys(record: PamUser, config) -> dict:
+    """The permissions an access-key rotation needs, each asked of AWS without changing
+    anything (aws.probe_key_permissions); CreateAccessKey cannot be, and is said so."""
+    aws.check_account(config, arn=record.distinguished_name, login=record.login)
+    found = aws.probe_key_permissions(config, login=record.login)
+    missing = {action: problem for action, problem in found.items() if problem}
+    return {
+        "record": record.uid,
+        "ok": not missing,
+        "error": "; ".join(missing.values()) or None,
+        "permissions": {action: "missing" if action in missing else "ok" for action in found},
+        "unchecked": ["iam:CreateAccessKey"],
+    }
 
 
 @quiet_task_queue
@@ -456,6 +533,110 @@ def cmd_action_cancel(options: argparse.Namespace, out: OutputHelper) -> int:
             ),
         }
     )
+    return 0
+
+
+# --- pam action discover start|status|import ---------------------------------------------------
+# Discover IAM users (rotation/discovery.py): the job runs on the configuration's gateway; the
+# CLI's operator acts with actor "cli", through the same services and audit as the pages.
+
+DISCOVER_FILTERS = ("name", "path", "console", "key-older-than", "not-in-vault")
+
+
+@quiet_task_queue
+def cmd_discover_start(options: argparse.Namespace, out: OutputHelper) -> int:
+    config = vault_cli.find_configuration(options.config)
+    try:
+        job = discovery.discovery_start(configuration=config, actor_kind="cli")
+    except discovery.DiscoveryError as exc:
+        raise CliError(exc.message) from None
+    if options.wait is None:
+        out.json_line(discovery.discovery_progress(job))
+        return 0
+    deadline = time.monotonic() + options.wait
+    while True:
+        job.refresh_from_db()
+        if not job.is_active or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    out.json_line(discovery.discovery_progress(job))
+    if job.is_active:
+        out.note(f"discovery {job.uid} still running after {options.wait:g} s (it carries on)")
+        return 1
+    return 0 if job.status == DiscoveryJob.SUCCEEDED else 1
+
+
+def _discovery_job(options: argparse.Namespace, config=None) -> DiscoveryJob:
+    if getattr(options, "job", None):
+        ref = options.job
+        job = DiscoveryJob.objects.select_related("configuration").filter(uid=ref).first()
+        if job is None or (config is not None and job.configuration_id != config.pk):
+            where = f' of configuration "{config.title}"' if config else ""
+            raise CliError(f"no discovery with uid {ref}{where}")
+        return job
+    if config is None:
+        raise CliError("give --job UID or --config UID|TITLE")
+    job = discovery.latest_job(config)
+    if job is None:
+        raise CliError(
+            f'configuration "{config.title}" has no discovery yet (pam action discover start)'
+        )
+    return job
+
+
+def cmd_discover_status(options: argparse.Namespace, out: OutputHelper) -> int:
+    config = vault_cli.find_configuration(options.config) if options.config else None
+    out.json_line(discovery.discovery_progress(_discovery_job(options, config)))
+    return 0
+
+
+def _discover_filter(texts: list[str] | None) -> discovery.UserFilter:
+    chosen = discovery.UserFilter()
+    for text in texts or []:
+        key, sep, value = text.partition("=")
+        key = key.strip().lower()
+        if not sep or key not in DISCOVER_FILTERS:
+            raise CliError(
+                f"--filter {text!r}: give KEY=VALUE with KEY one of {', '.join(DISCOVER_FILTERS)}"
+            )
+        if key == "name":
+            chosen.name = value
+        elif key == "path":
+            chosen.path_prefix = value
+        elif key in ("console", "not-in-vault"):
+            flag = {"yes": True, "true": True, "no": False, "false": False}.get(value.lower())
+            if flag is None:
+                raise CliError(f"--filter {key}: give yes or no")
+            if key == "console":
+                chosen.console = flag
+            else:
+                chosen.not_in_vault = flag
+        else:
+            if not value.isdigit() or len(value) > 5:
+                raise CliError("--filter key-older-than: give a whole number of days")
+            chosen.key_older_than_days = int(value)
+    return chosen
+
+
+@quiet_task_queue
+def cmd_discover_import(options: argparse.Namespace, out: OutputHelper) -> int:
+    config = vault_cli.find_configuration(options.config)
+    folder = vault_cli.find_folder(options.folder)
+    if options.user and options.filter:
+        raise CliError("--filter applies to --all only; with --user the names are the choice")
+    filters = _discover_filter(options.filter)
+    job = _discovery_job(options, config)
+    try:
+        outcome = discovery.discovery_import(
+            job=job,
+            folder=folder,
+            user_names=None if options.all else options.user,
+            filters=filters,
+            actor_kind="cli",
+        )
+    except discovery.DiscoveryError as exc:
+        raise CliError(exc.message) from None
+    out.json_line({"users": outcome.users})
     return 0
 
 
@@ -559,6 +740,14 @@ def candidates_extra(record: PamUser, unmask: bool) -> dict:
     }
 
 
+def pending_key_extra(record: PamUser, unmask: bool) -> dict:
+    """`pending_access_key_id` in `pam get` while a rotation of the record holds a new access
+    key that is not the record's yet (its secret is among the candidates)."""
+    rotations = Rotation.objects.filter(pam_user=record).exclude(pending_access_key_id="")
+    key_id = pending_access_key_id(rotations.order_by("-created_at", "-id")[:20])
+    return {"pending_access_key_id": key_id} if key_id else {}
+
+
 def cmd_rotation_resolve(options: argparse.Namespace, out: OutputHelper) -> int:
     """Settle a possibly-live password as the record page does: keep the current password, or
     adopt the candidate. Audited (actor "cli") by engine.rotation_resolve."""
@@ -599,9 +788,44 @@ def seconds(text: str) -> float:
     return value
 
 
+def _register_discover(actions: argparse._SubParsersAction) -> None:
+    discover = actions.add_parser("discover", help="discover IAM users of a configuration")
+    sub = discover.add_subparsers(dest="discover_command", metavar="COMMAND", required=True)
+    config_help = "PAM Configuration"
+    start = sub.add_parser("start", help="start a discovery (it runs on the gateway)")
+    start.add_argument("--config", "-c", metavar="UID|TITLE", required=True, help=config_help)
+    start.add_argument(
+        "--wait", type=seconds, metavar="SECONDS", help="wait for the discovery to finish"
+    )
+    start.set_defaults(func=cmd_discover_start)
+    status = sub.add_parser("status", help="a discovery's progress")
+    status.add_argument("--job", "-j", metavar="UID", help="the discovery")
+    status.add_argument(
+        "--config", "-c", metavar="UID|TITLE", help="the configuration's latest discovery"
+    )
+    status.set_defaults(func=cmd_discover_status)
+    imported = sub.add_parser("import", help="import discovered users as PAM Users")
+    imported.add_argument("--config", "-c", metavar="UID|TITLE", required=True, help=config_help)
+    imported.add_argument("--folder", "-f", metavar="UID|NAME", required=True, help="destination")
+    imported.add_argument(
+        "--job", "-j", metavar="UID", help="the discovery (default: the latest of --config)"
+    )
+    chosen = imported.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--all", "-a", action="store_true", help="every user (matching --filter)")
+    chosen.add_argument("--user", "-u", action="append", metavar="NAME", help="an IAM user name")
+    imported.add_argument(
+        "--filter", action="append", metavar="KEY=VALUE",
+        help="with --all: name=TEXT, path=PREFIX, console=yes|no, key-older-than=DAYS, "
+        "not-in-vault=yes",
+    )  # fmt: skip
+    imported.set_defaults(func=cmd_discover_import)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     if candidates_extra not in vault_cli.RECORD_EXTRAS:
         vault_cli.RECORD_EXTRAS.append(candidates_extra)
+    if pending_key_extra not in vault_cli.RECORD_EXTRAS:
+        vault_cli.RECORD_EXTRAS.append(pending_key_extra)
 
     rotation = subparsers.add_parser("rotation", help="password rotation settings")
     sub = rotation.add_subparsers(dest="rotation_command", metavar="COMMAND", required=True)
@@ -629,7 +853,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     edit.add_argument(
         "--rotation-profile", "-rp", choices=["general", "iam_user", "scripts_only", "saas"],
-        help="iam_user only (what every record here is)",
+        help="iam_user only (the console password, as --method iam_user)",
+    )  # fmt: skip
+    edit.add_argument(
+        "--method", "-m", choices=list(rotation_settings.METHOD_NAMES),
+        help="iam_user: the console password; iam_access_key: the access key "
+        "(new settings: iam_user; left out: unchanged)",
+    )  # fmt: skip
+    edit.add_argument(
+        "--key-deactivate-after", metavar="HOURS",
+        help="iam_access_key: deactivate the replaced key HOURS after a rotation "
+        f"(0 to {rotation_settings.MAX_GRACE_HOURS}; default 24)",
+    )  # fmt: skip
+    edit.add_argument(
+        "--key-delete-after", metavar="HOURS",
+        help="iam_access_key: delete it HOURS after its deactivation "
+        f"(0 to {rotation_settings.MAX_GRACE_HOURS}; default 168)",
     )  # fmt: skip
     schedule = edit.add_mutually_exclusive_group()
     schedule.add_argument(
@@ -697,6 +936,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     cancel.add_argument("--record", "-r", metavar="UID|TITLE", required=True, help="the PAM User")
     cancel.set_defaults(func=cmd_action_cancel)
+    _register_discover(actions)
 
     gateway = subparsers.add_parser("gateway", help="gateways")
     gateways = gateway.add_subparsers(dest="gateway_command", metavar="COMMAND", required=True)

@@ -1096,13 +1096,16 @@ def rotation_settings_change(
     use_configuration_schedule: bool,
     complexity: Complexity,
     enabled: bool,
+    method: str | None = None,
+    key_deactivate_after_hours: int | None = None,
+    key_delete_after_hours: int | None = None,
     actor=None,
     actor_kind: str = "user",
     request: HttpRequest | None = None,
 ) -> tuple[RotationSettings, SettingsFollowUp | None]:
     """rotation_settings_save, and the record's waiting rotation following the saved settings
     (rotation_follow_settings), in one transaction. The settings page and `pam rotation edit`
-    save through here."""
+    save through here. The method and grace periods None keep what is stored."""
     who = {"actor": actor, "actor_kind": actor_kind, "request": request}
     with transaction.atomic():
         rs = rotation_settings_save(
@@ -1112,6 +1115,9 @@ def rotation_settings_change(
             use_configuration_schedule=use_configuration_schedule,
             complexity=complexity,
             enabled=enabled,
+            method=method,
+            key_deactivate_after_hours=key_deactivate_after_hours,
+            key_delete_after_hours=key_delete_after_hours,
             **who,
         )
         follow_up = rotation_follow_settings(record=record, rs=rs, **who)
@@ -1135,7 +1141,8 @@ def rotation_resolve(
         if not (locked.holds_possibly_live_password or locked.holds_unanswered_password):
             raise RotationRequestError("This rotation has nothing left to resolve.")
         record = PamUser.objects.select_for_update().get(pk=locked.pam_user_id)
-        if locked.pending_access_key_id:
+        key_id = locked.pending_access_key_id
+        if key_id:
             resolve_access_key(locked, record, use_pending=use_pending, actor=actor)
         elif use_pending:
             pam_user_set_password(
@@ -1155,7 +1162,11 @@ def rotation_resolve(
             actor_kind=actor_kind,
             obj=record,
             request=request,
-            details={"rotation": locked.uid, "kept": "pending" if use_pending else "current"},
+            details={
+                "rotation": locked.uid,
+                "kept": "pending" if use_pending else "current",
+                **({"access_key_id": key_id} if key_id else {}),
+            },
         )
 
 

@@ -15,6 +15,7 @@ from rotation.passwords import (
     ComplexityError,
     validate_complexity,
 )
+from rotation.rotation_settings import ACCESS_KEY, MAX_GRACE_HOURS, settings_complexity
 from rotation.schedules import ScheduleError, next_runs, normalize_schedule, schedule_problem
 from vault.access import configurations_usable_by, may_use_configuration
 from vault.forms import ObjectChoiceField
@@ -37,7 +38,13 @@ class RotationSettingsForm(ScheduleFields):
     # The schedule fields are the vault's schedule widget, which the PAM Configuration form
     # shares; this form adds the choice of the configuration's default.
     extra_types = {CONFIG_DEFAULT: ()}
-    method = forms.ChoiceField(label="Rotation method", choices=RotationSettings.METHODS)
+    method = forms.ChoiceField(
+        label="Rotation method",
+        choices=RotationSettings.METHODS,
+        help_text="IAM User: the console password, set anew on each rotation. IAM User "
+        "access key: a new access key pair is created and proven to work, then the previous "
+        "key is retired (see below).",
+    )
     configuration = ObjectChoiceField(
         label="PAM Configuration", queryset=PamConfiguration.objects.none(), to_field_name="uid"
     )
@@ -53,12 +60,40 @@ class RotationSettingsForm(ScheduleFields):
     symbols = forms.CharField(
         label="Symbol set", max_length=100, required=False, strip=False, initial=AWS_SYMBOLS
     )
+    # Access keys only (rotation/retirement.py retires the replaced key by these).
+    key_deactivate_after_hours = forms.IntegerField(
+        label="Deactivate the replaced key after (hours)",
+        min_value=0,
+        max_value=MAX_GRACE_HOURS,
+        initial=24,
+        required=False,
+        help_text="The previous access key stays active this long after a rotation, for the "
+        "applications still using it; then it is deactivated. 0: at once.",
+    )
+    key_delete_after_hours = forms.IntegerField(
+        label="Delete it after a further (hours)",
+        min_value=0,
+        max_value=MAX_GRACE_HOURS,
+        initial=168,
+        required=False,
+        help_text="Counted from the deactivation: the inactive key can still be re-activated "
+        "in AWS until it is deleted. 0: delete it when it is deactivated.",
+    )
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+
+    max_grace_hours = MAX_GRACE_HOURS
+    COMPLEXITY_FIELDS = ("length", "min_upper", "min_lower", "min_digits", "min_symbols")
+    GRACE_FIELDS = ("key_deactivate_after_hours", "key_delete_after_hours")
 
     def __init__(self, *args, record: PamUser, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.record = record
         self.user = user
+        # An access key's secret is made by AWS: the password complexity does not apply, and
+        # a submission without it keeps the stored one. The grace periods are for keys only.
+        if self.is_bound and self.data.get("method") == ACCESS_KEY:
+            for name in self.COMPLEXITY_FIELDS:
+                self.fields[name].required = False
         # Only configurations whose folder the person may edit: view-only never suffices.
         self.fields["configuration"].queryset = configurations_usable_by(user).select_related(
             "gateway__application", "folder"
@@ -68,6 +103,8 @@ class RotationSettingsForm(ScheduleFields):
             (CONFIG_DEFAULT, "Use the configuration's default schedule"),
         ]
         self.fields["symbols"].conditional = True
+        for name in self.GRACE_FIELDS:
+            self.fields[name].conditional = True  # required with the access-key method
         self.current = RotationSettings.objects.filter(pam_user=record).first()
         # A stored schedule that no longer reads: the page says so, and it must be chosen again.
         self.stored_problem = (
@@ -133,6 +170,8 @@ class RotationSettingsForm(ScheduleFields):
             "min_digits": rs.min_digits,
             "min_symbols": rs.min_symbols,
             "symbols": rs.symbols,
+            "key_deactivate_after_hours": rs.key_deactivate_after_hours,
+            "key_delete_after_hours": rs.key_delete_after_hours,
             "enabled": rs.enabled,
         }
 
@@ -160,9 +199,36 @@ class RotationSettingsForm(ScheduleFields):
                         "schedule_type", f"The configuration's default schedule is invalid: {exc}"
                     )
 
+    @property
+    def is_access_key(self) -> bool:
+        return self.cleaned_data.get("method") == ACCESS_KEY
+
+    def _clean_grace(self) -> None:
+        """The grace periods: required for the access-key method (a blank field is a mistake,
+        not a wish for the default); for the console password, what is stored stays."""
+        for name in self.GRACE_FIELDS:
+            if name in self.errors:
+                continue
+            if self.cleaned_data.get(name) is None:
+                if self.is_access_key:
+                    self.add_error(
+                        name,
+                        f"Give a number of hours from 0 to {MAX_GRACE_HOURS} (0: at once).",
+                    )
+                else:
+                    stored = getattr(self.current, name) if self.current else None
+                    default = RotationSettings._meta.get_field(name).default
+                    self.cleaned_data[name] = stored if stored is not None else default
+
     def _clean_complexity(self) -> None:
         data = self.cleaned_data
-        names = ("length", "min_upper", "min_lower", "min_digits", "min_symbols")
+        names = self.COMPLEXITY_FIELDS
+        if self.is_access_key and any(data.get(n) is None for n in names):
+            if not any(n in self.errors for n in names):
+                # Left out for an access key: the stored complexity (for a later switch back).
+                stored = self.current
+                self.complexity = settings_complexity(stored) if stored else Complexity()
+                return
         if any(data.get(n) is None for n in names):
             return  # the field errors already say what is wrong
         complexity = Complexity(symbols=data.get("symbols", ""), **{n: data[n] for n in names})
@@ -172,7 +238,8 @@ class RotationSettingsForm(ScheduleFields):
             field = exc.field if exc.field in self.fields else None
             self.add_error(field, str(exc))
             return
-        if not self._meets_known_policy(complexity):
+        # The account's password policy binds passwords only; switching back checks it again.
+        if not self.is_access_key and not self._meets_known_policy(complexity):
             return
         self.complexity = complexity
 
@@ -188,6 +255,7 @@ class RotationSettingsForm(ScheduleFields):
         super().clean()
         self._clean_schedule()
         self._clean_complexity()
+        self._clean_grace()
         return self.cleaned_data
 
     def schedule_has_errors(self) -> bool:

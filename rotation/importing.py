@@ -3,13 +3,15 @@
 `pam import` (``context.format == "native"``), ``users[].rotation``:
 
     "rotation": {"configuration": "<title or uid>", "configuration_folder": "<folder name>",
-                 "schedule": {"type": "ON_DEMAND"}, "complexity": "32,5,5,5,5[,SYMBOLS]",
-                 "enabled": true}
+                 "method": "iam_user", "schedule": {"type": "ON_DEMAND"},
+                 "complexity": "32,5,5,5,5[,SYMBOLS]", "key_deactivate_after_hours": 24,
+                 "key_delete_after_hours": 168, "enabled": true}
 
 `schedule` may also be the text "config" (use the configuration's default schedule);
 `configuration_folder` (optional) picks the configuration of that title in that folder. A key
-left out takes the default: on-demand schedule, complexity 32,5,5,5,5 with AWS's symbols,
-enabled.
+left out takes the default: method iam_user (the console password; iam_access_key rotates the
+access key), on-demand schedule, complexity 32,5,5,5,5 with AWS's symbols, grace periods of 24
+and 168 hours (the access-key method's), enabled.
 
 `pam project import` (``context.format == "keeper"``): the value vault/import_keeper.py makes
 from Commander's ``rotation_settings`` (method iam_user):
@@ -36,13 +38,28 @@ from django.core.exceptions import ValidationError
 
 from rotation.models import RotationSettings
 from rotation.passwords import Complexity, ComplexityError, parse_complexity
-from rotation.rotation_settings import rotation_settings_save, settings_complexity
+from rotation.rotation_settings import (
+    METHOD_NAMES,
+    grace_hours_problem,
+    rotation_settings_save,
+    settings_complexity,
+)
 from rotation.schedules import ScheduleError, normalize_schedule
 from vault.exporter import USER_EXPORTERS
 from vault.importer import CONFIGURATION_FIELD_CLEANERS, USER_EXTENSIONS, ImportContext
 from vault.models import PamUser
 
-KEYS = ("configuration", "configuration_folder", "schedule", "complexity", "enabled")
+KEYS = (
+    "configuration",
+    "configuration_folder",
+    "method",
+    "schedule",
+    "complexity",
+    "key_deactivate_after_hours",
+    "key_delete_after_hours",
+    "enabled",
+)
+GRACE_KEYS = ("key_deactivate_after_hours", "key_delete_after_hours")
 USE_CONFIG = "config"
 DEFAULT_SCHEDULE = {"type": "ON_DEMAND"}
 
@@ -67,6 +84,12 @@ class RotationImport:
             errors += _complexity_errors(complexity, f"{path}.complexity")
         if not isinstance(value.get("enabled", True), bool):
             errors.append(f"{path}.enabled: must be true or false")
+        if value.get("method", "iam_user") not in METHOD_NAMES:
+            errors.append(f"{path}.method: must be one of {', '.join(METHOD_NAMES)}")
+        for key in GRACE_KEYS:
+            problem = grace_hours_problem(value[key]) if key in value else None
+            if problem:
+                errors.append(f"{path}.{key}: {problem}")
         return errors
 
     def _validate_keeper(self, value: dict, path: str, context: ImportContext) -> list[str]:
@@ -95,8 +118,9 @@ class RotationImport:
         if wanted is None:
             return
         config, normalized, use_config, complexity, enabled = wanted
+        method = self._method_wanted(value, context)
         if current is not None and _same(
-            current, config, normalized, use_config, complexity, enabled
+            current, config, normalized, use_config, complexity, enabled, method
         ):
             return
         rotation_settings_save(
@@ -106,6 +130,7 @@ class RotationImport:
             use_configuration_schedule=use_config,
             complexity=complexity,
             enabled=enabled,
+            **method,
             actor_kind=context.actor_kind,
         )
         if current is None:
@@ -122,6 +147,19 @@ class RotationImport:
             configuration=config.title,
             enabled=enabled,
         )
+
+    def _method_wanted(self, value: dict, context: ImportContext) -> dict:
+        """The method and the access key's grace periods: native, a key left out is the
+        default (console password, 24 h, 168 h); Commander's format has none (kept)."""
+        if context.format == "keeper":
+            return {}
+        return {
+            "method": value.get("method", "iam_user"),
+            **{
+                key: value.get(key, RotationSettings._meta.get_field(key).default)
+                for key in GRACE_KEYS
+            },
+        }
 
     def _native_wanted(self, value: dict, context: ImportContext):
         config = context.configuration(value["configuration"], value.get("configuration_folder"))
@@ -173,9 +211,12 @@ def _complexity_errors(complexity: Any, where: str) -> list[str]:
     return []
 
 
-def _same(rs: RotationSettings, config, schedule, use_config, complexity, enabled) -> bool:
+def _same(
+    rs: RotationSettings, config, schedule, use_config, complexity, enabled, method: dict
+) -> bool:
     return (
-        rs.configuration_id == config.pk
+        all(getattr(rs, key) == v for key, v in method.items())
+        and rs.configuration_id == config.pk
         and rs.schedule == schedule
         and rs.use_configuration_schedule == use_config
         and rs.complexity_text == complexity.as_text()
@@ -226,8 +267,11 @@ def export_rotation(records: list[PamUser], fmt: str = "native") -> dict[int, di
             found[rs.pam_user_id] = where | {"rotation_settings": settings}
             continue
         found[rs.pam_user_id] = where | {
+            "method": rs.method,
             "schedule": USE_CONFIG if rs.use_configuration_schedule else rs.schedule,
             "complexity": rs.complexity_text,
+            "key_deactivate_after_hours": rs.key_deactivate_after_hours,
+            "key_delete_after_hours": rs.key_delete_after_hours,
             "enabled": rs.enabled,
         }
     return found

@@ -1,5 +1,6 @@
 """Rotation settings of a PAM User: saving them (method, configuration, schedule, complexity,
-enabled) with their next run and an audit event, and reading back the complexity they ask for.
+the access-key method's grace periods, enabled) with their next run and an audit event, and
+reading back the complexity they ask for.
 
 The web form, `pam rotation edit` and `pam import` all save through rotation_settings_save.
 """
@@ -18,6 +19,38 @@ from vault.models import PamConfiguration, PamUser
 
 # How the audit details and the pages name a schedule that follows the configuration's default.
 CONFIGURATION_DEFAULT = "configuration default"
+
+METHOD_NAMES = tuple(name for name, _ in RotationSettings.METHODS)
+ACCESS_KEY = "iam_access_key"
+# The grace periods of the access-key method, in hours: a replaced key stays active up to a year
+# (applications still using it), and is deleted up to a year after it was deactivated. Longer
+# is a typo more often than a wish, and a key left in AWS that long defeats the rotation.
+MAX_GRACE_HOURS = 8760
+
+
+class SettingsError(ValueError):
+    """A method or grace period the settings cannot hold; `field` names the setting."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def grace_hours_problem(value) -> str | None:
+    """Why `value` is not a grace period (whole hours from 0 to MAX_GRACE_HOURS), or None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return "must be a whole number of hours"
+    if value < 0 or value > MAX_GRACE_HOURS:
+        return f"must be from 0 to {MAX_GRACE_HOURS} hours (a year)"
+    return None
+
+
+def grace_text(rs: RotationSettings) -> str:
+    """The access-key method's grace periods in words."""
+    return (
+        f"the replaced key is deactivated {rs.key_deactivate_after_hours} h after a rotation, "
+        f"and deleted {rs.key_delete_after_hours} h after that"
+    )
 
 
 def schedule_text(rs: RotationSettings) -> str:
@@ -62,16 +95,37 @@ def rotation_settings_save(
     use_configuration_schedule: bool,
     complexity: Complexity,
     enabled: bool,
+    method: str | None = None,
+    key_deactivate_after_hours: int | None = None,
+    key_delete_after_hours: int | None = None,
     actor=None,
     actor_kind: str = "user",
     request: HttpRequest | None = None,
 ) -> RotationSettings:
-    """Create or update a record's rotation settings and compute its next scheduled run."""
+    """Create or update a record's rotation settings and compute its next scheduled run.
+
+    `method` and the grace periods None keep what is stored (new settings: the console
+    password, 24 h and 168 h). A method or grace period out of range raises SettingsError
+    before anything is written."""
+    for field, hours in (
+        ("key_deactivate_after_hours", key_deactivate_after_hours),
+        ("key_delete_after_hours", key_delete_after_hours),
+    ):
+        problem = None if hours is None else grace_hours_problem(hours)
+        if problem:
+            raise SettingsError(field, f"{field}: {problem}")
+    if method is not None and method not in METHOD_NAMES:
+        raise SettingsError("method", f"method: must be one of {', '.join(METHOD_NAMES)}")
     rs = RotationSettings.objects.filter(pam_user=record).first()
     creating = rs is None
     was_enabled = bool(rs and rs.enabled)
     rs = rs or RotationSettings(pam_user=record)
-    rs.method = "iam_user"  # the one method registered in rotation/methods
+    if method is not None:
+        rs.method = method
+    if key_deactivate_after_hours is not None:
+        rs.key_deactivate_after_hours = key_deactivate_after_hours
+    if key_delete_after_hours is not None:
+        rs.key_delete_after_hours = key_delete_after_hours
     rs.configuration = configuration
     rs.schedule = schedule or {"type": "ON_DEMAND"}
     rs.use_configuration_schedule = use_configuration_schedule
@@ -86,13 +140,25 @@ def rotation_settings_save(
         obj=record,
         request=request,
         details={
+            "method": rs.method,
             "configuration": configuration.uid,
             **_audited_schedule(rs),
             "complexity": rs.complexity_text,
+            **_audited_grace(rs),
             "enabled": enabled,
         },
     )
     return rs
+
+
+def _audited_grace(rs: RotationSettings) -> dict:
+    """The grace periods, for the method that uses them."""
+    if rs.method != ACCESS_KEY:
+        return {}
+    return {
+        "key_deactivate_after_hours": rs.key_deactivate_after_hours,
+        "key_delete_after_hours": rs.key_delete_after_hours,
+    }
 
 
 def _set_complexity(rs: RotationSettings, complexity: Complexity) -> None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from rotation import views
+from rotation import discovery_views, views
 
 urlpatterns = [
     path("records/<str:uid>/rotation/", views.rotation_settings, name="rotation_settings"),
@@ -48,4 +48,32 @@ urlpatterns += [
     path("audit/", views.audit_log, name="audit"),
     path("audit/export.csv", views.audit_csv, name="audit_csv"),
     path("gateways/", views.gateways, name="gateways"),
+]
+# Discover IAM users (rotation/discovery_views.py).
+urlpatterns += [
+    path(
+        "configurations/<str:uid>/discover/",
+        discovery_views.discovery_start,
+        name="discovery_start",
+    ),
+    path(
+        "configurations/<str:uid>/discovery/",
+        discovery_views.discovery_latest,
+        name="discovery_latest",
+    ),
+    path(
+        "configurations/<str:uid>/discovery/<str:job_uid>/",
+        discovery_views.discovery_job,
+        name="discovery_job",
+    ),
+    path(
+        "configurations/<str:uid>/discovery/<str:job_uid>/status/",
+        discovery_views.discovery_status,
+        name="discovery_status",
+    ),
+    path(
+        "configurations/<str:uid>/discovery/<str:job_uid>/import/",
+        discovery_views.discovery_import,
+        name="discovery_import",
+    ),
 ]

@@ -27,6 +27,7 @@ from rotation.passwords import ComplexityError
 from rotation.schedules import ScheduleError, describe_schedule, next_runs, normalize_schedule
 from vault import security
 from vault.access import (
+    applications_administered_by,
     configuration_for_user,
     folder_for_user,
     gateways_visible_to,
@@ -49,14 +50,17 @@ def rotation_settings(request: HttpRequest, uid: str) -> HttpResponse:
     if request.method == "POST":
         form = RotationSettingsForm(request.POST, record=record, user=request.user)
         if form.is_valid() and "preview" not in request.POST:
-            # A rotation still waiting goes with the new settings, or is cancelled: say which.
-            _, follow_up = engine.rotation_settings_change(
+            data = form.cleaned_data
+            rs, follow_up = engine.rotation_settings_change(
                 record=record,
-                configuration=form.cleaned_data["configuration"],
+                configuration=data["configuration"],
                 schedule=form.schedule,
-                use_configuration_schedule=form.cleaned_data["schedule_type"] == CONFIG_DEFAULT,
+                use_configuration_schedule=data["schedule_type"] == CONFIG_DEFAULT,
                 complexity=form.complexity,
-                enabled=form.cleaned_data["enabled"],
+                enabled=data["enabled"],
+                method=data["method"],
+                key_deactivate_after_hours=data["key_deactivate_after_hours"],
+                key_delete_after_hours=data["key_delete_after_hours"],
                 actor=request.user,
                 request=request,
             )
@@ -463,6 +467,8 @@ def gateways(request: HttpRequest) -> HttpResponse:
     context = {
         "rows": gateway_list.gateway_rows(request.user, visible),
         "environment": gateway_list.RUN_ENVIRONMENT,
+        # Links to each one's client credentials (the secrets API's pages).
+        "applications": applications_administered_by(request.user).order_by("name"),
     }
     return render(request, "rotation/gateways.html", context)
 

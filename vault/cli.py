@@ -434,12 +434,24 @@ def pam_user_data(record: PamUser, *, unmask: bool) -> dict:
         "login": record.login,
         "distinguished_name": record.distinguished_name,
         "password": password,
+        "access_key_id": record.access_key_id,
+        "secret_access_key": _access_secret(record, unmask=unmask),
         "notes": record.notes,
         "managed": record.managed,
     }
     for extra in RECORD_EXTRAS:
         data.update(extra(record, unmask))
     return data
+
+
+def _access_secret(record: PamUser, *, unmask: bool) -> str:
+    """The access key's secret as the password is shown: "" without one, masked unless
+    --unmask (then revealed and audited)."""
+    if not record.has_secret("access_secret_key"):
+        return ""
+    if unmask:
+        return services.pam_user_reveal_access_key(record=record, actor_kind="cli")
+    return MASK
 
 
 def configuration_data(config: PamConfiguration, *, unmask: bool) -> dict:

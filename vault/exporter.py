@@ -3,7 +3,8 @@ and moves.
 
 - ``native`` (the default) writes the `pam import` format (docs/import.md): folders, gateways,
   applications and their shares, PAM Configurations with their secret keys, PAM Users with
-  their notes, managed flag, password and password history (each entry's password, time, source and reason), and
+  their notes, managed flag, password, access key (id and secret) and password history (each
+  entry's password or access key secret, time, source and reason), and
   what apps above the vault add per record through ``USER_EXPORTERS`` (the rotation app: the
   rotation settings). Importing it into an empty vault gives the same rows.
 - ``keeper`` writes Keeper Commander's project import format (`pam project import`): one
@@ -116,6 +117,9 @@ def _history(records: list[PamUser]) -> dict[int, list[dict]]:
             }
             if version.reason:
                 entry["reason"] = version.reason
+            if version.kind == PasswordVersion.ACCESS_KEY:
+                entry["kind"] = version.kind
+                entry["access_key_id"] = version.access_key_id
             found[version.pam_user_id].append(entry)
     return found
 
@@ -214,6 +218,9 @@ def export_native(folders: list[SharedFolder] | None) -> Export:
             "managed": record.managed,
             "password_history": history[record.pk],
         }
+        if record.access_key_id or record.has_secret("access_secret_key"):
+            entry["access_key_id"] = record.access_key_id
+            entry["access_secret_key"] = _secret(record, "access_secret_key")
         for key, values in extras.items():
             if record.pk in values:
                 entry[key] = values[record.pk]
@@ -333,6 +340,12 @@ def export_keeper(folders: list[SharedFolder] | None) -> Export:
         users.append(entry)
     if records:
         notes.append("password history is not part of Keeper's format and is not written")
+    for record in records:
+        if record.access_key_id:
+            notes.append(
+                f'record "{record.title}": its access key is not part of Keeper\'s format and '
+                "is not written"
+            )
     document["pam_data"] = {"resources": [], "users": users}
     folders_out = [folder] + ([config.folder] if config and config.folder != folder else [])
     return Export(document, folders_out, len(records), 1 if config else 0, notes)

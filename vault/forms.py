@@ -92,6 +92,22 @@ class PamUserForm(forms.Form):
         # Never echo a password back into the page, not even one the person just typed.
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
+    # The IAM user's access key (the "IAM User access key" rotation method): the id is shown,
+    # the secret is write-only like the password.
+    access_key_id = forms.CharField(
+        label="Access key ID",
+        required=False,
+        max_length=128,
+        help_text="Optional. The IAM user's access key, e.g. AKIAIOSFODNN7EXAMPLE.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    access_secret_key = forms.CharField(
+        label="Secret access key",
+        required=False,
+        strip=False,
+        max_length=128,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
     # Plain text, stored in the clear (docs/security.md): not the place for a secret.
     notes = forms.CharField(
         required=False,
@@ -120,6 +136,7 @@ class PamUserForm(forms.Form):
                     "distinguished_name": instance.distinguished_name,
                     "notes": instance.notes,
                     "managed": instance.managed,
+                    "access_key_id": instance.access_key_id,
                 },
             )
         super().__init__(*args, **kw)
@@ -127,6 +144,14 @@ class PamUserForm(forms.Form):
             self.fields["password"].help_text = "Leave blank to keep the current password."
         else:
             self.fields["password"].help_text = "Optional. At most 128 printable ASCII characters."
+        secret_field = self.fields["access_secret_key"]
+        if instance is not None and instance.has_secret("access_secret_key"):
+            secret_field.help_text = (
+                "Leave blank to keep the current secret. To remove the access key, empty the "
+                "access key ID and leave this blank."
+            )
+        else:
+            secret_field.help_text = "Given with the access key ID: both, or neither."
 
     def clean_title(self) -> str:
         return _unique_title(PamUser, self.folder, self.cleaned_data["title"], self.instance)
@@ -146,6 +171,34 @@ class PamUserForm(forms.Form):
         _as_sentence(validators.validate_password_text, password)
         return password
 
+    def clean_access_key_id(self) -> str:
+        key_id = self.cleaned_data["access_key_id"]
+        if key_id:
+            _as_sentence(validators.validate_user_access_key_id, key_id)
+        return key_id
+
+    def clean_access_secret_key(self) -> str:
+        secret = self.cleaned_data["access_secret_key"]
+        if secret:
+            _as_sentence(validators.validate_secret_key_text, secret)
+        return secret
+
+    def _clean_access_key(self, data: dict) -> None:
+        """Both the id and the secret, or neither; on edit a blank secret keeps the stored one,
+        which belongs to the stored id only."""
+        if "access_key_id" not in data or "access_secret_key" not in data:
+            return  # the field errors say what is wrong
+        key_id, secret = data["access_key_id"], data["access_secret_key"]
+        stored_id = self.instance.access_key_id if self.instance is not None else ""
+        if secret and not key_id:
+            self.add_error("access_key_id", "Give the access key ID this secret belongs to.")
+        elif key_id and not secret and key_id != stored_id:
+            self.add_error(
+                "access_secret_key",
+                "Give the secret access key of this access key ID (the stored secret belongs "
+                + (f"to {stored_id})." if stored_id else "to no key: there is none)."),
+            )
+
     def clean(self) -> dict:
         data = super().clean()
         arn, login = data.get("distinguished_name"), data.get("login")
@@ -157,6 +210,7 @@ class PamUserForm(forms.Form):
                     f"The ARN names the user “{name}” but the login is “{login}”; they must "
                     "be the same (case-sensitive).",
                 )
+        self._clean_access_key(data)
         return data
 
     def password_for_service(self) -> str | None:
@@ -165,6 +219,18 @@ class PamUserForm(forms.Form):
         if self.instance is not None and not password:
             return None
         return password
+
+    def access_key_for_service(self) -> tuple[str, str] | None:
+        """(key id, secret) to store; None keeps the stored access key (an unchanged id with a
+        blank secret), ("", "") removes it."""
+        key_id = self.cleaned_data["access_key_id"]
+        secret = self.cleaned_data["access_secret_key"]
+        stored_id = self.instance.access_key_id if self.instance is not None else ""
+        if not secret:
+            if key_id == stored_id:
+                return None
+            return ("", "")  # the id emptied: the key is removed
+        return (key_id, secret)
 
 
 def _unique_title(model, folder: SharedFolder, title: str, instance) -> str:

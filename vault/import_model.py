@@ -45,6 +45,7 @@ from vault.validators import (
     validate_password_text,
     validate_region_name,
     validate_secret_key_text,
+    validate_user_access_key_id,
 )
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
@@ -150,12 +151,16 @@ class HistoryEntry:
     set_at: datetime
     source: str
     reason: str = ""
+    # "access_key": `password` is the secret of the access key `access_key_id`.
+    kind: str = "password"
+    access_key_id: str = ""
 
 
 @dataclass
 class UserItem:
     """A PAM User, matched by title within its folder. An empty password keeps the stored one;
-    ``notes`` and ``managed`` MISSING keep the stored values (a new record: no notes, managed).
+    ``notes``, ``managed`` and ``access_key`` MISSING keep the stored values (a new record: no
+    notes, managed, no access key); ``access_key`` is (key id, secret).
 
     ``extensions`` are (value, JSON path) per key of USER_EXTENSIONS (e.g. "rotation"),
     applied once every record of the plan is saved."""
@@ -170,6 +175,7 @@ class UserItem:
     managed: Any = MISSING
     history: list[HistoryEntry] | None = None
     extensions: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    access_key: Any = MISSING
 
 
 @dataclass
@@ -586,6 +592,30 @@ def check_password(check: Checker, password: Any, where: str) -> Any:
     if password is None:
         return None
     return password if check.validated(password, where, validate_password_text) else None
+
+
+def check_user_access_key(
+    check: Checker,
+    key_id: Any,
+    secret: Any,
+    *,
+    path: str,
+    key_id_key: str = "access_key_id",
+    secret_key: str = "access_secret_key",
+) -> Any:
+    """A PAM User's access key: (key id, secret), both given or neither (MISSING), or None
+    after an error. `key_id` and `secret` are as Checker.string returned them."""
+    if key_id is None or secret is None:
+        return None
+    if key_id is MISSING and secret is MISSING:
+        return MISSING
+    if key_id is MISSING or secret is MISSING:
+        given, missing = (key_id_key, secret_key) if secret is MISSING else (secret_key, key_id_key)
+        check.add(f"{path}.{missing}", f"required with {given} (give both, or neither)")
+        return None
+    ok = check.validated(key_id, f"{path}.{key_id_key}", validate_user_access_key_id)
+    ok = check.validated(secret, f"{path}.{secret_key}", validate_secret_key_text) and ok
+    return (key_id, secret) if ok else None
 
 
 def check_folder_case(check: Checker, names: list[tuple[str, str]]) -> None:

@@ -34,11 +34,12 @@ from vault.import_model import (
     check_regions,
     check_schedule,
     check_scope,
+    check_user_access_key,
     json_type,
     owner_of,
 )
 from vault.models import Gateway, PasswordVersion, SharedFolder
-from vault.validators import validate_endpoint_url
+from vault.validators import validate_endpoint_url, validate_user_access_key_id
 
 TOP_KEYS = ("folders", "gateways", "applications", "configurations", "users")
 FOLDER_KEYS = ("name",)
@@ -67,10 +68,13 @@ USER_KEYS = (
     "distinguished_name",
     "notes",
     "managed",
+    "access_key_id",
+    "access_secret_key",
     "password_history",
     "rotation",
 )
-HISTORY_KEYS = ("password", "set_at", "source", "reason")
+HISTORY_KEYS = ("password", "set_at", "source", "reason", "kind", "access_key_id")
+HISTORY_KINDS = tuple(key for key, _ in PasswordVersion.KINDS)
 HISTORY_SOURCES = tuple(key for key, _ in PasswordVersion.SOURCES)
 
 
@@ -348,6 +352,12 @@ def _user(
     )
     password = check_password(check, password, f"{path}.password")
     notes = check_notes(check, entry, path)
+    access_key = check_user_access_key(
+        check,
+        check.string(entry, "access_key_id", path, required=False, max_length=128),
+        check.string(entry, "access_secret_key", path, required=False, max_length=10_000),
+        path=path,
+    )
     managed = entry.get("managed", MISSING)
     if managed is not MISSING and not isinstance(managed, bool):
         check.add(f"{path}.managed", f"must be true or false, not {json_type(managed)}")
@@ -376,6 +386,7 @@ def _user(
         managed=managed,
         history=history,
         extensions=extensions,
+        access_key=access_key,
     )
 
 
@@ -405,9 +416,34 @@ def _history(check: Checker, value: Any, where: str) -> list[HistoryEntry] | Non
             item, "reason", path, required=False, max_length=300, allow_empty=True
         )
         reason = "" if reason is MISSING else reason
-        if None not in (password, set_at, source, reason):
-            entries.append(HistoryEntry(password, set_at, source, reason))
+        kind, key_id = _history_kind(check, item, path)
+        if None not in (password, set_at, source, reason, kind, key_id):
+            entries.append(HistoryEntry(password, set_at, source, reason, kind, key_id))
     return entries
+
+
+def _history_kind(check: Checker, item: dict, path: str) -> tuple[Any, Any]:
+    """(kind, access key id) of a history entry: a console password (the default), or an
+    access key's secret, which names its key id; (None, None) after an error."""
+    kind = check.string(item, "kind", path, required=False, max_length=20)
+    if kind is MISSING:
+        kind = PasswordVersion.PASSWORD
+    elif kind is not None and kind not in HISTORY_KINDS:
+        check.add(f"{path}.kind", f"must be one of {', '.join(HISTORY_KINDS)}")
+        return None, None
+    key_id = check.string(item, "access_key_id", path, required=False, max_length=128)
+    if kind == PasswordVersion.ACCESS_KEY:
+        if key_id is MISSING:
+            check.add(f"{path}.access_key_id", "required when kind is access_key")
+            return None, None
+        if not check.validated(key_id, f"{path}.access_key_id", validate_user_access_key_id):
+            return None, None
+    elif key_id is not MISSING and key_id is not None:
+        check.add(f"{path}.access_key_id", "only with kind access_key")
+        return None, None
+    if kind is None or key_id is None:
+        return None, None
+    return kind, "" if key_id is MISSING else key_id
 
 
 def _timestamp(check: Checker, entry: dict, key: str, path: str) -> datetime | None:

@@ -9,7 +9,9 @@ within their folder. A matched row is updated only where the plan differs; a val
 leaves MISSING keeps the stored value (a PAM User's notes and managed flag too). Passwords:
 an empty password never clears a stored one, and a password that is already in the record's
 history (for example the one the file first imported, since rotated away) is not put back, so
-re-importing after a rotation does not undo it. A password history in the plan adds the entries the record lacks, as they were.
+re-importing after a rotation does not undo it. An access key (id and secret) is matched the
+same way: one the record held before is not put back. A password history in the plan adds the
+entries the record lacks, as they were (access keys' secrets among them, with their key ids).
 
 Every change is recorded in ``context.changes`` (names and fields, never a secret); a dry run
 makes the same changes and rolls them back.
@@ -37,6 +39,7 @@ from vault.models import (
     Gateway,
     PamConfiguration,
     PamUser,
+    PasswordVersion,
     SharedFolder,
 )
 
@@ -308,6 +311,31 @@ def _password_to_store(record: PamUser, password: str) -> str | None:
     return password
 
 
+def _access_key_to_store(record: PamUser, access_key) -> tuple[str, str] | None:
+    """None keeps the stored access key: the plan has none, or the same one, or one the record
+    held before (in its history: a rotation has replaced it since), as for passwords."""
+    if access_key is MISSING:
+        return None
+    key_id, secret = access_key
+    if key_id == record.access_key_id and secret == record.get_secret("access_secret_key"):
+        return None
+    held = record.versions.filter(kind=PasswordVersion.ACCESS_KEY, access_key_id=key_id)
+    if any(v.get_secret("password") == secret for v in held):
+        return None
+    return access_key
+
+
+def _key_in_history(item: UserItem) -> bool:
+    """Whether the plan's history holds the plan's access key (then it is not added twice)."""
+    if item.access_key is MISSING or not item.history:
+        return False
+    key_id, secret = item.access_key
+    return any(
+        e.kind == PasswordVersion.ACCESS_KEY and e.access_key_id == key_id and e.password == secret
+        for e in item.history
+    )
+
+
 def _user(
     item: UserItem,
     context: ImportContext,
@@ -316,7 +344,10 @@ def _user(
 ) -> PamUser:
     folder = _folder(item.folder, context)
     record = stored.get((item.folder, item.title))
-    in_history = bool(item.history) and item.password in {e.password for e in item.history}
+    in_history = bool(item.history) and item.password in {
+        e.password for e in item.history if e.kind == PasswordVersion.PASSWORD
+    }
+    key_in_history = _key_in_history(item)
     if record is None:
         record = services.pam_user_create(
             folder=folder,
@@ -330,6 +361,16 @@ def _user(
             source="import",
             new_version=not in_history,
         )
+        if item.access_key is not MISSING:
+            services.pam_user_set_access_key(
+                record=record,
+                access_key_id=item.access_key[0],
+                secret=item.access_key[1],
+                source="import",
+                reason="created",
+                new_version=not key_in_history,
+            )
+            record.save(update_fields=services.ACCESS_KEY_FIELDS)
         created.add(record.uid)
         added = 0
         if item.history:
@@ -345,6 +386,7 @@ def _user(
         )
         return record
     password = _password_to_store(record, item.password)
+    access_key = _access_key_to_store(record, item.access_key)
     added = 0
     if item.history:
         added = services.pam_user_import_history(
@@ -355,7 +397,7 @@ def _user(
         for f in ("login", "distinguished_name", "notes", "managed")
         if getattr(item, f) is not MISSING and getattr(record, f) != getattr(item, f)
     ]
-    if password is not None or fields:
+    if password is not None or fields or access_key is not None:
         services.pam_user_update(
             record=record,
             title=record.title,
@@ -364,12 +406,16 @@ def _user(
             password=password,
             notes=None if item.notes is MISSING else item.notes,
             managed=None if item.managed is MISSING else item.managed,
+            access_key=access_key,
             actor_kind=context.actor_kind,
             source="import",
             new_version=not in_history,
+            new_key_version=not key_in_history,
         )
     if password is not None:
         fields.append("password")
+    if access_key is not None:
+        fields.append("access_key")
     if fields or added:
         context.change(
             "update",

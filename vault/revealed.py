@@ -31,6 +31,7 @@ KEEP_SECONDS = 60
 # What a record page may be given (its context keys); nothing else is kept.
 SHOWN = (
     "revealed_password",
+    "revealed_access_secret_key",
     "revealed_candidates",
     "revealed_version",
     "revealed_version_password",

@@ -61,6 +61,37 @@ def pam_user_set_password(
         version.save()
 
 
+def pam_user_set_access_key(
+    *,
+    record: PamUser,
+    access_key_id: str,
+    secret: str,
+    set_by=None,
+    source: str = "manual",
+    reason: str = "",
+    new_version: bool = True,
+) -> None:
+    """Make the pair the record's current access key and keep it in the history (kind
+    access_key, with its key id). An empty id and secret remove the record's key (nothing
+    enters the history). Caller saves access_key_id and access_secret_key_enc."""
+    record.access_key_id = access_key_id
+    record.set_secret("access_secret_key", secret)
+    if secret and new_version:
+        version = PasswordVersion(
+            pam_user=record,
+            kind=PasswordVersion.ACCESS_KEY,
+            access_key_id=access_key_id,
+            set_by=set_by,
+            source=source,
+            reason=reason,
+        )
+        version.set_secret("password", secret)
+        version.save()
+
+
+ACCESS_KEY_FIELDS = ["access_key_id", "access_secret_key_enc"]
+
+
 def pam_users_set_passwords(
     *, changes: list[tuple[PamUser, str, object, str]], source: str
 ) -> None:
@@ -76,6 +107,28 @@ def pam_users_set_passwords(
     PasswordVersion.objects.bulk_create(versions)
 
 
+def pam_users_set_access_keys(
+    *, changes: list[tuple[PamUser, str, object, str, str]], source: str
+) -> None:
+    """Each record's access key, one INSERT for the history: each change is (record, secret,
+    set_by, reason, key id). Callers save the records (access_key_id, access_secret_key_enc)."""
+    versions = []
+    for record, secret, set_by, reason, key_id in changes:
+        record.access_key_id = key_id
+        record.set_secret("access_secret_key", secret)
+        version = PasswordVersion(
+            pam_user=record,
+            kind=PasswordVersion.ACCESS_KEY,
+            access_key_id=key_id,
+            set_by=set_by,
+            source=source,
+            reason=reason,
+        )
+        version.set_secret("password", secret)
+        versions.append(version)
+    PasswordVersion.objects.bulk_create(versions)
+
+
 @transaction.atomic
 def pam_user_create(
     *,
@@ -86,15 +139,17 @@ def pam_user_create(
     password: str = "",
     notes: str = "",
     managed: bool = True,
+    access_key: tuple[str, str] | None = None,
     actor=None,
     actor_kind: str = "user",
     source: str = "manual",
     request: HttpRequest | None = None,
     new_version: bool = True,
 ) -> PamUser:
-    """`new_version=False`: the password is not added to the history (an import that restores
-    the history itself, with pam_user_import_history). `managed=False`: the vault never
-    rotates the record."""
+    """`new_version=False`: the password and access key are not added to the history (an
+    import that restores the history itself, with pam_user_import_history). `managed=False`:
+    the vault never rotates the record. `access_key`: (key id, secret) of the IAM user's
+    access key."""
     record = PamUser(
         folder=folder,
         title=title,
@@ -112,6 +167,17 @@ def pam_user_create(
         else:
             record.set_secret("password", password)
         record.save(update_fields=["password_enc"])
+    if access_key is not None and access_key[1]:
+        pam_user_set_access_key(
+            record=record,
+            access_key_id=access_key[0],
+            secret=access_key[1],
+            set_by=actor,
+            source=source,
+            reason="created",
+            new_version=new_version,
+        )
+        record.save(update_fields=ACCESS_KEY_FIELDS)
     audit_record(
         "record.created",
         actor=actor,
@@ -133,16 +199,21 @@ def pam_user_update(
     password: str | None = None,
     notes: str | None = None,
     managed: bool | None = None,
+    access_key: tuple[str, str] | None = None,
     actor=None,
     actor_kind: str = "user",
     source: str = "manual",
     request: HttpRequest | None = None,
     new_version: bool = True,
+    new_key_version: bool | None = None,
 ) -> PamUser:
     """Update fields; `password=None` keeps the stored password, a string replaces it
-    (`new_version=False`: without a history entry, as pam_user_create); `notes=None` and
-    `managed=None` keep theirs. The audit names the fields changed (never their values,
-    except the managed flag's: whether the vault may rotate the record)."""
+    (`new_version=False`: without a history entry, as pam_user_create; `new_key_version`
+    the same for the access key, as `new_version` when None); `notes=None` and
+    `managed=None` keep theirs. `access_key` None keeps the stored access key; (key id,
+    secret) replaces it with a history entry (("", "") removes it). The audit names the
+    fields changed (never their values, except the managed flag's and the access key id,
+    which AWS shows in every listing)."""
     wanted = {"title": title, "login": login, "distinguished_name": distinguished_name}
     if notes is not None:
         wanted["notes"] = notes
@@ -163,12 +234,27 @@ def pam_user_update(
         else:
             record.set_secret("password", password)
         changed.append("password")
+    if access_key is not None and _access_key_differs(record, access_key):
+        pam_user_set_access_key(
+            record=record,
+            access_key_id=access_key[0],
+            secret=access_key[1],
+            set_by=actor,
+            source=source,
+            reason="imported" if source == "import" else "edited by a person",
+            new_version=new_version if new_key_version is None else new_key_version,
+        )
+        changed.append("access_key")
     # Only the columns this edit owns: a rotation finishing meanwhile keeps its new password.
     fields = [*wanted, "updated_at"]
-    record.save(update_fields=fields + (["password_enc"] if "password" in changed else []))
+    fields += ["password_enc"] if "password" in changed else []
+    fields += ACCESS_KEY_FIELDS if "access_key" in changed else []
+    record.save(update_fields=fields)
     details: dict = {"fields": changed}
     if "managed" in changed:
         details["managed"] = record.managed
+    if "access_key" in changed:
+        details["access_key_id"] = record.access_key_id
     audit_record(
         "record.updated",
         actor=actor,
@@ -180,21 +266,33 @@ def pam_user_update(
     return record
 
 
+def _access_key_differs(record: PamUser, access_key: tuple[str, str]) -> bool:
+    key_id, secret = access_key
+    return key_id != record.access_key_id or secret != record.get_secret("access_secret_key")
+
+
 @transaction.atomic
 def pam_user_import_history(
     *, record: PamUser, entries: list, actor=None, actor_kind: str = "cli"
 ) -> int:
-    """Add the password history `entries` (each with .password, .set_at, .source, .reason)
-    that the record does not hold yet (the same time and password), as they were: a backup's
-    history comes back unchanged. Returns how many were added; audited with the count only."""
-    held = {(v.created_at, v.get_secret("password")) for v in record.versions.all()}
+    """Add the password history `entries` (each with .password, .set_at, .source, .reason,
+    and for an access key's secret .kind "access_key" and .access_key_id) that the record does
+    not hold yet (the same time, kind and secret), as they were: a backup's history comes back
+    unchanged. Returns how many were added; audited with the count only."""
+    held = {(v.created_at, v.kind, v.get_secret("password")) for v in record.versions.all()}
     added = []
     for entry in entries:
-        if not entry.password or (entry.set_at, entry.password) in held:
+        kind = getattr(entry, "kind", PasswordVersion.PASSWORD)
+        if not entry.password or (entry.set_at, kind, entry.password) in held:
             continue
-        held.add((entry.set_at, entry.password))
+        held.add((entry.set_at, kind, entry.password))
         version = PasswordVersion(
-            pam_user=record, source=entry.source, reason=entry.reason, created_at=entry.set_at
+            pam_user=record,
+            kind=kind,
+            access_key_id=getattr(entry, "access_key_id", ""),
+            source=entry.source,
+            reason=entry.reason,
+            created_at=entry.set_at,
         )
         version.set_secret("password", entry.password)
         added.append(version)
@@ -277,6 +375,32 @@ def pam_user_reveal(
         details={"what": what},
     )
     return password
+
+
+def pam_user_reveal_access_key(
+    *, record: PamUser, actor=None, actor_kind: str = "user", request=None
+) -> str:
+    """Return the current access key's secret and write the audit event that says someone saw
+    it (with the key id). Raises RevealError (audited) when it does not decrypt."""
+    details = {"what": "access_secret_key", "access_key_id": record.access_key_id}
+    secret = _secret_for_reveal(
+        record,
+        "access_secret_key",
+        audit_obj=record,
+        actor=actor,
+        actor_kind=actor_kind,
+        request=request,
+        details=details,
+    )
+    audit_record(
+        "password.revealed",
+        actor=actor,
+        actor_kind=actor_kind,
+        obj=record,
+        request=request,
+        details=details,
+    )
+    return secret
 
 
 # Passwords AWS may hold for a record besides its current one, known to apps above the vault
@@ -531,12 +655,14 @@ def folder_share(
     application: Application,
     editable: bool,
     actor=None,
+    actor_kind: str = "user",
     request: HttpRequest | None = None,
 ) -> None:
     application_share_folder(application=application, folder=folder, editable=editable)
     audit_record(
         "folder.shared",
         actor=actor,
+        actor_kind=actor_kind,
         obj=folder,
         request=request,
         details={"application": application.name, "editable": editable},

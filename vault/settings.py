@@ -273,6 +273,9 @@ CONTENT_SECURITY_POLICY = {
 REDIS_URL = env.str("REDIS_URL", default="")
 ROTATION_LEASE_SECONDS = env.int("ROTATION_LEASE_SECONDS", default=300)
 ROTATION_MAX_ATTEMPTS = env.int("ROTATION_MAX_ATTEMPTS", default=5)
+# How long a rotation waits for AWS to accept a new access key (it takes a few seconds to
+# reach every endpoint) before it counts the attempt as failed and tries again later.
+ROTATION_KEY_VERIFY_SECONDS = env.float("ROTATION_KEY_VERIFY_SECONDS", default=30.0)
 # Seconds between attempts are 1, 2, 4, 8, 8 ... times this scale (tests set it to 0).
 ROTATION_RETRY_BACKOFF_SCALE = env.float("ROTATION_RETRY_BACKOFF_SCALE", default=1.0)
 # How long a request to AWS that went unanswered may still be applied: AWS refuses a signed
@@ -453,3 +456,9 @@ NOTIFICATIONS_DIGEST_HOUR = env.int("NOTIFICATIONS_DIGEST_HOUR", default=8)
 # A revealed password is masked again after this many seconds on the page (static/js/reveal.js);
 # 0 leaves it shown until Hide or the next page.
 REVEAL_AUTO_HIDE_SECONDS = env.int("REVEAL_AUTO_HIDE_SECONDS", default=30)
+
+# --- the Secrets Manager-compatible API (issue 15, secretsapi/) ---
+# Requests per second per client credential; more are answered with AWS's ThrottlingException.
+# Counted in the cache (CACHES): per server process with the default local-memory cache, across
+# processes with a shared one. 0 turns the limit off.
+SECRETS_API_RATE_LIMIT = env.int("SECRETS_API_RATE_LIMIT", default=100)

@@ -44,6 +44,11 @@ urlpatterns = [
     path("records/<str:uid>/", views.record_detail, name="record_detail"),
     path("records/<str:uid>/reveal/", views.record_reveal, name="record_reveal"),
     path(
+        "records/<str:uid>/reveal-access-key/",
+        views.record_reveal_access_key,
+        name="record_reveal_access_key",
+    ),
+    path(
         "records/<str:uid>/versions/<str:version_uid>/reveal/",
         views.version_reveal,
         name="version_reveal",

@@ -290,6 +290,21 @@ def validate_access_key_id(value: str) -> None:
         )
 
 
+# An IAM user's own access key id, as AWS makes them (AKIA..., 16 to 128 characters of upper-case
+# letters and digits); a configuration's USE_INSTANCE_ROLE means nothing for a user.
+USER_ACCESS_KEY_ID_RE = re.compile(r"[A-Z0-9]{16,128}", re.ASCII)
+
+
+def validate_user_access_key_id(value: str) -> None:
+    """A PAM User's access key id (not USE_INSTANCE_ROLE: that is a configuration's)."""
+    if not isinstance(value, str) or not USER_ACCESS_KEY_ID_RE.fullmatch(value):
+        raise ValidationError(
+            "not an access key ID: 16 to 128 upper-case letters and digits, as AWS shows it "
+            "(e.g. AKIAIOSFODNN7EXAMPLE)",
+            code="invalid_access_key_id",
+        )
+
+
 def validate_secret_key_text(value: str) -> None:
     """An AWS secret access key: at most 128 printable ASCII characters."""
     if not isinstance(value, str) or len(value) > 128 or any(not (" " <= c <= "~") for c in value):

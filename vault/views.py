@@ -293,6 +293,11 @@ def _record_page(
     if perms["can_edit"]:
         history = PasswordVersion.objects.filter(pam_user=record).select_related("set_by")
         versions = list(history.defer("password_enc")[:HISTORY_SHOWN])
+        # The newest of each kind is the current one (a password, and an access key's secret).
+        seen_kinds: set[str] = set()
+        for version in versions:
+            version.is_current = version.kind not in seen_kinds
+            seen_kinds.add(version.kind)
         version_count = len(versions)
         if version_count == HISTORY_SHOWN:
             version_count = history.count()
@@ -304,6 +309,8 @@ def _record_page(
         "versions": versions,
         "version_count": version_count,
         "revealed_password": None,
+        "has_access_key": record.has_secret("access_secret_key"),
+        "revealed_access_secret_key": None,
         "revealed_version": None,
         "revealed_version_password": None,
         "revealed_candidates": [],
@@ -348,7 +355,12 @@ def _reveal_failed(
 
 
 def _reveal_address_page(
-    request: HttpRequest, record: PamUser, member: FolderMember, *, version=None
+    request: HttpRequest,
+    record: PamUser,
+    member: FolderMember,
+    *,
+    version=None,
+    what: str = "the password",
 ) -> HttpResponse:
     """A GET of a reveal address (typed, bookmarked, or an old tab): reveals are POSTs from
     the record page, so this page says so and offers the button; it reveals nothing. 405, with
@@ -357,6 +369,7 @@ def _reveal_address_page(
         "record": record,
         "folder": record.folder,
         "version": version,
+        "what": what,
         "action": request.path,
         "can_reveal": member_policy_allows(member, "reveal"),
     }
@@ -425,6 +438,46 @@ def _record_reveal(request: HttpRequest, uid: str) -> HttpResponse:
 
 @login_required
 @never_cache
+def record_reveal_access_key(request: HttpRequest, uid: str) -> HttpResponse:
+    record, member = record_for_user(request.user, uid)
+    if request.method != "POST":
+        return _reveal_address_page(request, record, member, what="the secret access key")
+    return _record_reveal_access_key(request, uid=uid)
+
+
+@record_access_required(policy="reveal")
+@security.recent_password_required(return_to="record_detail")
+@security.reveal_rate_limited
+def _record_reveal_access_key(request: HttpRequest, uid: str) -> HttpResponse:
+    """The current access key's secret, as Reveal and Copy of the password (audited)."""
+    record, member = record_for_user(request.user, uid)
+    if not record.has_secret("access_secret_key"):
+        if security.wants_json(request):
+            return JsonResponse(
+                {"error": "no_access_key", "message": "This record holds no access key."},
+                status=404,
+            )
+        messages.error(request, "This record holds no access key: nothing was revealed.")
+        return redirect("record_detail", uid=record.uid)
+    try:
+        secret = services.pam_user_reveal_access_key(
+            record=record, actor=request.user, request=request
+        )
+    except services.RevealError as exc:
+        return _reveal_failed(request, record, member, exc)
+    if security.wants_json(request):
+        return JsonResponse({"access_key_id": record.access_key_id, "password": secret})
+    messages.info(
+        request,
+        f"Secret access key of {record.access_key_id} revealed. This was recorded in the "
+        "audit log.",
+    )
+    revealed.keep(request, record.uid, revealed_access_secret_key=secret)
+    return redirect("record_detail", uid=record.uid)
+
+
+@login_required
+@never_cache
 def version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpResponse:
     record, member = record_for_user(request.user, uid, need="can_edit")
     version = get_object_or_404(PasswordVersion, uid=version_uid, pam_user=record)
@@ -449,7 +502,12 @@ def _version_reveal(request: HttpRequest, uid: str, version_uid: str) -> HttpRes
     if security.wants_json(request):
         return JsonResponse({"password": password})
     when = f"{version.created_at:%Y-%m-%d %H:%M} UTC"
-    messages.info(request, f"Revealed the password set {when}. This was recorded in the audit log.")
+    what = (
+        f"the secret of access key {version.access_key_id}"
+        if version.kind == PasswordVersion.ACCESS_KEY
+        else "the password"
+    )
+    messages.info(request, f"Revealed {what} set {when}. This was recorded in the audit log.")
     revealed.keep(
         request, record.uid, revealed_version=version.uid, revealed_version_password=password
     )
@@ -473,6 +531,7 @@ def record_create(request: HttpRequest, uid: str) -> HttpResponse:
                     password=data["password"],
                     notes=data["notes"],
                     managed=data["managed"],
+                    access_key=form.access_key_for_service(),
                     actor=request.user,
                     request=request,
                 )
@@ -529,6 +588,7 @@ def record_edit(request: HttpRequest, uid: str) -> HttpResponse:
             password=form.password_for_service(),
             notes=data["notes"],
             managed=data["managed"],
+            access_key=form.access_key_for_service(),
             actor=request.user,
             request=request,
         )

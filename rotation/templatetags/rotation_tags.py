@@ -9,7 +9,7 @@ from rotation.models import RotationSettings
 from rotation.panel import panel_context
 from rotation.passwords import Complexity, ComplexityError, effective_complexity
 from rotation.schedules import describe_schedule
-from vault.access import has_permission, member_policy_allows
+from vault.access import has_permission, member_policy_allows, policy_allows
 from vault.durations import wait_text
 
 register = template.Library()
@@ -71,6 +71,9 @@ def configuration_panel(context, config, can_edit):
         "config": config,
         "can_edit": can_edit,
         "settings_count": RotationSettings.objects.filter(configuration=config).count(),
+        # Discover IAM users: for those who may use the configuration and the "discover" policy.
+        "can_discover": can_edit
+        and policy_allows(getattr(context.get("request"), "user", None), "discover"),
         "csrf_token": context.get("csrf_token"),
         "request": context.get("request"),
     }

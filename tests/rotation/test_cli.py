@@ -32,6 +32,7 @@ def test_rotation_list_json_has_the_documented_keys(world):
         "record",
         "title",
         "login",
+        "method",
         "configuration",
         "schedule",
         "enabled",

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -136,6 +137,11 @@ def test_demo_rotates_and_ctrl_c_leaves_nothing_running(tmp_path):
     console = demo.console()
     assert console.rstrip().splitlines()[-1].strip().startswith("Stop:")  # the banner is last
     assert f"demo / {DEMO_PASSWORD}" in console
+    # The demo application, the folder shared to it and how to get a secrets API credential.
+    assert "“default” reads “AWS IAM Users”" in console
+    assert "/aws/secretsmanager/" in console
+    command = next(line for line in console.splitlines() if "API key:" in line)
+    assert "pam app credential create --app default" in command
 
     base = f"http://127.0.0.1:{demo.web}"
     get, post = browser(base)
@@ -157,6 +163,28 @@ def test_demo_rotates_and_ctrl_c_leaves_nothing_running(tmp_path):
     held = {u["name"]: u.get("password") for u in aws["iam"]["User"]}
     revealed = json.loads(post(f"/records/{record_uid}/reveal/", {}, accept="application/json"))
     assert revealed["password"] == held["bob.deploy"] != "Demo-Initial-Passw0rd!"
+
+    # The banner's command gives a credential of the demo application; with it, boto3 reads
+    # the rotated password from the web port's Secrets Manager endpoint.
+    words = shlex.split(command.split("API key:", 1)[1])
+    assigned = [w for w in words if re.fullmatch(r"[A-Z_]+=\S+", w)]  # VAULT_BASE_URL=...
+    env = {**demo.env, **dict(w.split("=", 1) for w in assigned)}
+    argv = [sys.executable, *words[len(assigned) + 1 :]]  # after .venv/bin/python
+    made = json.loads(
+        subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, check=True).stdout
+    )
+    assert made["endpoint_url"] == f"{base}/aws/secretsmanager/"
+    import boto3
+
+    secretsmanager = boto3.client(
+        "secretsmanager",
+        endpoint_url=made["endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id=made["access_key_id"],
+        aws_secret_access_key=made["secret_access_key"],
+    )
+    value = secretsmanager.get_secret_value(SecretId="AWS user: bob.deploy")
+    assert json.loads(value["SecretString"])["password"] == revealed["password"]
 
     # The product as production runs it (DEBUG off): its own 404 page, not Django's debug page
     # listing every URL pattern; its static files served (collected, whitenoise).

@@ -45,6 +45,7 @@ SNAPSHOT_MODELS = (
     "notifications.NotificationPreference",
     "webhooks.Webhook",
     "webhooks.WebhookDelivery",
+    "secretsapi.ClientCredential",
     "django_q.OrmQ",
     "otp_totp.TOTPDevice",
     "otp_static.StaticDevice",

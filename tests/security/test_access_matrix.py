@@ -80,6 +80,10 @@ EXPECT: dict[str, dict[str, str]] = {
     # A reveal redirects to the record page, which shows it once; a GET of a reveal address
     # is a page (405) saying how to reveal, for those who may open the record.
     "record_reveal": {"GET": "L 404 405 405 405 404", "POST": "L 404 302 302 302 404"},
+    "record_reveal_access_key": {
+        "GET": "L 404 405 405 405 404",
+        "POST": "L 404 302 302 302 404",
+    },
     "version_reveal": {"GET": "L 404 403 405 403 404", "POST": "L 404 403 302 403 404"},
     "record_edit": {"GET": "L 404 403 200 403 404", "POST": "L 404 403 302 403 404"},
     "record_delete": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 302 404"},
@@ -115,6 +119,13 @@ EXPECT: dict[str, dict[str, str]] = {
     "rotate_all": {"GET": "L 404 403 200 403 404", "POST": "L 404 403 302 403 404"},
     "rotate_all_progress": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
     "rotate_all_status": {"GET": "L 404 200 200 200 404", "POST": "L 405 405 405 405 405"},
+    # Discover IAM users: who may use the configuration (Edit records on its folder) and, when
+    # policies are enforced, has "discover" (tests/rotation/test_discovery_views.py).
+    "discovery_start": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
+    "discovery_latest": {"GET": "L 404 403 200 403 404", "POST": "L 405 405 405 405 405"},
+    "discovery_job": {"GET": "L 404 403 200 403 404", "POST": "L 405 405 405 405 405"},
+    "discovery_status": {"GET": "L 404 403 200 403 404", "POST": "L 405 405 405 405 405"},
+    "discovery_import": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 302 403 404"},
     # --- audit log: superusers see everything, members who manage users see their folders
     # (the outsider manages the other folder), everyone else is refused.
     "audit": {"GET": "L 200 403 403 200 200", "POST": "L 405 405 405 405 405"},
@@ -145,6 +156,18 @@ EXPECT: dict[str, dict[str, str]] = {
     "webhook_enabled": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
     "webhook_delete": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
     "webhook_redeliver": {"GET": "L 405 405 405 405 405", "POST": "L 404 403 403 302 404"},
+    # --- an application's client credentials (secrets API): its administrators' only, and no
+    # persona administers "Rotation App" (superusers neither, unless named one): 404 for all.
+    # tests/secretsapi/test_manage_views.py covers an administrator.
+    "app_credentials": {"GET": "L 404 404 404 404 404", "POST": "L 405 405 405 405 405"},
+    "app_credential_create": {"GET": "L 405 405 405 405 405", "POST": "L 404 404 404 404 404"},
+    "app_credential_revoke": {"GET": "L 405 405 405 405 405", "POST": "L 404 404 404 404 404"},
+    # The Secrets Manager endpoint: a session is no credential; only SigV4 signatures are
+    # (400 MissingAuthenticationTokenException, audited). tests/secretsapi covers signed calls.
+    "secretsapi_endpoint": {
+        "GET": "405 405 405 405 405 405",
+        "POST": "400 400 400 400 400 400",
+    },
 }
 ADMIN_NAMESPACE = "admin"
 NON_STAFF = ("anonymous", "outsider", "viewer", "editor", "manager")
@@ -196,6 +219,10 @@ def url_for(name: str, world) -> str:
     }
     if "webhook_uid" in route:
         values.update(_webhook_values(world))
+    if "access_key_id" in route:
+        values["access_key_id"] = _credential_key(world)
+    if "job_uid" in route:
+        values["job_uid"] = _discovery_job(world)
     kwargs = {}
     for arg in re.findall(r"<(?:\w+:)?(\w+)>", route):
         if arg == "uid":
@@ -217,6 +244,35 @@ def _webhook_values(world) -> dict:
         )
         WebhookDelivery.objects.create(webhook=webhook, event_type="rotation.failed")
     return {"webhook_uid": webhook.uid, "delivery_uid": webhook.deliveries.get().uid}
+
+
+def _discovery_job(world) -> str:
+    """A finished discovery of the world's configuration with one user (made on first use)."""
+    from rotation.models import DiscoveredUser, DiscoveryJob
+
+    job = DiscoveryJob.objects.filter(configuration=world.config).first()
+    if job is None:
+        job = DiscoveryJob.objects.create(
+            configuration=world.config, gateway_name="default", status=DiscoveryJob.SUCCEEDED
+        )
+        DiscoveredUser.objects.create(
+            job=job, user_name="discovered", arn="arn:aws:iam::123456789012:user/discovered"
+        )
+    return job.uid
+
+
+def _credential_key(world) -> str:
+    """The access key id of a client credential of the personas' application (made on first
+    use, by the operator)."""
+    from secretsapi.credentials import credential_create
+    from secretsapi.models import ClientCredential
+
+    credential = ClientCredential.objects.filter(application=world.personas.application).first()
+    if credential is None:
+        credential, _ = credential_create(
+            application=world.personas.application, actor=None, actor_kind="cli"
+        )
+    return credential.access_key_id
 
 
 def post_data(name: str, world) -> dict:
@@ -288,6 +344,8 @@ def post_data(name: str, world) -> dict:
         "folder_webhook_add": {"url": "https://93.184.216.34/hook", "events": "rotation.failed"},
         "global_webhook_add": {"url": "https://93.184.216.34/hook", "events": "rotation.failed"},
         "webhook_enabled": {"enabled": "off"},
+        "app_credential_create": {"name": "Forged", "allowed_networks": "10.0.0.0/8"},
+        "discovery_import": {"folder": world.folder.uid, "mode": "selected", "user": "discovered"},
         "rotation_settings": {
             "method": "iam_user",
             "configuration": config.uid,

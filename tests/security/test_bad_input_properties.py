@@ -508,7 +508,7 @@ def test_pam_import_errors_quoting_control_characters_stay_one_line_each(vault_w
     assert err.splitlines() == [
         "pam: error: users[0].bad\\r\\nkey\\x1b[31m: unknown key "
         "(expected: title, folder, login, password, distinguished_name, notes, managed, "
-        "password_history, rotation)"
+        "access_key_id, access_secret_key, password_history, rotation)"
     ]
 
 

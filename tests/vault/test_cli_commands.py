@@ -89,6 +89,8 @@ def test_get_masks_the_password(personas, record):
         "login": "TestUser",
         "distinguished_name": record.distinguished_name,
         "password": "********",
+        "access_key_id": "",
+        "secret_access_key": "",
         "notes": "",
         "managed": True,
     }

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -29,7 +30,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from rotation import aws
-from vault.models import FolderMember, PamUser, SharedFolder
+from vault.models import FolderMember, Gateway, PamUser, SharedFolder
 from vault.services import FULL_PERMISSIONS, gateway_get_or_create
 
 DEMO_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "demo.json"
@@ -352,6 +353,27 @@ class Command(BaseCommand):
         }
         aws.emulator_seed(endpoint, console_passwords=console, password_policy=DEMO_POLICY)
 
+    def _demo_application_lines(self, port: int) -> list[str]:
+        """The banner's lines on the demo application (the default gateway's, named by the
+        import, which shares the demo folder to it): software reads the folder's records
+        through the Secrets Manager-compatible API (docs/secrets-api.md) with a credential
+        that `pam app credential create` prints."""
+        gateway = Gateway.objects.select_related("application").filter(name="default").first()
+        if gateway is None or gateway.application is None:
+            return []
+        app = gateway.application.name
+        folders = ", ".join(f"“{f.name}”" for f in gateway.application.folders.order_by("name"))
+        # The CLI prints its endpoint_url from VAULT_BASE_URL (this run's is the web port's).
+        base = "" if port == 8000 else f"VAULT_BASE_URL=http://127.0.0.1:{port} "
+        command = (
+            f"{base}.venv/bin/python manage.py pam app credential create --app {shlex.quote(app)}"
+        )
+        return [
+            f"  App:       “{app}” reads {folders or 'no folder yet'} through the Secrets "
+            f"Manager API at http://127.0.0.1:{port}/aws/secretsmanager/",
+            f"  API key:   {command}",
+        ]
+
     def _banner(self, port: int, password: str | None, emulator_port: int | None) -> None:
         lines = ["", "PAM Vault is running.", f"  Open:      http://127.0.0.1:{port}/"]
         if password is not None:
@@ -363,6 +385,7 @@ class Command(BaseCommand):
         if emulator_port is not None:
             lines.append(f"  AWS:       local emulator at http://127.0.0.1:{emulator_port}")
             lines.append(f"  Webhooks:  the demo folder's, logged in {self.run_dir}/webhooks.log")
+            lines += self._demo_application_lines(port)
         mail = os.environ.get("EMAIL_URL", "")
         if mail.startswith("mbox://"):  # the default here (never a URL with a password)
             lines.append(f"  Mail:      {mail.removeprefix('mbox://')}")
