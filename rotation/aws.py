@@ -547,7 +547,10 @@ def _translate_client_error(
     if code == "NoSuchEntity" and operation in (*KEY_OPERATIONS, "ListAccessKeys"):
         if not _user_exists(config, login):
             return AwsRefused(_no_such_user_message(config, login), code)
-        return AwsRefused(f'AWS has no such access key for the IAM user "{login}".', code)
+        # A tag of our own: the key is gone, the user is there (retiring it is then done).
+        return AwsRefused(
+            f'AWS has no such access key for the IAM user "{login}".', "NoSuchAccessKey"
+        )
     if code in ACCESS_DENIED_CODES or "not authorized to perform" in aws_message:
         found = NOT_AUTHORIZED_RE.search(aws_message)
         refused = found.group("action") if found else action
@@ -854,10 +857,6 @@ def _after_ambiguity(error: AwsError, ambiguous: bool) -> AwsError:
 
 # --- access keys (the "IAM User access key" method, rotation/methods/iam_access_key.py) -------
 
-# Access key ids as AWS makes them (20 characters, AKIA for long-term keys); checked before an
-# id read from the vault is sent anywhere.
-ACCESS_KEY_ID_RE = re.compile(r"^[A-Z0-9]{16,128}$")
-
 
 @dataclass(frozen=True)
 class AccessKey:
@@ -926,7 +925,8 @@ def set_access_key_status(
 
 
 def delete_access_key(config: PamConfiguration, *, login: str, key_id: str) -> bool:
-    """Delete one of the user's keys. False when AWS no longer has it (already deleted)."""
+    """Delete one of the user's keys. False when AWS no longer has it (already deleted); an
+    AwsRefused with code NoSuchEntity when the user itself does not exist."""
     try:
         _call(
             config,
@@ -938,7 +938,7 @@ def delete_access_key(config: PamConfiguration, *, login: str, key_id: str) -> b
             AccessKeyId=key_id,
         )
     except AwsRefused as exc:
-        if exc.code == "NoSuchEntity" and _user_exists(config, login):
+        if exc.code == "NoSuchAccessKey":
             return False
         raise
     return True
@@ -1000,7 +1000,7 @@ def probe_key_permissions(config: PamConfiguration, *, login: str) -> dict[str, 
             if exc.code in ACCESS_DENIED_CODES or exc.code in BAD_CREDENTIAL_CODES:
                 found[action] = exc.message
                 continue
-            if exc.code not in ("NoSuchEntity",):
+            if exc.code != "NoSuchAccessKey":
                 found[action] = exc.message
                 continue
         found[action] = None

@@ -810,19 +810,7 @@ def rotation_fail(*, rotation: Rotation, error: str) -> str:
             return "skipped"
         _after_failure(rotation, error=error, keep=keep, now=now)
     logger.info("rotation %s failed: %s", rotation.uid, error)
-    _method_cleanup(rotation)
     return Rotation.FAILED
-
-
-def _method_cleanup(rotation: Rotation) -> None:
-    """The method's own cleanup after a failure (best effort; it never raises)."""
-    hook = _method_of(rotation).after_failure
-    if hook is None:
-        return
-    try:
-        hook(rotation)
-    except Exception:  # the rotation has ended; a cleanup's failure must not change that
-        logger.exception("cleanup after rotation %s failed", rotation.uid)
 
 
 def _after_failure(rotation: Rotation, *, error: str, keep: bool, now: datetime) -> None:
@@ -1142,6 +1130,12 @@ def rotation_resolve(
             raise RotationRequestError("This rotation has nothing left to resolve.")
         record = PamUser.objects.select_for_update().get(pk=locked.pam_user_id)
         key_id = locked.pending_access_key_id
+        running = Rotation.objects.filter(pam_user_id=record.pk, status__in=Rotation.ACTIVE)
+        if key_id and running.exists():
+            # Its making room may be deleting this very key: settle it after that rotation.
+            raise RotationRequestError(
+                "A rotation of this record is in progress; settle this key after it ends."
+            )
         if key_id:
             resolve_access_key(locked, record, use_pending=use_pending, actor=actor)
         elif use_pending:

@@ -482,6 +482,9 @@ class KeyRetirement(models.Model):
         Rotation, null=True, on_delete=models.SET_NULL, related_name="key_retirements"
     )
     access_key_id = models.CharField(max_length=128)
+    # The IAM user the key belongs to, as it was when it was replaced (the record's login
+    # may change later; the key stays on that user).
+    login = models.CharField(max_length=64, blank=True, default="")
     deactivate_at = models.DateTimeField()
     delete_at = models.DateTimeField()
     deactivated_at = models.DateTimeField(null=True, blank=True)

@@ -22,7 +22,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from rotation import aws
+from rotation.methods.base import StepFailed
 from rotation.methods.iam_access_key import CREATE, orphans_clean
+from rotation.methods.iam_user import check_path_scope
 from rotation.models import KeyRetirement, Rotation
 from vault import access
 from vault.audit import audit_record
@@ -62,7 +64,7 @@ def keys_retire_due(*, gateway_name: str, now: datetime | None = None) -> dict:
             continue
         if done:
             counts[done] += 1
-    counts["orphans_checked"] = _clean_owed_orphans(gateway_name)
+    counts["orphans_checked"] = _clean_owed_orphans(gateway, memo)
     return counts
 
 
@@ -76,19 +78,19 @@ def _retire_step(retirement: KeyRetirement, gateway: Gateway, now: datetime, mem
     if problem:
         _note_failure(retirement, problem)
         return "failed"
-    key_id = retirement.access_key_id
+    key_id, login = retirement.access_key_id, retirement.login or record.login
     if retirement.deactivated_at is None:
         try:
-            aws.set_access_key_status(config, login=record.login, key_id=key_id, active=False)
+            aws.set_access_key_status(config, login=login, key_id=key_id, active=False)
         except aws.AwsRefused as exc:
-            if exc.code != "NoSuchEntity":
+            if exc.code != "NoSuchAccessKey":  # e.g. the user is gone: say so, keep trying
                 raise
-            return _gone(retirement, now)  # deleted in AWS by someone else
+            return _gone(retirement, now)  # the user is there, the key deleted by someone else
         retirement.deactivated_at, retirement.last_error = now, ""
         retirement.save(update_fields=["deactivated_at", "last_error"])
         _audit(retirement, "rotation.key.deactivated")
         return "deactivated"
-    aws.delete_access_key(config, login=record.login, key_id=key_id)
+    aws.delete_access_key(config, login=login, key_id=key_id)
     return _gone(retirement, now)
 
 
@@ -120,24 +122,31 @@ def _audit(retirement: KeyRetirement, action: str) -> None:
     )
 
 
-def _clean_owed_orphans(gateway_name: str) -> int:
-    """Rotations that ended after a CreateAccessKey went unanswered, once no request of theirs
-    can still reach AWS: the key such a request made is deleted (and the step forgotten)."""
+def _clean_owed_orphans(gateway: Gateway, memo: dict) -> int:
+    """Rotations that ended after a CreateAccessKey may have gone unanswered, once no request
+    of theirs can still reach AWS: the key such a request made is deleted (and the step
+    forgotten), by a gateway that may still act on the record, inside the target scope."""
     owed = (
         Rotation.objects.filter(
-            gateway_name=gateway_name,
+            gateway_name=gateway.name,
             status__in=(Rotation.FAILED, Rotation.SUCCEEDED),
             step=CREATE,
             configuration__isnull=False,
         )
         .exclude(unanswered_until__gt=timezone.now())
-        .select_related("pam_user__folder", "configuration__gateway")[:BATCH]
+        .select_related("pam_user__folder", "configuration__folder", "configuration__gateway")[
+            :BATCH
+        ]
     )
     checked = 0
     for rotation in owed:
+        record, config = rotation.pam_user, rotation.configuration
+        problem = access.rotation_problem(config, record, gateway, folder_memo=memo)
         try:
-            orphans_clean(rotation)
-            checked += 1
-        except aws.AwsError as exc:
-            logger.info("rotation %s: orphan check still owed (%s)", rotation.uid, exc.message)
+            if problem:
+                raise aws.AwsRefused(problem, "NotAuthorized")
+            check_path_scope(config, record)
+            checked += orphans_clean(rotation)
+        except (aws.AwsError, StepFailed) as exc:
+            logger.info("rotation %s: orphan check still owed (%s)", rotation.uid, exc)
     return checked

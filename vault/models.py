@@ -293,6 +293,13 @@ class PasswordVersion(SecretsMixin, UidModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # A record's newest secrets of one kind (the secrets API's AWSCURRENT and AWSPREVIOUS,
+        # the record page's current marks), whatever the length of its history.
+        indexes = [
+            models.Index(
+                fields=["pam_user", "kind", "-created_at", "-id"], name="version_kind_latest_idx"
+            )
+        ]
         verbose_name = "password version"
         verbose_name_plural = "password history"
 

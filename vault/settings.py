@@ -276,6 +276,10 @@ ROTATION_MAX_ATTEMPTS = env.int("ROTATION_MAX_ATTEMPTS", default=5)
 # How long a rotation waits for AWS to accept a new access key (it takes a few seconds to
 # reach every endpoint) before it counts the attempt as failed and tries again later.
 ROTATION_KEY_VERIFY_SECONDS = env.float("ROTATION_KEY_VERIFY_SECONDS", default=30.0)
+# How far AWS's clock (a key's CreateDate) may be from this host's: a key the vault does not
+# hold counts as made by a rotation's lost request only inside that request's time window,
+# widened by this; the check of an ended rotation waits this long too.
+ROTATION_KEY_CLOCK_SKEW_SECONDS = env.int("ROTATION_KEY_CLOCK_SKEW_SECONDS", default=120)
 # Seconds between attempts are 1, 2, 4, 8, 8 ... times this scale (tests set it to 0).
 ROTATION_RETRY_BACKOFF_SCALE = env.float("ROTATION_RETRY_BACKOFF_SCALE", default=1.0)
 # How long a request to AWS that went unanswered may still be applied: AWS refuses a signed

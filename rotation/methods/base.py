@@ -119,9 +119,6 @@ class RotationMethod:
     # Run in the transaction that records successes: (rotations, now) -> None, e.g. to
     # schedule the retirement of the credential the rotation replaced.
     after_success: Callable[[list[Rotation], datetime], None] | None = None
-    # Run when a rotation ends failed: best effort, never raises (e.g. remove what an attempt
-    # whose answer was lost made in the target).
-    after_failure: Callable[[Rotation], None] | None = None
 
     def __post_init__(self) -> None:
         # The engine holds one pending secret per rotation (Rotation.pending_password_enc), so

@@ -19,8 +19,10 @@ Its durable steps, in the order AWS's own guidance gives:
 The ambiguous case: CreateAccessKey's answer can be lost after AWS made the key, whose secret
 is then unknowable. Such a key is recognised on the next attempt (or by the retirement pass,
 when the rotation ended failed) as a key of the user that the vault does not hold and that AWS
-created after the attempt started (Rotation.step_started_at, less ORPHAN_WINDOW for the
-difference between AWS's clock and ours); it is deleted, and audited.
+created while a request of that attempt could reach AWS (from Rotation.step_started_at until
+the rotation's unanswered window ends, widened by ROTATION_KEY_CLOCK_SKEW_SECONDS for the
+difference between AWS's clock and ours); it is deleted, and audited. Outside that window a key
+the vault does not hold is never touched, and neither is one without a creation date.
 """
 
 from __future__ import annotations
@@ -37,17 +39,14 @@ from rotation import aws
 from rotation.methods.base import Apply, Made, Refused, RotationMethod, Transient, WriteAhead
 from rotation.methods.iam_user import check_path_scope, classified
 from vault.audit import audit_record
+from vault.models import PamUser
 
 if TYPE_CHECKING:
     from rotation.models import Rotation
-    from vault.models import PamUser
 
 logger = logging.getLogger(__name__)
 
 CREATE = "create"
-# AWS's CreateDate against the gateway's clock: a key made this long before an attempt was
-# recorded as starting still counts as made by it.
-ORPHAN_WINDOW = timedelta(minutes=2)
 MAX_KEYS = 2
 ENDED = ("succeeded", "failed")
 _sleep = time.sleep  # tests replace it
@@ -71,32 +70,51 @@ def held_key_ids(record: PamUser) -> set[str]:
     return held
 
 
-def _attempts_started(rotation: Rotation) -> datetime | None:
-    """When the earliest attempt of the record's key creation whose answer may have been lost
-    started: this rotation's, or a failed one's whose cleanup is still owed."""
+def _skew() -> timedelta:
+    return timedelta(seconds=settings.ROTATION_KEY_CLOCK_SKEW_SECONDS)
+
+
+def _ended_at(rotation: Rotation) -> datetime:
+    """When no request of an ended rotation can reach AWS any more."""
+    ends = [t for t in (rotation.finished_at, rotation.unanswered_until) if t is not None]
+    return max(ends, default=timezone.now())
+
+
+def _orphan_windows(rotation: Rotation) -> list[tuple[datetime, datetime]]:
+    """When a key made by a request whose answer was lost may have been created, by AWS's
+    clock: from an attempt's recorded start until no request of it can arrive, each widened by
+    ROTATION_KEY_CLOCK_SKEW_SECONDS. This rotation's earlier attempt (it is running, and no
+    other rotation of the record can be), and ended rotations whose check is still owed."""
     from rotation.models import Rotation
 
+    skew, windows = _skew(), []
+    if rotation.step == CREATE and rotation.step_started_at and rotation.status == "running":
+        windows.append((rotation.step_started_at - skew, timezone.now() + skew))
     owed = Rotation.objects.filter(
         pam_user_id=rotation.pam_user_id,
-        status__in=(Rotation.FAILED, Rotation.SUCCEEDED),
+        status__in=ENDED,
         step=CREATE,
         step_started_at__isnull=False,
     ).exclude(pk=rotation.pk)
-    times = list(owed.values_list("step_started_at", flat=True))
-    if rotation.step == CREATE and rotation.step_started_at:
-        times.append(rotation.step_started_at)
-    return min(times, default=None)
+    if rotation.status in ENDED and rotation.step == CREATE and rotation.step_started_at:
+        owed = [rotation, *owed]
+    for ended in owed:
+        windows.append((ended.step_started_at - skew, _ended_at(ended) + skew))
+    return windows
 
 
-def _delete_orphans(
-    rotation: Rotation, keys: list[aws.AccessKey], since: datetime
-) -> list[aws.AccessKey]:
-    """Delete the keys that an attempt whose answer was lost made; the others are returned."""
+def _delete_orphans(rotation: Rotation, keys: list[aws.AccessKey]) -> list[aws.AccessKey]:
+    """Delete the keys that an attempt whose answer was lost made (a key the vault does not
+    hold, created inside one of the windows); the others are returned. A key without a
+    creation date is kept: nothing proves it was ours."""
+    windows = _orphan_windows(rotation)
+    if not windows:
+        return keys
     record, config = rotation.pam_user, rotation.configuration
     held = held_key_ids(record)
     kept = []
     for key in keys:
-        made_then = key.created is None or key.created >= since - ORPHAN_WINDOW
+        made_then = key.created is not None and any(a <= key.created <= b for a, b in windows)
         if key.key_id in held or not made_then:
             kept.append(key)
             continue
@@ -115,20 +133,23 @@ def _delete_orphans(
     return kept
 
 
-def orphans_clean(rotation: Rotation) -> None:
-    """For a rotation that ended after an attempt whose answer was lost: delete the key that
-    attempt left, then forget the attempt (Rotation.step), unless a request of it may still
-    reach AWS (Rotation.unanswered_until): then once more after that. Raises aws.AwsError
-    when AWS cannot be asked now."""
+def orphans_clean(rotation: Rotation) -> bool:
+    """For a rotation that ended after an attempt whose answer may have been lost: once no
+    request of it can reach AWS (and the clocks' skew has passed), and while no other
+    rotation of the record runs, delete the key such a request made, then forget the attempt
+    (Rotation.step). False when it is not time yet; raises aws.AwsError when AWS cannot be
+    asked now. The caller checked the gateway's authority and the target scope."""
     from rotation.models import Rotation
 
+    if rotation.status not in ENDED or timezone.now() <= _ended_at(rotation) + _skew():
+        return False
+    others = Rotation.objects.filter(pam_user_id=rotation.pam_user_id, status__in=Rotation.ACTIVE)
+    if others.exists():
+        return False  # its own prepare checks this window before it creates anything
     record = rotation.pam_user
-    keys = aws.list_access_keys(rotation.configuration, login=record.login)
-    since = _attempts_started(rotation) or rotation.step_started_at
-    if since is not None:
-        _delete_orphans(rotation, keys, since)
-    settled = Rotation.objects.filter(pk=rotation.pk, step=CREATE, status__in=ENDED)
-    settled.exclude(unanswered_until__gt=timezone.now()).update(step="")
+    _delete_orphans(rotation, aws.list_access_keys(rotation.configuration, login=record.login))
+    Rotation.objects.filter(pk=rotation.pk, step=CREATE).update(step="")
+    return True
 
 
 # --- making room ---------------------------------------------------------------------------
@@ -141,7 +162,10 @@ def _make_room(rotation: Rotation, keys: list[aws.AccessKey]) -> None:
 
     record, config = rotation.pam_user, rotation.configuration
     now = timezone.now()
-    on_aws = {key.key_id: key for key in keys}
+    # Read now, not at the claim: a person may have edited the key, or adopted a pending one.
+    current = PamUser.objects.filter(pk=record.pk).values_list("access_key_id", flat=True)
+    current_key = current.first() or ""
+    on_aws = {key.key_id: key for key in keys if key.key_id != current_key}
     retiring = {
         r.access_key_id: r
         for r in KeyRetirement.objects.filter(
@@ -159,26 +183,31 @@ def _make_room(rotation: Rotation, keys: list[aws.AccessKey]) -> None:
     }
     for key_id, retirement in retiring.items():
         if on_aws[key_id].status == "Inactive" or retirement.deactivate_at <= now:
-            _delete_retired(rotation, retirement, now)
+            _delete_retired(rotation, retirement, active=on_aws[key_id].status == "Active")
             return
     for key_id, failed in abandoned.items():
-        if key_id != record.access_key_id:
+        # Conditional: a person resolving it at this moment wins, and nothing is deleted.
+        taken = Rotation.objects.filter(pk=failed.pk, resolved_at__isnull=True)
+        if taken.update(resolved_at=now, pending_password_enc=""):
             aws.delete_access_key(config, login=record.login, key_id=key_id)
-            Rotation.objects.filter(pk=failed.pk).update(resolved_at=now, pending_password_enc="")
             _audit_room(rotation, key_id, f"the pending key of failed rotation {failed.uid}")
             return
-    raise Refused(_no_room_message(record, keys, retiring))
+    raise Refused(_no_room_message(record, keys, retiring, current_key))
 
 
-def _delete_retired(rotation: Rotation, retirement, now: datetime) -> None:
-    record = rotation.pam_user
-    aws.delete_access_key(
-        rotation.configuration, login=record.login, key_id=retirement.access_key_id
-    )
-    retirement.deactivated_at = retirement.deactivated_at or now
-    retirement.deleted_at = now
-    retirement.save(update_fields=["deactivated_at", "deleted_at"])
-    _audit_room(rotation, retirement.access_key_id, "the key this record's rotation replaced")
+def _delete_retired(rotation: Rotation, retirement, *, active: bool) -> None:
+    """The replaced key, through its retirement's steps: deactivated first if it is still
+    active (its grace period is over), then deleted, each written as AWS confirms it."""
+    record, key_id = rotation.pam_user, retirement.access_key_id
+    login = retirement.login or record.login
+    if active:
+        aws.set_access_key_status(rotation.configuration, login=login, key_id=key_id, active=False)
+        retirement.deactivated_at = timezone.now()
+        retirement.save(update_fields=["deactivated_at"])
+    aws.delete_access_key(rotation.configuration, login=login, key_id=key_id)
+    retirement.deleted_at = timezone.now()
+    retirement.save(update_fields=["deleted_at"])
+    _audit_room(rotation, key_id, "the key this record's rotation replaced")
 
 
 def _audit_room(rotation: Rotation, key_id: str, what: str) -> None:
@@ -190,10 +219,12 @@ def _audit_room(rotation: Rotation, key_id: str, what: str) -> None:
     )
 
 
-def _no_room_message(record: PamUser, keys: list[aws.AccessKey], retiring: dict) -> str:
+def _no_room_message(
+    record: PamUser, keys: list[aws.AccessKey], retiring: dict, current_key: str
+) -> str:
     reasons = []
     for key in keys:
-        if key.key_id == record.access_key_id:
+        if key.key_id == current_key:
             reasons.append(f"{key.key_id} is the record's current key")
         elif key.key_id in retiring:
             until = timezone.localtime(retiring[key.key_id].deactivate_at)
@@ -219,10 +250,7 @@ def prepare(rotation: Rotation) -> None:
     record, config = rotation.pam_user, rotation.configuration
     aws.check_account(config, arn=record.distinguished_name, login=record.login)
     check_path_scope(config, record)
-    keys = aws.list_access_keys(config, login=record.login)
-    since = _attempts_started(rotation)
-    if since is not None:
-        keys = _delete_orphans(rotation, keys, since)
+    keys = _delete_orphans(rotation, aws.list_access_keys(config, login=record.login))
     if len(keys) >= MAX_KEYS:
         _make_room(rotation, keys)
 
@@ -270,10 +298,17 @@ def schedule_retirements(rotations: list[Rotation], now: datetime) -> None:
     then deleted after the second (rotation/retirement.py does each when due)."""
     from rotation.models import KeyRetirement
 
+    # The records' keys as they are now, in the finishing transaction: a person may have
+    # edited one since the claim, and that key is the one replaced.
+    current = dict(
+        PamUser.objects.filter(pk__in=[r.pam_user_id for r in rotations]).values_list(
+            "pk", "access_key_id"
+        )
+    )
     rows = []
     for rotation in rotations:
         record, rs = rotation.pam_user, rotation.pam_user.rotation_settings
-        old = record.access_key_id
+        old = current.get(record.pk, "")
         if not old or old == rotation.pending_access_key_id:
             continue
         deactivate_at = now + timedelta(hours=rs.key_deactivate_after_hours)
@@ -283,21 +318,12 @@ def schedule_retirements(rotations: list[Rotation], now: datetime) -> None:
                 configuration=rotation.configuration,
                 rotation=rotation,
                 access_key_id=old,
+                login=record.login,
                 deactivate_at=deactivate_at,
                 delete_at=deactivate_at + timedelta(hours=rs.key_delete_after_hours),
             )
         )
     KeyRetirement.objects.bulk_create(rows, ignore_conflicts=True)
-
-
-def clean_after_failure(rotation: Rotation) -> None:
-    """Best effort at once; the retirement pass tries again while it is owed."""
-    if rotation.step != CREATE:
-        return
-    try:
-        orphans_clean(rotation)
-    except aws.AwsError as exc:
-        logger.info("rotation %s: orphan check owed (%s)", rotation.uid, exc.message)
 
 
 IAM_ACCESS_KEY = RotationMethod(
@@ -309,5 +335,4 @@ IAM_ACCESS_KEY = RotationMethod(
         Apply("verify", verify_key),
     ),
     after_success=schedule_retirements,
-    after_failure=clean_after_failure,
 )

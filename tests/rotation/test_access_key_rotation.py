@@ -3,6 +3,7 @@ current, retire; making room; the lost CreateAccessKey answer; a killed worker."
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from unittest import mock
 
@@ -13,7 +14,7 @@ from django.utils import timezone
 from rotation import aws, engine, retirement
 from rotation.methods import iam_access_key
 from rotation.models import KeyRetirement, Rotation
-from vault.models import AuditEvent, PasswordVersion
+from vault.models import AuditEvent, PamUser, PasswordVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -259,7 +260,20 @@ def test_a_retirement_of_a_key_deleted_in_aws_meanwhile_is_recorded_as_done(worl
     assert KeyRetirement.objects.get(access_key_id=old).deleted_at is not None
 
 
-def test_a_failed_rotation_after_a_lost_answer_deletes_the_lost_key(world, settings):
+@pytest.fixture
+def short_skew(settings):
+    settings.ROTATION_KEY_CLOCK_SKEW_SECONDS = 1
+
+
+def _settled(rotation: Rotation) -> None:
+    """No request of the rotation can arrive any more, and the clocks' skew has passed."""
+    Rotation.objects.filter(pk=rotation.pk).update(unanswered_until=timezone.now())
+    time.sleep(1.1)
+
+
+def test_a_key_left_by_a_failed_rotations_lost_answer_is_deleted_once_nothing_can_arrive(
+    world, settings, short_skew
+):
     settings.ROTATION_MAX_ATTEMPTS = 1
     record = key_user(world)
     old = record.access_key_id
@@ -267,16 +281,22 @@ def test_a_failed_rotation_after_a_lost_answer_deletes_the_lost_key(world, setti
     with patch:
         status, rotation = rotate(record)
     assert status == Rotation.FAILED
-    assert set(aws_keys(world)) == {old}
-    # Remembered until no request of it can still arrive, then checked once more.
+    assert set(aws_keys(world)) == {old, created[0]}
     assert rotation.step == "create"
+    # Not while a request of it may still arrive, nor within the clocks' skew after that.
+    assert retirement.keys_retire_due(gateway_name="default")["orphans_checked"] == 0
     Rotation.objects.filter(pk=rotation.pk).update(unanswered_until=timezone.now())
+    assert retirement.keys_retire_due(gateway_name="default")["orphans_checked"] == 0
+    _settled(rotation)
     assert retirement.keys_retire_due(gateway_name="default")["orphans_checked"] == 1
+    assert set(aws_keys(world)) == {old}
     rotation.refresh_from_db()
     assert rotation.step == ""
 
 
-def test_a_late_create_request_that_lands_after_success_is_cleaned_up_after_the_window(world):
+def test_a_late_create_request_that_lands_after_success_is_cleaned_up_after_the_window(
+    world, short_skew
+):
     record = key_user(world, with_key=False)
     patch, created = _lose_first_answer()
     with patch:
@@ -284,12 +304,135 @@ def test_a_late_create_request_that_lands_after_success_is_cleaned_up_after_the_
     assert status == Rotation.SUCCEEDED
     assert rotation.step == "create"  # an unanswered request may still arrive
     late = world.emulator.iam().create_access_key(UserName="KeyUser")["AccessKey"]["AccessKeyId"]
-    Rotation.objects.filter(pk=rotation.pk).update(unanswered_until=timezone.now())
+    _settled(rotation)
     retirement.keys_retire_due(gateway_name="default")
     assert set(aws_keys(world)) == {record.access_key_id}
     assert AuditEvent.objects.filter(
         action="rotation.key.orphan_deleted", details__access_key_id=late
     ).exists()
+
+
+def test_a_key_made_by_hand_after_the_window_is_never_taken_for_a_lost_one(world, settings):
+    settings.ROTATION_MAX_ATTEMPTS = 1
+    record = key_user(world, with_key=False)
+    patch, _ = _lose_first_answer()
+    with patch:
+        _, rotation = rotate(record)
+    # The check is owed, but the rotation's window closed long before this key was made.
+    past = timezone.now() - timedelta(hours=2)
+    Rotation.objects.filter(pk=rotation.pk).update(
+        step_started_at=past, finished_at=past, unanswered_until=past
+    )
+    world.emulator.iam().delete_access_key(
+        UserName="KeyUser", AccessKeyId=next(iter(aws_keys(world)))
+    )
+    by_hand = world.emulator.iam().create_access_key(UserName="KeyUser")["AccessKey"]
+    assert retirement.keys_retire_due(gateway_name="default")["orphans_checked"] == 1
+    assert set(aws_keys(world)) == {by_hand["AccessKeyId"]}
+
+
+def test_the_check_waits_while_another_rotation_of_the_record_runs(world, settings, short_skew):
+    settings.ROTATION_MAX_ATTEMPTS = 1
+    record = key_user(world)
+    patch, created = _lose_first_answer()
+    with patch:
+        _, failed = rotate(record)
+    _settled(failed)
+    running = engine.rotation_request(record=record, trigger="on_demand")
+    assert retirement.keys_retire_due(gateway_name="default")["orphans_checked"] == 0
+    assert created[0] in aws_keys(world)
+    # That rotation's own preparation checks the same window before it creates a key.
+    assert engine.rotation_run(rotation_id=running.pk) == Rotation.SUCCEEDED
+    assert created[0] not in aws_keys(world)
+
+
+def test_the_check_is_left_owed_when_the_gateway_may_no_longer_act(
+    world, settings, personas, short_skew
+):
+    settings.ROTATION_MAX_ATTEMPTS = 1
+    record = key_user(world)
+    patch, created = _lose_first_answer()
+    with patch:
+        _, rotation = rotate(record)
+    _settled(rotation)
+    personas.application.folders.clear()  # the gateway's application no longer has the folder
+    assert retirement.keys_retire_due(gateway_name="default")["orphans_checked"] == 0
+    assert created[0] in aws_keys(world)
+    rotation.refresh_from_db()
+    assert rotation.step == "create"
+
+
+def test_a_may_be_live_key_cannot_be_settled_while_another_rotation_runs(world, settings):
+    settings.ROTATION_KEY_VERIFY_SECONDS = 0
+    settings.ROTATION_MAX_ATTEMPTS = 1
+    record = key_user(world)
+    never = aws.AwsRefused("not accepted", "InvalidClientTokenId")
+    with mock.patch.object(aws, "key_identity", side_effect=never):
+        _, failed = rotate(record)
+    engine.rotation_request(record=record, trigger="on_demand")
+    with pytest.raises(engine.RotationRequestError, match="in progress"):
+        engine.rotation_resolve(rotation=failed, use_pending=True)
+    failed.refresh_from_db()
+    assert failed.resolved_at is None
+
+
+def test_the_key_replaced_is_the_one_the_record_holds_when_the_rotation_ends(world):
+    record = key_user(world)
+    rotation = engine.rotation_request(record=record, trigger="on_demand")
+    edited = world.emulator.iam().create_access_key(UserName="KeyUser")["AccessKey"]
+    first = record.access_key_id
+    world.emulator.iam().delete_access_key(UserName="KeyUser", AccessKeyId=first)
+    real = aws.list_access_keys
+
+    def edit_meanwhile(config, *, login):
+        keys = real(config, login=login)
+        PamUser.objects.filter(pk=record.pk).update(access_key_id=edited["AccessKeyId"])
+        return keys
+
+    with mock.patch.object(aws, "list_access_keys", side_effect=edit_meanwhile):
+        assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
+    assert KeyRetirement.objects.get(pam_user=record).access_key_id == edited["AccessKeyId"]
+
+
+def test_making_room_deactivates_a_replaced_key_still_active_before_deleting_it(world):
+    record = key_user(world, key_deactivate_after_hours=0)
+    first = record.access_key_id
+    rotate(record)  # first is replaced; its deactivation is due, not done yet
+    calls = []
+    real = aws.set_access_key_status
+
+    def seen(config, *, login, key_id, active):
+        calls.append((key_id, active))
+        return real(config, login=login, key_id=key_id, active=active)
+
+    with mock.patch.object(aws, "set_access_key_status", side_effect=seen):
+        status, _ = rotate(record)
+    assert status == Rotation.SUCCEEDED
+    assert calls == [(first, False)]
+    assert first not in aws_keys(world)
+
+
+def test_a_retirement_acts_on_the_user_the_key_belongs_to_after_a_login_change(world):
+    record = key_user(world, key_deactivate_after_hours=0)
+    old = record.access_key_id
+    rotate(record)
+    PamUser.objects.filter(pk=record.pk).update(login="renamed-in-the-vault")
+    retirement.keys_retire_due(gateway_name="default")
+    assert aws_keys(world)[old] == "Inactive"
+
+
+def test_a_retirement_whose_user_is_gone_is_not_recorded_as_done(world):
+    record = key_user(world, key_deactivate_after_hours=0)
+    old = record.access_key_id
+    rotate(record)
+    iam = world.emulator.iam()
+    for key in list(aws_keys(world)):
+        iam.delete_access_key(UserName="KeyUser", AccessKeyId=key)
+    iam.delete_login_profile(UserName="KeyUser")
+    iam.delete_user(UserName="KeyUser")
+    assert retirement.keys_retire_due(gateway_name="default")["failed"] == 1
+    retiring = KeyRetirement.objects.get(access_key_id=old)
+    assert retiring.deleted_at is None and "does not exist" in retiring.last_error
 
 
 def test_a_rotation_refused_before_anything_changed_keeps_nothing(world):

@@ -85,7 +85,11 @@ class KeySoak(Soak):
 
         super()._check(record_ids)  # the rotations' counts; console passwords are untouched
         # What each gateway's tick does, once no unanswered request can still arrive.
-        time.sleep(int(PROCESS_ENV["ROTATION_UNANSWERED_WINDOW_SECONDS"]) + 1)
+        wait = sum(
+            int(PROCESS_ENV[name])
+            for name in ("ROTATION_UNANSWERED_WINDOW_SECONDS", "ROTATION_KEY_CLOCK_SKEW_SECONDS")
+        )
+        time.sleep(wait + 1)
         for name in self.factories:
             retirement.keys_retire_due(gateway_name=name)
         logins = list(PamUser.objects.filter(pk__in=record_ids).values_list("login", flat=True))

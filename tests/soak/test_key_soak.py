@@ -37,6 +37,7 @@ def test_no_key_is_lost_orphaned_or_third_under_faults_kills_and_restarts(
     settings.ROTATION_UNANSWERED_WINDOW_SECONDS = int(
         PROCESS_ENV["ROTATION_UNANSWERED_WINDOW_SECONDS"]
     )
+    settings.ROTATION_KEY_CLOCK_SKEW_SECONDS = int(PROCESS_ENV["ROTATION_KEY_CLOCK_SKEW_SECONDS"])
     aws.clear_caches()
     name = f"keysoak-{uuid.uuid4().hex[:8]}"
     gateway_row = GatewayRow.objects.create(name=name, application=personas.application)
