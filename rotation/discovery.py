@@ -66,53 +66,6 @@ def _lease(now: datetime | None = None, seconds: float | None = None) -> datetim
     )
 
 
-# --- who may --------------------------------------------------------------------------------
-
-
-def discovery_authority_problem(user, config: PamConfiguration) -> str | None:
-    """Why `user` may not discover with `config`, or None: Edit records on the configuration's
-    folder (using its credentials) and the "discover" policy. None for the CLI's operator."""
-    if user is None:
-        return None
-    if not access.has_permission(access.membership_for(user, config.folder), "can_edit"):
-        return "Discovering IAM users needs Edit records on the configuration's folder."
-    if not access.policy_allows(user, "discover"):
-        return (
-            f"Your organisation's policy does not let you {access.POLICIES['discover']}: ask an "
-            "administrator for the “discover” policy."
-        )
-    return None
-
-
-def import_authority_problem(user, config: PamConfiguration, folder: SharedFolder) -> str | None:
-    """Why `user` may not import discovered users into `folder`, or None: may discover with
-    the configuration, may add records to the folder and set up their rotation."""
-    problem = discovery_authority_problem(user, config)
-    if problem or user is None:
-        return problem
-    member = access.membership_for(user, folder)
-    for need, words in (("manage_records", "Add and remove records"), ("can_edit", "Edit records")):
-        if not access.has_permission(member, need):
-            return f"Importing into the folder “{folder.name}” needs {words} on it."
-    if not access.policy_allows(user, "configure_rotation"):
-        return (
-            f"Your organisation's policy does not let you "
-            f"{access.POLICIES['configure_rotation']}: ask an administrator for the "
-            "“configure_rotation” policy."
-        )
-    return None
-
-
-def import_folders(user) -> QuerySet[SharedFolder]:
-    """Folders `user` may import into (Add and remove records and Edit records)."""
-    return (
-        access.folders_with_permission(user, "manage_records")
-        .filter(members__user=user, members__can_edit=True)
-        .distinct()
-        .order_by("name")
-    )
-
-
 # --- start -----------------------------------------------------------------------------------
 
 
@@ -143,7 +96,7 @@ def discovery_start(
     `actor` None is the CLI's operator (actor_kind "cli"). PermissionDenied when the person may
     not; DiscoveryError when the configuration cannot be used now or a discovery is active."""
     config = configuration
-    problem = discovery_authority_problem(actor, config)
+    problem = access.discovery_problem(actor, config)
     if problem:
         raise PermissionDenied(problem)
     problem = access.configuration_problem(config, config.gateway)
@@ -281,7 +234,7 @@ def _run(run: _Run) -> str:
 def _requester_problem(job: DiscoveryJob) -> str | None:
     if job.requested_by is None:
         return None
-    return discovery_authority_problem(job.requested_by, job.configuration)
+    return access.discovery_problem(job.requested_by, job.configuration)
 
 
 def _in_scope(config: PamConfiguration, user: dict) -> bool:
@@ -338,7 +291,7 @@ def _list_users(run: _Run, aws, report: dict | None) -> None:
         finally:
             run.calls += count.n
         users = [u for u in page.users if _in_scope(config, u)]
-        known = _records_by_arn([u["user_name"] for u in users])
+        known = _vault_records([(u["user_name"], u["arn"]) for u in users])
         rows = [
             DiscoveredUser(
                 job=job,
@@ -347,7 +300,7 @@ def _list_users(run: _Run, aws, report: dict | None) -> None:
                 arn=u["arn"][:2048],
                 path=u["path"][:512],
                 created_at=u["created_at"],
-                record_id=known.get(u["arn"]),
+                record_id=known[u["user_name"]].pk if u["user_name"] in known else None,
                 **_report_fields(report, u["user_name"]),
             )
             for u in users
@@ -370,13 +323,52 @@ def _list_users(run: _Run, aws, report: dict | None) -> None:
             return
 
 
-def _records_by_arn(names: list[str]) -> dict[str, int]:
-    """Vault records of these IAM users, by ARN (through the login index)."""
-    found: dict[str, int] = {}
+def arn_account(arn: str) -> str | None:
+    """The AWS account id of an IAM user ARN ("arn:PARTITION:iam::ACCOUNT:user/PATH/NAME"), or
+    None for anything else (blank, or typed some other way)."""
+    parts = (arn or "").strip().split(":", 5)
+    if (
+        len(parts) == 6
+        and parts[0] == "arn"
+        and parts[2] == "iam"
+        and parts[4]
+        and parts[5].startswith("user/")
+    ):
+        return parts[4]
+    return None
+
+
+@dataclass(frozen=True)
+class _Held:
+    pk: int
+    uid: str
+    folder_id: int
+
+
+def _vault_records(users: list[tuple[str, str]]) -> dict[str, _Held]:
+    """The vault record of each discovered (user name, ARN), by user name, in any folder
+    (through the login index); the oldest when several match.
+
+    A record is the IAM user's when its login is the user name and its ARN names the same AWS
+    account, whatever its path (a typed ARN often lacks it). A record whose ARN is blank or is
+    no IAM user ARN matches on the login alone: it may well be this user, and a second record
+    would rotate the same password against the first, whereas a user left out says so and
+    is imported once the record's ARN is filled in. Only a record naming another account is
+    another user."""
+    accounts = {name: arn_account(arn) for name, arn in users}
+    names = list(accounts)
+    found: dict[str, _Held] = {}
     for start in range(0, len(names), 500):
         rows = PamUser.objects.filter(login__in=names[start : start + 500]).order_by("pk")
-        for pk, arn in rows.values_list("pk", "distinguished_name"):
-            found.setdefault(arn, pk)
+        for pk, uid, folder_id, login, arn in rows.values_list(
+            "pk", "uid", "folder_id", "login", "distinguished_name"
+        ):
+            account = arn_account(arn)
+            if login not in accounts or login in found:
+                continue
+            if account is not None and account != accounts[login]:
+                continue
+            found[login] = _Held(pk, uid, folder_id)
     return found
 
 
@@ -540,12 +532,15 @@ def discovered_users(job: DiscoveryJob, filters: UserFilter | None = None) -> Qu
 
 @dataclass
 class ImportOutcome:
-    """name -> record uid for every chosen user; `created` the names of new records,
-    `existing` those the vault already held (never created twice)."""
+    """name -> record uid for every chosen user whose record the actor may see (all of them
+    for the CLI's operator); `created` the names of new records, `existing` those the vault
+    already held (never created twice), `hidden` how many of those are in folders the actor
+    is not a member of (their uids are left out of `users`)."""
 
     users: dict[str, str]
     created: list[str]
     existing: list[str]
+    hidden: int = 0
 
 
 def discovery_import(
@@ -562,7 +557,7 @@ def discovery_import(
     `filters`) into `folder`, all or nothing. PermissionDenied when the person may not;
     DiscoveryError (nothing changed) for a bad choice."""
     config = job.configuration
-    problem = import_authority_problem(actor, config, folder)
+    problem = access.discovery_import_problem(actor, config, folder)
     if problem:
         raise PermissionDenied(problem)
     if job.status != DiscoveryJob.SUCCEEDED:
@@ -628,16 +623,18 @@ def _import(job, folder, config, chosen, first_run, actor, actor_kind, request) 
             f"Outside the target scope of “{config.title}” now: {_names(outside)}. "
             "Nothing was imported."
         )
-    names = [u.user_name for u in chosen]
-    # Every record of these IAM users, in any folder (the login index): never a second one.
-    existing_pk: dict[str, int] = {}
-    existing_uid: dict[str, str] = {}
-    for start in range(0, len(names), 500):
-        rows = PamUser.objects.filter(login__in=names[start : start + 500]).order_by("pk")
-        for pk, uid, arn in rows.values_list("pk", "uid", "distinguished_name"):
-            existing_pk.setdefault(arn, pk)
-            existing_uid.setdefault(arn, uid)
-    new = [u for u in chosen if u.arn not in existing_pk]
+    # Two imports at once (the page and the CLI, or into two folders) would both find no
+    # record and both create one: each waits here for the configuration's row, so the second
+    # reads the records the first committed. (A no-op on SQLite, which runs one writer at a
+    # time; NO KEY: rotation settings and rotations may still reference the configuration.)
+    list(
+        PamConfiguration.objects.select_for_update(no_key=True)
+        .filter(pk=config.pk)
+        .values_list("pk", flat=True)
+    )
+    # Every record of these IAM users, in any folder: never a second one.
+    held = _vault_records([(u.user_name, u.arn) for u in chosen])
+    new = [u for u in chosen if u.user_name not in held]
     titles = {f"{TITLE_PREFIX}{u.user_name}": u for u in new}
     taken = []
     title_list = list(titles)
@@ -677,19 +674,20 @@ def _import(job, folder, config, chosen, first_run, actor, actor_kind, request) 
     by_name = {r.login: r for r in records}
     found = []
     for u in chosen:
-        record_pk = by_name[u.user_name].pk if u.user_name in by_name else existing_pk[u.arn]
-        u.record_id = record_pk
+        u.record_id = by_name[u.user_name].pk if u.user_name in by_name else held[u.user_name].pk
         found.append(u)
     DiscoveredUser.objects.bulk_update(found, ["record"], batch_size=500)
     _audit_import(job, folder, config, records, actor, actor_kind, request)
-    users = {
-        u.user_name: by_name[u.user_name].uid if u.user_name in by_name else existing_uid[u.arn]
-        for u in chosen
-    }
+    existing = [u.user_name for u in chosen if u.user_name not in by_name]
+    # Uids only of records the actor may see: the others' are not theirs to learn.
+    visible = access.visible_record_pks(actor, [held[name].pk for name in existing])
+    users = {r.login: r.uid for r in records}
+    users.update({n: held[n].uid for n in existing if held[n].pk in visible})
     return ImportOutcome(
-        users=users,
+        users={u.user_name: users[u.user_name] for u in chosen if u.user_name in users},
         created=[r.login for r in records],
-        existing=[u.user_name for u in chosen if u.user_name not in by_name],
+        existing=existing,
+        hidden=sum(1 for n in existing if held[n].pk not in visible),
     )
 
 

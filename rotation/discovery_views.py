@@ -22,7 +22,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from rotation import discovery
 from rotation.models import DiscoveryJob
-from vault.access import configuration_for_user, folder_for_user, folders_for_user, require_policy
+from vault.access import (
+    configuration_for_user,
+    discovery_import_folders,
+    folder_for_user,
+    folders_for_user,
+    require_policy,
+)
 from vault.security import wants_json
 
 USERS_PER_PAGE = 50
@@ -129,7 +135,7 @@ def discovery_job(request: HttpRequest, uid: str, job_uid: str) -> HttpResponse:
         "form": form,
         "page": page,
         "page_range": page.paginator.get_elided_page_range(page.number) if page else [],
-        "folders": discovery.import_folders(request.user),
+        "folders": discovery_import_folders(request.user),
         "can_import": job.status == DiscoveryJob.SUCCEEDED,
         # "Import all matching" posts the filters shown.
         "filter_hidden": [
@@ -217,6 +223,9 @@ def discovery_import(request: HttpRequest, uid: str, job_uid: str) -> HttpRespon
     text = f"Imported {len(outcome.created)} IAM user{'s' if len(outcome.created) != 1 else ''}"
     text += f" into “{folder.name}” with rotation through “{config.title}”."
     if outcome.existing:
-        text += f" {len(outcome.existing)} already had a record in the vault and were left as is."
+        text += f" {len(outcome.existing)} already had a record in the vault and were left as is"
+        if outcome.hidden:
+            text += f" ({outcome.hidden} of them in folders you are not a member of)"
+        text += "."
     messages.success(request, text)
     return redirect(back)

@@ -45,8 +45,9 @@ from secretsapi.errors import (
     NOT_FOUND,
     ApiError,
 )
+from vault import access
 from vault.crypto import CryptoError
-from vault.models import ApplicationFolder, PamUser, PasswordVersion
+from vault.models import PamUser, PasswordVersion
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 # ARNs name the record's AWS account (from its IAM user ARN) or this placeholder.
@@ -63,12 +64,18 @@ NOT_FOUND_MESSAGE = "Secrets Manager can't find the specified secret."
 
 @dataclass
 class Outcome:
-    """An action's answer and what its audit event says."""
+    """An action's answer and what its audit events say: one event about `record` with
+    `details`, or, when `per_record` is given, one event per (record, details) in it (a batch
+    read: each record's read lands in its own folder's trail)."""
 
     body: dict
     audit_action: str
     record: PamUser | None = None
     details: dict = field(default_factory=dict)
+    per_record: list[tuple[PamUser, dict]] = field(default_factory=list)
+
+    def audit_events(self) -> list[tuple[PamUser | None, dict]]:
+        return list(self.per_record) or [(self.record, self.details)]
 
 
 # --- secret ids ---------------------------------------------------------------------------------
@@ -128,16 +135,24 @@ def _unversioned_id(record: PamUser, kind: str) -> str:
 # --- what a credential sees ---------------------------------------------------------------------
 
 
-def shared_folder_ids(caller: Caller) -> QuerySet:
-    """The folders shared to the caller's application, as a subquery."""
-    shared = ApplicationFolder.objects.filter(application_id=caller.credential.application_id)
-    return shared.values("folder_id")
-
-
-def visible_records(caller: Caller) -> QuerySet[PamUser]:
-    return PamUser.objects.filter(folder_id__in=shared_folder_ids(caller)).select_related(
+def _shared_records(caller: Caller) -> QuerySet[PamUser]:
+    """The records the caller's application may read (vault.access's rule)."""
+    return access.records_shared_to_application(caller.credential.application_id).select_related(
         "folder", "rotation_settings"
     )
+
+
+def is_text(value: object, most: int = 2048) -> bool:
+    """Whether `value` is a string the database can take: non-empty, at most `most`
+    characters, no NUL (PostgreSQL refuses it) and no lone surrogate (JSON's "\\ud800" is
+    one; UTF-8 cannot encode it)."""
+    if not isinstance(value, str) or not value or len(value) > most or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text_param(params: dict, name: str, *, required: bool = False) -> str | None:
@@ -146,7 +161,7 @@ def _text_param(params: dict, name: str, *, required: bool = False) -> str | Non
         if required:
             raise ApiError(INVALID_PARAMETER, f"You must specify {name}.")
         return None
-    if not isinstance(value, str) or not value or "\x00" in value or len(value) > 2048:
+    if not is_text(value):
         raise ApiError(INVALID_PARAMETER, f"{name} must be a non-empty string (at most 2048).")
     return value
 
@@ -164,7 +179,8 @@ def _lookup(caller: Caller, secret_ids: list[str]) -> Q:
     titles = [sid for sid in secret_ids if uid_from_arn(sid) is None]
     condition = Q(uid__in=uids)
     if titles:
-        condition |= Q(folder_id__in=shared_folder_ids(caller), title__in=titles)
+        shared = access.folders_shared_to_application(caller.credential.application_id)
+        condition |= Q(folder_id__in=shared, title__in=titles)
     return condition
 
 
@@ -191,13 +207,13 @@ def _pick(secret_id: str, uid: str | None, rows: list[PamUser]) -> PamUser:
 
 def resolve(caller: Caller, secret_id: str) -> PamUser:
     """The visible record `secret_id` names, in one query (ResourceNotFoundException if none)."""
-    rows = visible_records(caller).filter(_lookup(caller, [secret_id])).order_by()[:50]
+    rows = _shared_records(caller).filter(_lookup(caller, [secret_id])).order_by()[:50]
     return _pick(secret_id, _uid_named(secret_id), list(rows))
 
 
 def resolve_many(caller: Caller, secret_ids: list[str]) -> dict[str, PamUser | ApiError]:
     """resolve() for many ids in one query."""
-    rows = list(visible_records(caller).filter(_lookup(caller, secret_ids)).order_by())
+    rows = list(_shared_records(caller).filter(_lookup(caller, secret_ids)).order_by())
     found: dict[str, PamUser | ApiError] = {}
     for sid in secret_ids:
         try:
@@ -487,13 +503,15 @@ def filter_condition(filters: object) -> Q:
         if not isinstance(item, dict):
             raise ApiError(INVALID_PARAMETER, "Each filter must be an object with Key and Values.")
         key, values = item.get("Key"), item.get("Values")
-        if key not in FILTER_FIELDS and key not in EMPTY_FILTER_KEYS:
+        # A string first: a list or object is unhashable, and `in` a set would raise.
+        if not isinstance(key, str) or (key not in FILTER_FIELDS and key not in EMPTY_FILTER_KEYS):
             known = ", ".join(sorted([*FILTER_FIELDS, *EMPTY_FILTER_KEYS]))
-            raise ApiError(INVALID_PARAMETER, f"Unknown filter key '{key}'; use one of {known}.")
+            shown = key[:100] if isinstance(key, str) else json.dumps(key)[:100]
+            raise ApiError(INVALID_PARAMETER, f"Unknown filter key {shown!r}; use one of {known}.")
         if (
             not isinstance(values, list)
             or not 1 <= len(values) <= 10
-            or not all(isinstance(v, str) and v and "\x00" not in v for v in values)
+            or not all(is_text(v) for v in values)
         ):
             raise ApiError(
                 INVALID_PARAMETER, f"Filter '{key}' needs 1 to 10 non-empty string Values."
@@ -516,7 +534,13 @@ def filter_condition(filters: object) -> Q:
 def _ordering(params: dict) -> list[str]:
     sort_by = params.get("SortBy", "created-date")
     order = params.get("SortOrder", "desc")
-    if sort_by not in SORT_FIELDS or order not in ("asc", "desc"):
+    # Strings first: a list or object is unhashable, and `in` a dict would raise.
+    if (
+        not isinstance(sort_by, str)
+        or not isinstance(order, str)
+        or sort_by not in SORT_FIELDS
+        or order not in ("asc", "desc")
+    ):
         raise ApiError(
             INVALID_PARAMETER,
             "SortBy must be one of " + ", ".join(SORT_FIELDS) + "; SortOrder asc or desc.",
@@ -563,7 +587,7 @@ def _page(
     """One page of the visible records matching the filters, and the token of the next."""
     size = _max_results(params, most)
     offset = _offset(caller, operation, params)
-    query = visible_records(caller).filter(filter_condition(params.get("Filters")))
+    query = _shared_records(caller).filter(filter_condition(params.get("Filters")))
     rows = list(query.order_by(*_ordering(params))[offset : offset + size + 1])
     token = None
     if len(rows) > size:
@@ -604,7 +628,7 @@ def batch_get_secret_value(caller: Caller, params: dict) -> Outcome:
         if (
             not isinstance(ids, list)
             or not 1 <= len(ids) <= BATCH_MAX_IDS
-            or not all(isinstance(i, str) and i and "\x00" not in i for i in ids)
+            or not all(is_text(i) for i in ids)
         ):
             raise ApiError(
                 INVALID_PARAMETER, f"SecretIdList must hold 1 to {BATCH_MAX_IDS} secret ids."
@@ -618,24 +642,37 @@ def batch_get_secret_value(caller: Caller, params: dict) -> Outcome:
     else:
         records, token = _page(caller, "BatchGetSecretValue", params, BATCH_MAX_RESULTS)
     versions = versions_for(records, pending=False)
-    values, read = [], []
+    values: list[dict] = []
+    read: list[tuple[PamUser, Version]] = []
     for record in records:
         try:
             version = _find_version(record, versions[record.pk], None, CURRENT)
             values.append(_value(caller, record, versions[record.pk], version))
-            read.append(record.uid)
+            read.append((record, version))
         except ApiError as exc:
             errors.append({"SecretId": record.uid, "ErrorCode": exc.code, "Message": exc.message})
     body: dict = {"SecretValues": values, "Errors": errors}
     if token:
         body["NextToken"] = token
+    # One event per record read (at most BATCH_MAX_RESULTS), about the record, so that each
+    # read is in the trail of the record's folder; a batch that read nothing is one event.
+    per_record = [
+        (
+            record,
+            _audit_details(
+                caller,
+                operation="BatchGetSecretValue",
+                version_id=version.version_id,
+                stages=version.stages,
+                errors=len(errors),
+            ),
+        )
+        for record, version in read
+    ]
     details = _audit_details(
-        caller,
-        operation="BatchGetSecretValue",
-        records=read,
-        errors=len(errors),
+        caller, operation="BatchGetSecretValue", records=[], errors=len(errors)
     )
-    return Outcome(body, "secretsapi.read", details=details)
+    return Outcome(body, "secretsapi.read", details=details, per_record=per_record)
 
 
 ACTIONS: dict[str, Callable[[Caller, dict], Outcome]] = {

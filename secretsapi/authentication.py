@@ -133,8 +133,9 @@ def authenticate(
         ) from None
     known = {"credential": credential, "access_key_id": credential.access_key_id}
     try:
+        # The cheap checks first, so a request they refuse costs no decryption.
         sigv4.check_request(request, auth, now)
-        sigv4.verify(request, auth, credential.get_secret("secret_access_key"), now)
+        sigv4.verify_signature(request, auth, credential.get_secret("secret_access_key"))
     except sigv4.SignatureError as exc:
         raise Refused(exc.code, exc.message, exc.status, reason="bad signature", **known) from None
     # Only a caller who proved they hold the secret learns why a known credential is refused.

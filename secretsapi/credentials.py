@@ -16,21 +16,21 @@ import string
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest
 from django.utils import timezone
 
 from secretsapi.models import ClientCredential
-from vault.access import administers, policy_allows, require_policy
+from vault import access
 from vault.audit import audit_record
 from vault.models import Application
 
 # The URL prefix of the endpoint (secretsapi/urls.py mounts it): with VAULT_BASE_URL in front
 # it is the exact value for boto3's endpoint_url and the aws CLI's --endpoint-url.
 ENDPOINT_PATH = "/aws/secretsmanager/"
-# What clients name in their SigV4 credential scope; any region is accepted by the endpoint,
-# but SDKs need one configured, and examples give this one.
+# What clients name in their SigV4 credential scope; any name shaped like an AWS region is
+# accepted by the endpoint (secretsapi/sigv4.py), but SDKs need one configured, and examples
+# give this one.
 EXAMPLE_REGION = "us-east-1"
 
 ACCESS_KEY_PREFIX = "PVAK"  # "PAM Vault Access Key": recognisable in logs and secret scanners
@@ -53,28 +53,10 @@ class CredentialError(ValueError):
 # --- who may ---------------------------------------------------------------------------------
 
 
-def may_manage_credentials(user, application: Application) -> bool:
-    """Whether `user` may list, create and revoke `application`'s client credentials."""
-    return administers(user, application) and policy_allows(user, "manage_gateways")
-
-
-def application_for_administrator(user, uid: str) -> Application:
-    """The application `uid` for one of its administrators: 404 for everyone else (an
-    application's name is not shown to people who do not administer it), 403 for an
-    administrator whose organisation's policy does not let them manage applications."""
-    if not isinstance(uid, str) or "\x00" in uid:
-        raise Http404("No such application.")
-    application = Application.objects.filter(uid=uid).first()
-    if not administers(user, application):
-        raise Http404("No such application.")
-    require_policy(user, "manage_gateways")
-    return application
-
-
 def credential_for_administrator(user, app_uid: str, access_key_id: str) -> ClientCredential:
     """The credential `access_key_id` of the application `app_uid`, for its administrators
-    (application_for_administrator's rule); 404 for a key of another application."""
-    application = application_for_administrator(user, app_uid)
+    (vault.access.application_for_administrator's rule); 404 for a key of another application."""
+    application = access.application_for_administrator(user, app_uid)
     if not isinstance(access_key_id, str) or "\x00" in access_key_id:
         raise Http404("No such credential.")
     credential = ClientCredential.objects.filter(
@@ -87,14 +69,9 @@ def credential_for_administrator(user, app_uid: str, access_key_id: str) -> Clie
 
 def _check_actor(actor, actor_kind: str, application: Application) -> None:
     # The CLI is the operator on the vault host (actor_kind "cli"), who holds the database and
-    # the key ring anyway; a person acts only on applications they administer.
-    if actor_kind == "cli":
-        return
-    if actor is None or not may_manage_credentials(actor, application):
-        raise PermissionDenied(
-            f"Only an administrator of the application “{application.name}” may manage its "
-            "client credentials."
-        )
+    # the key ring anyway; a person acts only on applications they manage.
+    if actor_kind != "cli":
+        access.require_application_manager(actor, application, "its client credentials")
 
 
 # --- input -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from secretsapi import credentials
 from secretsapi.credentials import CredentialError
+from vault import access
 from vault.models import Application
 
 
@@ -66,7 +67,7 @@ def _list_page(
 @login_required
 @require_GET
 def app_credentials(request: HttpRequest, app_uid: str) -> HttpResponse:
-    application = credentials.application_for_administrator(request.user, app_uid)
+    application = access.application_for_administrator(request.user, app_uid)
     return _list_page(request, application)
 
 
@@ -74,7 +75,7 @@ def app_credentials(request: HttpRequest, app_uid: str) -> HttpResponse:
 @require_POST
 @never_cache
 def app_credential_create(request: HttpRequest, app_uid: str) -> HttpResponse:
-    application = credentials.application_for_administrator(request.user, app_uid)
+    application = access.application_for_administrator(request.user, app_uid)
     form = CredentialForm(request.POST)
     if form.is_valid():
         try:

@@ -29,6 +29,13 @@ MAX_SKEW = timedelta(minutes=5)
 # Headers that must be among the signed ones: without host a signature could be replayed to
 # another server, without x-amz-date the skew window means nothing.
 REQUIRED_SIGNED = ("host", "x-amz-date")
+# Headers that must be signed when they are sent (botocore signs both): the operation and how
+# the body is read. Unsigned, a captured request could be replayed within the skew window as
+# another operation (DescribeSecret's body sent as GetSecretValue).
+SIGNED_WHEN_SENT = ("x-amz-target", "content-type")
+# What an AWS region looks like (us-east-1, eu-west-2, us-gov-west-1, cn-north-1): the scope's
+# region ends up in the secrets' ARNs, so not any string is taken.
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-\d+")
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 AMZ_DATE_RE = re.compile(r"\d{8}T\d{6}Z")
 HEX_SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
@@ -138,14 +145,22 @@ def parse_amz_date(value: str | None) -> datetime:
 
 
 def check_request(request: ReceivedRequest, auth: Authorization, now: datetime) -> None:
-    """Everything but the signature itself: the scope's service and date, the signed headers
-    required and present, the clock-skew window, the payload hash header. Cheap, and needs no
-    secret, so it runs before the credential's secret is decrypted."""
+    """Everything but the signature itself: the scope's service, region and date, the signed
+    headers required and present, the clock-skew window, the payload hash header. Cheap, and
+    needs no secret, so it runs before the credential's secret is decrypted."""
     if auth.service != SERVICE:
         raise _invalid(f"Credential should be scoped to correct service: '{SERVICE}'.")
+    if len(auth.region) > 40 or not REGION_RE.fullmatch(auth.region):
+        raise _invalid(
+            f"Credential should be scoped to a valid region, not '{auth.region[:40]}' "
+            "(a region such as us-east-1)."
+        )
     for name in REQUIRED_SIGNED:
         if name not in auth.signed_headers:
             raise _invalid(f"The '{name}' header must be signed (SignedHeaders lacks it).")
+    for name in SIGNED_WHEN_SENT:
+        if name in request.headers and name not in auth.signed_headers:
+            raise _invalid(f"The '{name}' header is sent, so it must be signed.")
     for name in auth.signed_headers:
         if name not in request.headers:
             raise _invalid(f"The signed header '{name}' is not in the request.")
@@ -231,12 +246,18 @@ def expected_signature(request: ReceivedRequest, auth: Authorization, secret: st
     return hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
+def verify_signature(request: ReceivedRequest, auth: Authorization, secret: str) -> None:
+    """Raise SignatureError unless `auth.signature` is `request`'s signature by `secret`.
+    Only the signature: check_request must have passed first (verify does both)."""
+    expected = expected_signature(request, auth, secret)
+    if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
+        raise _invalid(MISMATCH_MESSAGE)
+
+
 def verify(
     request: ReceivedRequest, auth: Authorization, secret: str, now: datetime | None = None
 ) -> None:
     """Raise SignatureError unless `auth` is a valid signature of `request` by `secret`,
     made within MAX_SKEW of `now` (default: the current time)."""
     check_request(request, auth, now or datetime.now(UTC))
-    expected = expected_signature(request, auth, secret)
-    if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
-        raise _invalid(MISMATCH_MESSAGE)
+    verify_signature(request, auth, secret)

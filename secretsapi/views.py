@@ -7,8 +7,10 @@ signature. No session, CSRF or two-factor rule applies: the signature is the aut
 `{"__type": code, "message": text}` with AWS's HTTP status, so SDKs raise their usual
 exceptions (boto3: `client.exceptions.ResourceNotFoundException`, or ClientError with the code).
 
-Every request is audited once: `secretsapi.read` (GetSecretValue, BatchGetSecretValue),
-`secretsapi.described`, `secretsapi.listed`, or `secretsapi.refused` with the reason. Refusals
+Every request is audited: `secretsapi.read` (GetSecretValue; BatchGetSecretValue once per
+record read, each about its record so it is in the record's folder's trail),
+`secretsapi.described`, `secretsapi.listed`, or `secretsapi.refused` with the reason (bad
+input, and failures on the server's side, reason "server error", too). Refusals
 of requests not signed by a usable credential (unknown key id, bad signature, revoked, expired,
 network, throttled) are audited at most REFUSAL_AUDITS_PER_MINUTE times a minute per source
 address, so a flood of forged requests cannot fill the audit trail.
@@ -20,10 +22,12 @@ import json
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 from urllib.parse import quote, urlsplit
 
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -94,6 +98,13 @@ def refusal_window() -> int:
     return int(time.time() // 60)
 
 
+def _storable(text: str, most: int) -> str:
+    """`text` cut to `most` characters, with what a JSON column cannot hold on every database
+    (NUL, lone surrogates) written as escapes: audit details quote what a caller sent."""
+    cut = text[:most].encode("utf-8", "backslashreplace").decode("utf-8")
+    return cut.replace("\x00", "\\x00")
+
+
 def _audit_refusal(request: HttpRequest, refusal: Refused) -> None:
     ip = client_ip(request)
     key = f"secretsapi:refusals:{ip}:{refusal_window()}"
@@ -108,7 +119,7 @@ def _audit_refusal(request: HttpRequest, refusal: Refused) -> None:
     details = {
         "reason": refusal.reason,
         "error": refusal.code,
-        "access_key_id": refusal.access_key_id[:40],
+        "access_key_id": _storable(refusal.access_key_id, 40),
     }
     if credential is not None:
         details["application"] = credential.application.name
@@ -126,7 +137,7 @@ def _audit_action_refusal(request: HttpRequest, caller: Caller, exc: ApiError, p
         "access_key_id": caller.credential.access_key_id,
     }
     if isinstance(secret_id, str):
-        details["secret_id"] = secret_id[:200]
+        details["secret_id"] = _storable(secret_id, 200)
     audit_record("secretsapi.refused", actor_kind="system", request=request, details=details)
 
 
@@ -151,7 +162,7 @@ def _params(request: HttpRequest) -> dict:
         return {}
     try:
         params = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deep
         raise ApiError(SERIALIZATION, "The request body is not valid JSON.") from None
     if not isinstance(params, dict):
         raise ApiError(SERIALIZATION, "The request body must be a JSON object.")
@@ -173,7 +184,25 @@ def endpoint(request: HttpRequest) -> HttpResponse:
         return _error(ApiError(SERIALIZATION, "The request body is too large."))
     except Exception:  # never a traceback page: an SDK expects AWS's error shape
         logger.exception("secrets API request failed")
+        _audit_failure(request)
         return _error(ApiError(INTERNAL, "An error occurred on the server side.", 500))
+
+
+def _audit_failure(request: HttpRequest, caller: Caller | None = None) -> None:
+    """Audit a request that failed on the server's side (a bug, a database gone away) as a
+    refusal, so a read that did not happen is still seen. The failure may be the database's,
+    so this write may fail too: that is logged, and the caller still gets AWS's 500."""
+    details = {"reason": "server error", "error": INTERNAL}
+    if caller is not None:
+        details["application"] = caller.credential.application.name
+        details["access_key_id"] = caller.credential.access_key_id
+    try:
+        with transaction.atomic():
+            audit_record(
+                "secretsapi.refused", actor_kind="system", request=request, details=details
+            )
+    except Exception:
+        logger.exception("could not audit the failed secrets API request")
 
 
 def _handle(request: HttpRequest) -> HttpResponse:
@@ -190,11 +219,19 @@ def _handle(request: HttpRequest) -> HttpResponse:
     except ApiError as exc:
         _audit_action_refusal(request, caller, exc, params)
         return _error(exc)
-    audit_record(
-        outcome.audit_action,
-        actor_kind="system",
-        obj=outcome.record,
-        request=request,
-        details=outcome.details,
-    )
+    except Exception:  # a bug: AWS's 500, audited with the caller's credential
+        logger.exception("secrets API action failed")
+        _audit_failure(request, caller)
+        return _error(ApiError(INTERNAL, "An error occurred on the server side.", 500))
+    events = outcome.audit_events()
+    # A batch's events are written in one transaction (one commit); one event needs none.
+    with transaction.atomic() if len(events) > 1 else nullcontext():
+        for record, details in events:
+            audit_record(
+                outcome.audit_action,
+                actor_kind="system",
+                obj=record,
+                request=request,
+                details=details,
+            )
     return _respond(outcome.body)

@@ -229,6 +229,45 @@ def configurations_usable_by(user) -> QuerySet[PamConfiguration]:
     return PamConfiguration.objects.filter(folder__in=folders_with_permission(user, "can_edit"))
 
 
+def may_manage_application(user, application: Application | None) -> bool:
+    """Whether `user` may manage `application`'s client credentials (the secrets API): one of
+    its administrators, with the "manage_gateways" policy when policies are enforced."""
+    return administers(user, application) and policy_allows(user, "manage_gateways")
+
+
+def application_for_administrator(user, uid: str) -> Application:
+    """The application `uid` for one of its administrators: 404 for everyone else (an
+    application's name is not shown to people who do not administer it), 403 for an
+    administrator whose organisation's policy does not let them manage applications."""
+    if not isinstance(uid, str) or "\x00" in uid:
+        raise Http404("No such application.")
+    application = Application.objects.filter(uid=uid).first()
+    if not administers(user, application):
+        raise Http404("No such application.")
+    require_policy(user, "manage_gateways")
+    return application
+
+
+def require_application_manager(user, application: Application, what: str) -> None:
+    """PermissionDenied unless `user` may manage `application` (may_manage_application);
+    `what` names the thing being managed in the message."""
+    if user is None or not may_manage_application(user, application):
+        raise PermissionDenied(
+            f"Only an administrator of the application “{application.name}” may manage {what}."
+        )
+
+
+def folders_shared_to_application(application_id: int) -> QuerySet:
+    """The ids of the folders shared to the application (editable or not), as a subquery."""
+    return ApplicationFolder.objects.filter(application_id=application_id).values("folder_id")
+
+
+def records_shared_to_application(application_id: int) -> QuerySet[PamUser]:
+    """Every record in a folder shared to the application, and no other: what the
+    application's client credentials may read through the secrets API."""
+    return PamUser.objects.filter(folder_id__in=folders_shared_to_application(application_id))
+
+
 # --- authority over AWS credentials --------------------------------------------------------------
 
 
@@ -432,3 +471,69 @@ def visible_records(user) -> QuerySet[PamUser]:
     """Every record in a folder `user` is a member of (and no other): the search across
     folders (vault/search.py)."""
     return PamUser.objects.filter(folder__in=folders_for_user(user).values("pk"))
+
+
+# --- discovering IAM users (rotation/discovery.py, docs/discovery.md) -----------------------------
+
+# Importing discovered users into a folder adds records there and sets up their rotation.
+DISCOVERY_IMPORT_NEEDS = (
+    ("manage_records", "Add and remove records"),
+    ("can_edit", "Edit records"),
+)
+
+
+def discovery_problem(user, config: PamConfiguration) -> str | None:
+    """Why `user` may not discover IAM users with `config`, or None: Edit records on the
+    configuration's folder (using its credentials) and the "discover" policy. None for the
+    CLI's operator (`user` None)."""
+    if user is None:
+        return None
+    if not has_permission(membership_for(user, config.folder), "can_edit"):
+        return "Discovering IAM users needs Edit records on the configuration's folder."
+    if not policy_allows(user, "discover"):
+        return (
+            f"Your organisation's policy does not let you {POLICIES['discover']}: ask an "
+            "administrator for the “discover” policy."
+        )
+    return None
+
+
+def discovery_import_problem(user, config: PamConfiguration, folder: SharedFolder) -> str | None:
+    """Why `user` may not import users discovered with `config` into `folder`, or None: may
+    discover with the configuration, may add records to the folder and set up their rotation.
+    None for the CLI's operator (`user` None)."""
+    problem = discovery_problem(user, config)
+    if problem or user is None:
+        return problem
+    member = membership_for(user, folder)
+    for need, words in DISCOVERY_IMPORT_NEEDS:
+        if not has_permission(member, need):
+            return f"Importing into the folder “{folder.name}” needs {words} on it."
+    if not policy_allows(user, "configure_rotation"):
+        return (
+            f"Your organisation's policy does not let you {POLICIES['configure_rotation']}: "
+            "ask an administrator for the “configure_rotation” policy."
+        )
+    return None
+
+
+def discovery_import_folders(user) -> QuerySet[SharedFolder]:
+    """Folders `user` may import discovered users into (every permission in
+    DISCOVERY_IMPORT_NEEDS), by name."""
+    folders = folders_for_user(user)
+    for need, _words in DISCOVERY_IMPORT_NEEDS:
+        folders = folders.filter(pk__in=folders_with_permission(user, need).values("pk"))
+    return folders.order_by("name")
+
+
+def visible_record_pks(actor, pks: list[int]) -> set[int]:
+    """Which of the records `pks` `actor` may see (visible_records), so that their uids may be
+    shown; all of them for the CLI's operator (`actor` None), whose `pam list` shows every
+    record."""
+    if actor is None:
+        return set(pks)
+    seen: set[int] = set()
+    for start in range(0, len(pks), 500):
+        part = pks[start : start + 500]
+        seen.update(visible_records(actor).filter(pk__in=part).values_list("pk", flat=True))
+    return seen

@@ -517,6 +517,69 @@ def test_rerunning_never_duplicates(world, personas, monkeypatch):
     assert third.created == [] and PamUser.objects.count() == 2
 
 
+def test_a_record_typed_without_the_path_or_the_arn_is_the_same_user(world, personas):
+    job = _job_with_users(world, [(n, "/team/", {}) for n in ("alice", "bob", "carol", "dave")])
+    assert job.users.get(user_name="alice").arn.endswith(":user/team/alice")
+    no_path = make_pam_user(personas.folder, "alice", title="alice (typed)")
+    blank = make_pam_user(personas.folder, "bob", title="bob", distinguished_name="")
+    # The same name in another AWS account is another IAM user: carol is imported.
+    make_pam_user(
+        personas.folder, "carol", title="carol elsewhere",
+        distinguished_name="arn:aws:iam::999999999999:user/team/carol",
+    )  # fmt: skip
+    outcome = _import(job, personas.folder, personas.editor, user_names=None)
+    assert outcome.created == ["carol", "dave"] and outcome.existing == ["alice", "bob"]
+    assert outcome.users["alice"] == no_path.uid and outcome.users["bob"] == blank.uid
+    assert PamUser.objects.filter(login="alice").count() == 1
+    assert PamUser.objects.filter(login="carol").count() == 2
+    assert DiscoveredUser.objects.get(job=job, user_name="alice").record == no_path
+
+
+def test_listing_marks_a_record_typed_without_the_path(world, personas):
+    seed(world.emulator, ["alice", "bob"], path="/team/")
+    record = make_pam_user(personas.folder, "alice")  # its ARN lacks /team/
+    make_pam_user(
+        personas.folder, "bob", title="bob elsewhere",
+        distinguished_name="arn:aws:iam::999999999999:user/bob",
+    )  # fmt: skip
+    job = run(start(world))
+    users = {u.user_name: u.record_id for u in DiscoveredUser.objects.filter(job=job)}
+    assert users == {"alice": record.pk, "bob": None}
+
+
+def test_a_second_import_of_the_same_users_creates_nothing(world, personas):
+    other = SharedFolder.objects.create(name="Second folder")
+    make_member(other, personas.editor, can_edit=True, manage_records=True)
+    ApplicationFolder.objects.create(
+        application=personas.gateway.application, folder=other, editable=True
+    )
+    job = _job_with_users(world, [("alice", "/", {}), ("bob", "/", {})])
+    first = _import(job, personas.folder, personas.editor, user_names=None)
+    # The same job again (the CLI after the page), here and into another folder.
+    for folder, actor in ((personas.folder, None), (other, personas.editor)):
+        again = discovery.discovery_import(
+            job=job, folder=folder, actor=actor, actor_kind="cli" if actor is None else "user",
+            user_names=None,
+        )  # fmt: skip
+        assert again.created == [] and again.existing == ["alice", "bob"]
+        assert again.users == first.users
+    assert PamUser.objects.count() == 2 and RotationSettings.objects.count() == 2
+
+
+def test_the_outcome_leaves_out_uids_of_records_the_actor_cannot_see(world, personas):
+    hidden_folder = SharedFolder.objects.create(name="Not yours")
+    hidden = make_pam_user(hidden_folder, "alice")
+    job = _job_with_users(world, [("alice", "/", {}), ("bob", "/", {})])
+    outcome = _import(job, personas.folder, personas.editor, user_names=None)
+    assert outcome.existing == ["alice"] and outcome.hidden == 1
+    assert list(outcome.users) == ["bob"] and hidden.uid not in outcome.users.values()
+    # The CLI's operator sees every record (as `pam list` does).
+    operator = discovery.discovery_import(
+        job=job, folder=personas.folder, user_names=None, actor_kind="cli"
+    )
+    assert operator.users["alice"] == hidden.uid and operator.hidden == 0
+
+
 def test_unknown_names_import_nothing(world, personas):
     job = _job_with_users(world, [("alice", "/", {})])
     with pytest.raises(discovery.DiscoveryError, match="Not found by discovery .*: nobody"):

@@ -210,6 +210,19 @@ def test_import_selected(world, personas):
     assert RotationSettings.objects.count() == 2
 
 
+def test_import_counts_records_in_folders_one_cannot_see(world, personas):
+    make_pam_user(SharedFolder.objects.create(name="Not yours"), "alice")
+    job = _job(world, ["alice", "bob"])
+    response = login(personas.editor).post(
+        _import_url(world, job),
+        {"folder": personas.folder.uid, "mode": "selected", "user": ["alice", "bob"]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Imported 1 IAM user into “Team”" in page
+    assert "1 already had a record in the vault and were left as is (1 of them in folders" in page
+
+
 def test_import_all_matching_uses_the_filters(world, personas):
     job = _job(world, ["alice", "bob"])
     DiscoveredUser.objects.filter(user_name="alice").update(console_access=True)

@@ -273,8 +273,17 @@ def test_batch_get_secret_value(api):
         [api.foreign.uid, "no-such-secret"]
     )
     assert {e["ErrorCode"] for e in answer["Errors"]} == {"ResourceNotFoundException"}
-    event = AuditEvent.objects.get(action="secretsapi.read")
-    assert sorted(event.details["records"]) == sorted([api.record.uid, other.uid])
+    # One read event per record read, about the record: each lands in its folder's trail.
+    events = AuditEvent.objects.filter(action="secretsapi.read")
+    assert sorted(e.object_uid for e in events) == sorted([api.record.uid, other.uid])
+    for event in events:
+        assert event.object_type == "pamuser" and event.folder_id == api.personas.folder.pk
+        assert event.details["operation"] == "BatchGetSecretValue"
+        assert event.details["access_key_id"] == api.credential.access_key_id
+        assert event.details["errors"] == 2 and event.details["version_id"]
+    assert not AuditEvent.objects.filter(
+        action="secretsapi.read", object_uid=api.foreign.uid
+    ).exists()
 
     by_filter = client.batch_get_secret_value(
         Filters=[{"Key": "name", "Values": ["AWS user: Second"]}]

@@ -15,6 +15,7 @@ from secretsapi import credentials
 from secretsapi.credentials import CredentialError, credential_create, credential_revoke
 from secretsapi.models import ClientCredential
 from tests.conftest import make_user
+from vault import access
 from vault.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -147,13 +148,13 @@ def test_revoking_a_stale_copy_says_already_revoked(personas, admin):
 
 def test_the_access_helper_404s_for_everyone_but_administrators(personas, admin):
     uid = personas.application.uid
-    assert credentials.application_for_administrator(admin, uid) == personas.application
+    assert access.application_for_administrator(admin, uid) == personas.application
     for user in (personas.editor, personas.superuser, personas.outsider):
         with pytest.raises(Http404):
-            credentials.application_for_administrator(user, uid)
+            access.application_for_administrator(user, uid)
     for bad in ("nope", "x\x00y", None):
         with pytest.raises(Http404):
-            credentials.application_for_administrator(admin, bad)
+            access.application_for_administrator(admin, bad)
 
 
 def test_endpoint_url_is_the_public_base_url_and_the_endpoint_path(settings):

@@ -238,3 +238,60 @@ def test_the_payload_hash_header_is_checked_when_sent():
 def test_malformed_authorization_headers(header, message):
     with pytest.raises(sigv4.SignatureError, match=message):
         sigv4.parse_authorization(header)
+
+
+# --- the scope's region and the headers that must be signed -------------------------------------
+
+
+def signed_in_region(region: str, leave_out: tuple[str, ...] = ()) -> sigv4.ReceivedRequest:
+    class Partial(SigV4Auth):
+        def headers_to_sign(self, request):
+            headers = super().headers_to_sign(request)
+            for name in leave_out:
+                del headers[name]
+            return headers
+
+    request = AWSRequest(
+        method="POST",
+        url=f"https://{HOST}/aws/secretsmanager/",
+        data=b"{}",
+        headers={
+            "X-Amz-Target": "secretsmanager.GetSecretValue",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
+    with mock.patch("botocore.auth.get_current_datetime", return_value=NOW.replace(tzinfo=None)):
+        Partial(Credentials(KEY_ID, SECRET), "secretsmanager", region).add_auth(request)
+    sent = {name.lower(): value for name, value in request.headers.items()}
+    sent["host"] = HOST
+    return received("POST", "/aws/secretsmanager/", "", sent, b"{}")
+
+
+aws_regions = st.from_regex(r"\A[a-z]{2}(-[a-z0-9]{1,10}){1,3}-[0-9]{1,2}\Z")
+# Scope parts botocore can put in an Authorization header: no "/", ",", space or control.
+any_regions = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/,"),
+    min_size=1,
+    max_size=20,
+)
+
+
+@PROPERTY
+@given(aws_regions)
+def test_a_region_shaped_like_aws_verifies(region):
+    assert verifies(signed_in_region(region))
+
+
+@PROPERTY
+@given(any_regions)
+def test_a_region_verifies_only_when_shaped_like_aws(region):
+    assert verifies(signed_in_region(region)) == bool(sigv4.REGION_RE.fullmatch(region))
+
+
+@PROPERTY
+@given(
+    aws_regions,
+    st.sampled_from([("x-amz-target",), ("content-type",), ("x-amz-target", "content-type")]),
+)
+def test_a_sent_operation_or_content_type_must_be_signed(region, leave_out):
+    assert not verifies(signed_in_region(region, leave_out))
