@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from events.consumers import Consumer, DeliveryError, consumer_get, consumers_all
 from events.models import OutboxMessage
+from vault.audit import audit_events_bulk_created
 from vault.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,19 @@ DELIVER_BUDGET_SECONDS = 20.0
 
 def outbox_install() -> None:
     post_save.connect(_fan_out_on_save, sender=AuditEvent, dispatch_uid="events.outbox")
+    audit_events_bulk_created.connect(
+        _fan_out_bulk, sender=AuditEvent, dispatch_uid="events.outbox.bulk"
+    )
+
+
+def _fan_out_bulk(sender: type, events: list[AuditEvent], **kwargs) -> None:
+    rows = [
+        OutboxMessage(event=event, consumer=c.name, next_attempt_at=event.created_at)
+        for event in events
+        for c in consumers_all()
+        if _wanted_by(c, event)
+    ]
+    OutboxMessage.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
 
 
 def _fan_out_on_save(sender: type, instance: AuditEvent, created: bool, **kwargs) -> None:

@@ -35,7 +35,7 @@ from rotation import dispatch
 from rotation.models import DiscoveredUser, DiscoveryJob, RotationSettings
 from rotation.schedules import ScheduleError, next_run
 from vault import access
-from vault.audit import audit_record, client_ip
+from vault.audit import audit_events_bulk, audit_record, client_ip
 from vault.models import AuditEvent, Gateway, PamConfiguration, PamUser, SharedFolder
 
 logger = logging.getLogger(__name__)
@@ -729,7 +729,7 @@ def _audit_import(job, folder, config, records, actor, actor_kind, request) -> N
                     details=details,
                 )
             )
-    AuditEvent.objects.bulk_create(events, batch_size=500)
+    audit_events_bulk(events)
     summary = {
         "job": job.uid,
         "configuration": config.uid,

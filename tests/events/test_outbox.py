@@ -14,7 +14,7 @@ from django.utils import timezone
 from events.consumers import Consumer, DeliveryError, consumer_register, consumer_unregister
 from events.models import OutboxMessage
 from events.outbox import _deliver_one, outbox_backoff, outbox_deliver_due
-from vault.audit import audit_record
+from vault.audit import audit_events_bulk, audit_record
 from vault.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +73,16 @@ def test_an_event_a_consumer_wants_gets_one_outbox_row(receiver):
 def test_an_event_no_consumer_wants_gets_no_row(receiver):
     audit_record("rotation.on_demand.ok")
     assert not OutboxMessage.objects.exists()
+
+
+def test_events_written_in_bulk_get_their_rows_as_one_by_one_would(receiver):
+    events = audit_events_bulk(
+        [AuditEvent(action=action) for action in ("a.fail", "b.ok", "c.fail", "d.ok")]
+    )
+    wanted = {e.pk for e in events if e.action.endswith(".fail")}
+    rows = OutboxMessage.objects.all()
+    assert {m.event_id for m in rows} == wanted
+    assert {m.consumer for m in rows} == {"test-failures"}
 
 
 def test_an_event_rolled_back_leaves_no_row(receiver):
