@@ -132,6 +132,9 @@ def _unversioned_id(record: PamUser, kind: str) -> str:
     return str(uuid.UUID(bytes=digest[:16]))
 
 
+# What vault.models.new_uid makes: 22 URL-safe characters.
+UID_SHAPE = re.compile(r"[A-Za-z0-9_-]{22}")
+
 # --- what a credential sees ---------------------------------------------------------------------
 
 
@@ -206,9 +209,23 @@ def _pick(secret_id: str, uid: str | None, rows: list[PamUser]) -> PamUser:
 
 
 def resolve(caller: Caller, secret_id: str) -> PamUser:
-    """The visible record `secret_id` names, in one query (ResourceNotFoundException if none)."""
+    """The visible record `secret_id` names (ResourceNotFoundException if none). A uid (or
+    our ARN) is read by its unique index and then checked against the application's folders:
+    two plain queries cost less to build than the one that also matches titles, and this is
+    the path every SDK's GetSecretValue takes."""
+    uid = _uid_named(secret_id)
+    if UID_SHAPE.fullmatch(uid):
+        found = (
+            PamUser.objects.select_related("folder", "rotation_settings").filter(uid=uid).first()
+        )
+        if found is not None and access.application_reads_folder(
+            caller.credential.application_id, found.folder_id
+        ):
+            return found
+        if uid_from_arn(secret_id) is not None:
+            raise ApiError(NOT_FOUND, NOT_FOUND_MESSAGE)
     rows = _shared_records(caller).filter(_lookup(caller, [secret_id])).order_by()[:50]
-    return _pick(secret_id, _uid_named(secret_id), list(rows))
+    return _pick(secret_id, uid, list(rows))
 
 
 def resolve_many(caller: Caller, secret_ids: list[str]) -> dict[str, PamUser | ApiError]:

@@ -262,6 +262,13 @@ def folders_shared_to_application(application_id: int) -> QuerySet:
     return ApplicationFolder.objects.filter(application_id=application_id).values("folder_id")
 
 
+def application_reads_folder(application_id: int, folder_id: int) -> bool:
+    """Whether the folder is shared to the application (records_shared_to_application's
+    rule, for one record already read)."""
+    shared = ApplicationFolder.objects.filter(application_id=application_id, folder_id=folder_id)
+    return shared.exists()
+
+
 def records_shared_to_application(application_id: int) -> QuerySet[PamUser]:
     """Every record in a folder shared to the application, and no other: what the
     application's client credentials may read through the secrets API."""

@@ -20,8 +20,8 @@ from vault.models import Gateway as GatewayRow
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ON_DEMAND = 8
-SCHEDULED = 8
+ON_DEMAND = 6
+SCHEDULED = 6
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_no_key_is_lost_orphaned_or_third_under_faults_kills_and_restarts(
     web_port = _free_port()
     soak = KeySoak(
         emulator_endpoint=emulator.endpoint,
-        plan=SoakPlan(seconds=30.0, settle_seconds=45.0),
+        plan=SoakPlan(seconds=22.0, settle_seconds=45.0),
         proxy=proxy,
         gateways={name: lambda: Gateway(name, log_path=tmp_path / "gateway.log", **PROCESS_ENV)},
         web=lambda: Web(web_port, tmp_path / "web.log"),
