@@ -20,8 +20,10 @@ processes on the machine weighs on both alike:
 
 - **GetSecretValue**: `POST /aws/secretsmanager/` with `X-Amz-Target:
   secretsmanager.GetSecretValue` and `{"SecretId": <a record uid>}`, cycling through the
-  records, each request signed with SigV4 by botocore's signer (what boto3 uses), the date
-  fresh per request; every answer must be a 200 holding the record's SecretString. With
+  records, each request signed with SigV4 by botocore's signer (what boto3 uses); a record's
+  signed request is reused for up to a minute (AWS accepts a signature for 5), so that the
+  load tool, which shares the server's CPUs, does as little per request in this phase as in
+  the other one; every answer must be a 200 holding the record's SecretString. With
   --boto3, each thread uses its own boto3 secretsmanager client instead (slower on the client
   side: the load tool shares the machine's CPUs with the server).
 - **The empty authenticated JSON view**: what "the same gunicorn serves for an empty
@@ -117,9 +119,29 @@ def _signed_api_request(spec: dict, secret_id: str) -> tuple[bytes, dict]:
     return body, dict(request.headers.items())
 
 
+# Signed requests by record uid, re-signed after RESIGN_SECONDS (AWS accepts a signature for
+# 5 minutes): signing costs the load tool about as much CPU as the server spends answering,
+# and the tool shares the server's CPUs, so signing every request would weigh on the API phase
+# alone; this way both phases' clients do the same small work per request.
+RESIGN_SECONDS = 60.0
+_signed: dict[str, tuple[float, bytes, dict]] = {}
+_signed_lock = threading.Lock()
+
+
+def _presigned(spec: dict, uid: str) -> tuple[bytes, dict]:
+    with _signed_lock:
+        found = _signed.get(uid)
+    if found is None or time.monotonic() - found[0] > RESIGN_SECONDS:
+        body, headers = _signed_api_request(spec, uid)
+        found = (time.monotonic(), body, headers)
+        with _signed_lock:
+            _signed[uid] = found
+    return found[1], found[2]
+
+
 def _raw_api_call(spec: dict, n: int) -> None:
     uid = spec["uids"][n % len(spec["uids"])]
-    body, headers = _signed_api_request(spec, uid)
+    body, headers = _presigned(spec, uid)
     conn = http.client.HTTPConnection("127.0.0.1", spec["port"], timeout=30)
     try:
         conn.request("POST", API_PATH, body=body, headers=headers)

@@ -210,18 +210,17 @@ def _pick(secret_id: str, uid: str | None, rows: list[PamUser]) -> PamUser:
 
 def resolve(caller: Caller, secret_id: str) -> PamUser:
     """The visible record `secret_id` names (ResourceNotFoundException if none). A uid (or
-    our ARN) is read by its unique index and then checked against the application's folders:
-    two plain queries cost less to build than the one that also matches titles, and this is
-    the path every SDK's GetSecretValue takes."""
+    our ARN) is read by its unique index, joined to the application's shares: a query much
+    cheaper to build than the one that also matches titles, and the path every SDK's
+    GetSecretValue takes."""
     uid = _uid_named(secret_id)
     if UID_SHAPE.fullmatch(uid):
-        found = (
-            PamUser.objects.select_related("folder", "rotation_settings").filter(uid=uid).first()
-        )
-        if found is not None and access.application_reads_folder(
-            caller.credential.application_id, found.folder_id
-        ):
-            return found
+        # The rotation settings are read later only for a record holding both kinds of secret
+        # (secret_kind) or for DescribeSecret: most reads never need them.
+        shared = access.records_shared_to_application_by_join(caller.credential.application_id)
+        found = shared.select_related("folder").filter(uid=uid)[:1]
+        if found:
+            return found[0]
         if uid_from_arn(secret_id) is not None:
             raise ApiError(NOT_FOUND, NOT_FOUND_MESSAGE)
     rows = _shared_records(caller).filter(_lookup(caller, [secret_id])).order_by()[:50]

@@ -262,11 +262,9 @@ def folders_shared_to_application(application_id: int) -> QuerySet:
     return ApplicationFolder.objects.filter(application_id=application_id).values("folder_id")
 
 
-def application_reads_folder(application_id: int, folder_id: int) -> bool:
-    """Whether the folder is shared to the application (records_shared_to_application's
-    rule, for one record already read)."""
-    shared = ApplicationFolder.objects.filter(application_id=application_id, folder_id=folder_id)
-    return shared.exists()
+def records_shared_to_application_by_join(application_id: int) -> QuerySet[PamUser]:
+    """records_shared_to_application as a join (cheaper to build, for one record by uid)."""
+    return PamUser.objects.filter(folder__applicationfolder__application_id=application_id)
 
 
 def records_shared_to_application(application_id: int) -> QuerySet[PamUser]:
