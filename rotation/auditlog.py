@@ -400,6 +400,30 @@ SENTENCES: dict[str, Callable[..., str]] = {
         + (f" ({d['name']})" if d.get("name") else "")
         + f" of application “{d.get('application', '?')}”."
     ),
+    # Reads through the secrets API (secretsapi/views.py): the application, its credential.
+    "secretsapi.read": lambda a, o, d: (
+        f"Application “{d.get('application', '?')}” read "
+        + (f"{o}" if o else "secrets")
+        + f" through the secrets API ({d.get('operation', 'GetSecretValue')}"
+        + (f", {', '.join(map(str, d['stages']))}" if d.get("stages") else "")
+        + f", credential {d.get('access_key_id', '?')})."
+    ),
+    "secretsapi.described": lambda a, o, d: (
+        f"Application “{d.get('application', '?')}” described "
+        + (f"{o}" if o else "a secret")
+        + f" through the secrets API (credential {d.get('access_key_id', '?')})."
+    ),
+    "secretsapi.listed": lambda a, o, d: (
+        f"Application “{d.get('application', '?')}” listed its secrets through the secrets API "
+        f"(credential {d.get('access_key_id', '?')})."
+    ),
+    "secretsapi.refused": lambda a, o, d: (
+        "The secrets API refused a request"
+        + (f" of application “{d['application']}”" if d.get("application") else "")
+        + (f" with credential {d['access_key_id']}" if d.get("access_key_id") else "")
+        + f": {d.get('reason', 'refused')}"
+        + (f" ({d['error']})." if d.get("error") else ".")
+    ),
     "login.sso": lambda a, o, d: (
         f"{a} signed in with {d.get('provider') or 'single sign-on'}"
         + (" (second factor at the provider)." if d.get("second_factor") else ".")

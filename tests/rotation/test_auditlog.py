@@ -209,7 +209,7 @@ def test_details_show_schedules_in_words_and_lists_joined(personas, bob):
 
 
 # Every app of the project (tests/test_architecture.py's LAYERS).
-APPS = ("vault", "rotation", "events", "notifications", "webhooks", "metrics")
+APPS = ("vault", "rotation", "events", "notifications", "webhooks", "metrics", "secretsapi")
 
 
 def _written_actions() -> set[str]:
