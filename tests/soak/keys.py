@@ -83,7 +83,12 @@ class KeySoak(Soak):
         from rotation.models import Rotation
         from vault.models import AuditEvent, PamUser
 
-        super()._check(record_ids)  # the rotations' counts; console passwords are untouched
+        super()._check(record_ids)  # the rotations' counts and every console password
+        key_ids = list(
+            PamUser.objects.filter(
+                pk__in=record_ids, rotation_settings__method="iam_access_key"
+            ).values_list("pk", flat=True)
+        )
         # What each gateway's tick does, once no unanswered request can still arrive.
         wait = sum(
             int(PROCESS_ENV[name])
@@ -92,10 +97,10 @@ class KeySoak(Soak):
         time.sleep(wait + 1)
         for name in self.factories:
             retirement.keys_retire_due(gateway_name=name)
-        logins = list(PamUser.objects.filter(pk__in=record_ids).values_list("login", flat=True))
+        logins = list(PamUser.objects.filter(pk__in=key_ids).values_list("login", flat=True))
         in_aws = aws_keys(self.emulator_endpoint, logins)
         report = self.keys
-        for record in PamUser.objects.filter(pk__in=record_ids).order_by("pk"):
+        for record in PamUser.objects.filter(pk__in=key_ids).order_by("pk"):
             held = in_aws.get(record.login, {})
             current = (record.get_secret("access_secret_key"), "Active")
             pending = [
@@ -119,9 +124,9 @@ class KeySoak(Soak):
         outcomes = [o for action, o in list(self.proxy.history) if action == "CreateAccessKey"]
         report.limit_refused = outcomes.count("limit_exceeded")
         report.keys_created = outcomes.count("forwarded") - report.limit_refused
-        rotations = Rotation.objects.filter(pam_user_id__in=record_ids, status=Rotation.FAILED)
+        rotations = Rotation.objects.filter(pam_user_id__in=key_ids, status=Rotation.FAILED)
         report.three_keys = rotations.filter(error__contains="(LimitExceeded)").count()
-        events = AuditEvent.objects.filter(object_uid__in=self._uids(record_ids))
+        events = AuditEvent.objects.filter(object_uid__in=self._uids(key_ids))
         report.orphans_deleted = events.filter(action="rotation.key.orphan_deleted").count()
         report.keys_retired = events.filter(action="rotation.key.deleted").count()
 
