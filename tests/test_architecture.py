@@ -9,6 +9,7 @@ fail to load.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,8 +121,10 @@ def imports_in(source: str, module: str, file: str, *, package: bool = False) ->
     return sorted(found, key=lambda i: i.line)
 
 
-def all_imports() -> list[Import]:
-    return [
+@functools.cache
+def all_imports() -> tuple[Import, ...]:
+    """Read once per test run: every test here looks at the same files."""
+    return tuple(
         i
         for module, path in project_files().items()
         for i in imports_in(
@@ -130,7 +133,7 @@ def all_imports() -> list[Import]:
             path.relative_to(ROOT).as_posix(),
             package=path.name == "__init__.py",
         )
-    ]
+    )
 
 
 def app_of(name: str) -> str | None:

@@ -121,7 +121,7 @@ def test_nothing_is_lost_under_faults_kills_and_restarts(
     web_port = _free_port()
     soak = KeySoak(
         emulator_endpoint=emulator.endpoint,
-        plan=SoakPlan(seconds=40.0, settle_seconds=45.0),
+        plan=SoakPlan(seconds=32.0, settle_seconds=45.0),
         proxy=proxy,
         gateways={name: lambda: Gateway(name, log_path=tmp_path / "gateway.log", **PROCESS_ENV)},
         web=lambda: Web(web_port, tmp_path / "web.log"),
