@@ -74,19 +74,12 @@ def pam_user_set_access_key(
     """Make the pair the record's current access key and keep it in the history (kind
     access_key, with its key id). An empty id and secret remove the record's key (nothing
     enters the history). Caller saves access_key_id and access_secret_key_enc."""
+    if secret and new_version:
+        change = (record, secret, set_by, reason, access_key_id)
+        pam_users_set_access_keys(changes=[change], source=source)
+        return
     record.access_key_id = access_key_id
     record.set_secret("access_secret_key", secret)
-    if secret and new_version:
-        version = PasswordVersion(
-            pam_user=record,
-            kind=PasswordVersion.ACCESS_KEY,
-            access_key_id=access_key_id,
-            set_by=set_by,
-            source=source,
-            reason=reason,
-        )
-        version.set_secret("password", secret)
-        version.save()
 
 
 ACCESS_KEY_FIELDS = ["access_key_id", "access_secret_key_enc"]
