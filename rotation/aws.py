@@ -257,6 +257,25 @@ def _where(config: PamConfiguration, service: str = "iam") -> str:
     return f"AWS {service.upper()} in {config.region}"
 
 
+def _botocore_config(attempts: int) -> botocore.config.Config:
+    # total_max_attempts counts the first try; botocore's max_attempts would not.
+    return botocore.config.Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=settings.AWS_CONNECT_TIMEOUT,
+        read_timeout=settings.AWS_READ_TIMEOUT,
+    )
+
+
+def _new_client(service: str, **kwargs: Any):
+    """A boto3 client from the shared session, made under its lock (sessions are not
+    thread-safe)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, **kwargs)
+
+
 def client(config: PamConfiguration, service: str, *, attempts: int | None = None):
     """A boto3 client for ``service`` with the configuration's credentials, region and endpoint.
 
@@ -279,12 +298,7 @@ def client(config: PamConfiguration, service: str, *, attempts: int | None = Non
     kwargs: dict[str, Any] = {
         "region_name": config.region,
         "endpoint_url": config.endpoint_url or None,
-        "config": botocore.config.Config(
-            # total_max_attempts counts the first try; botocore's max_attempts would not.
-            retries={"mode": "standard", "total_max_attempts": retry_settings[0]},
-            connect_timeout=settings.AWS_CONNECT_TIMEOUT,
-            read_timeout=settings.AWS_READ_TIMEOUT,
-        ),
+        "config": _botocore_config(retry_settings[0]),
     }
     if not config.uses_instance_role:
         secret = _secret_key(config)
@@ -296,12 +310,8 @@ def client(config: PamConfiguration, service: str, *, attempts: int | None = Non
             )
         kwargs["aws_access_key_id"] = config.access_key_id
         kwargs["aws_secret_access_key"] = secret
-    global _session
     try:
-        with _session_lock:
-            if _session is None:
-                _session = boto3.session.Session()
-            made = _session.client(service, **kwargs)
+        made = _new_client(service, **kwargs)
     except ValueError as exc:
         # botocore says "Invalid endpoint: <url>" or names the bad region; neither holds a secret.
         if config.endpoint_url and "endpoint" in str(exc).lower():
@@ -950,20 +960,15 @@ def key_identity(config: PamConfiguration, *, key_id: str, secret: str) -> str:
     AwsRefused with code InvalidClientTokenId (or SignatureDoesNotMatch) while AWS does not
     accept the key yet: a new key takes a few seconds to reach every AWS endpoint."""
     _check_endpoint(config)
-    with _session_lock:
-        session = _session or boto3.session.Session()
     try:
-        sts = session.client(
+        # Not cached like client(): a key is checked a few times, once per rotation.
+        sts = _new_client(
             "sts",
             region_name=config.region,
             endpoint_url=config.endpoint_url or None,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
-            config=botocore.config.Config(
-                retries={"mode": "standard", "total_max_attempts": settings.AWS_MAX_ATTEMPTS},
-                connect_timeout=settings.AWS_CONNECT_TIMEOUT,
-                read_timeout=settings.AWS_READ_TIMEOUT,
-            ),
+            config=_botocore_config(settings.AWS_MAX_ATTEMPTS),
         )
         answer = sts.get_caller_identity()
     except bce.ClientError as exc:
