@@ -1184,9 +1184,10 @@ def resolve_access_key(rotation: Rotation, record: PamUser, *, use_pending: bool
             source="resolution",
         )
         record.save(update_fields=["access_key_id", "access_secret_key_enc", "updated_at"])
-        rs = getattr(record, "rotation_settings", None)
-        grace = timedelta(hours=rs.key_deactivate_after_hours if rs else 24)
-        after = timedelta(hours=rs.key_delete_after_hours if rs else 168)
+        # A record without settings retires on the settings' defaults.
+        rs = getattr(record, "rotation_settings", None) or RotationSettings()
+        grace = timedelta(hours=rs.key_deactivate_after_hours)
+        after = timedelta(hours=rs.key_delete_after_hours)
         retire, deactivate_at = replaced, now + grace
     else:
         retire, deactivate_at, after = rotation.pending_access_key_id, now, timedelta(0)

@@ -117,6 +117,7 @@ class Rotation(SecretsMixin, UidModel):
         (FAILED, "Failed"),
     ]
     ACTIVE = (QUEUED, RUNNING)
+    ENDED = (SUCCEEDED, FAILED)
     TRIGGERS = [("on_demand", "On demand"), ("scheduled", "Scheduled"), ("cli", "CLI")]
 
     # Deleting a record (or its folder) must not destroy a password that may be live in AWS;

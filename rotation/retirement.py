@@ -129,7 +129,7 @@ def _clean_owed_orphans(gateway: Gateway, memo: dict) -> int:
     owed = (
         Rotation.objects.filter(
             gateway_name=gateway.name,
-            status__in=(Rotation.FAILED, Rotation.SUCCEEDED),
+            status__in=Rotation.ENDED,
             step=CREATE,
             configuration__isnull=False,
         )

@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 CREATE = "create"
 MAX_KEYS = 2
-ENDED = ("succeeded", "failed")
 _sleep = time.sleep  # tests replace it
 
 
@@ -88,15 +87,15 @@ def _orphan_windows(rotation: Rotation) -> list[tuple[datetime, datetime]]:
     from rotation.models import Rotation
 
     skew, windows = _skew(), []
-    if rotation.step == CREATE and rotation.step_started_at and rotation.status == "running":
+    if rotation.step == CREATE and rotation.step_started_at and rotation.status == Rotation.RUNNING:
         windows.append((rotation.step_started_at - skew, timezone.now() + skew))
     owed = Rotation.objects.filter(
         pam_user_id=rotation.pam_user_id,
-        status__in=ENDED,
+        status__in=Rotation.ENDED,
         step=CREATE,
         step_started_at__isnull=False,
     ).exclude(pk=rotation.pk)
-    if rotation.status in ENDED and rotation.step == CREATE and rotation.step_started_at:
+    if rotation.status in Rotation.ENDED and rotation.step == CREATE and rotation.step_started_at:
         owed = [rotation, *owed]
     for ended in owed:
         windows.append((ended.step_started_at - skew, _ended_at(ended) + skew))
@@ -141,7 +140,7 @@ def orphans_clean(rotation: Rotation) -> bool:
     asked now. The caller checked the gateway's authority and the target scope."""
     from rotation.models import Rotation
 
-    if rotation.status not in ENDED or timezone.now() <= _ended_at(rotation) + _skew():
+    if rotation.status not in Rotation.ENDED or timezone.now() <= _ended_at(rotation) + _skew():
         return False
     others = Rotation.objects.filter(pam_user_id=rotation.pam_user_id, status__in=Rotation.ACTIVE)
     if others.exists():
