@@ -724,43 +724,46 @@ def _after_success_by_method(done: list[tuple[Rotation, str]], now: datetime) ->
 
 def _promote_passwords(done: list[tuple[Rotation, str]], now: datetime) -> None:
     """Each record's new secret with its history entry; older possibly-live ones resolved."""
-    # The records' rows get one UPDATE of the secret columns (a row lock like
+    keys = [(r, secret) for r, secret in done if _method_of(r).kind == "access_key"]
+    passwords = [(r, secret) for r, secret in done if _method_of(r).kind != "access_key"]
+    pam_users_set_passwords(
+        changes=[_history_change(r, secret) for r, secret in passwords], source="rotation"
+    )
+    pam_users_set_access_keys(
+        changes=[(*_history_change(r, secret), r.pending_access_key_id) for r, secret in keys],
+        source="rotation",
+    )
+    # The records' rows get one UPDATE of the columns their method changed (a row lock like
     # select_for_update's, without reading the rows again); the ciphertext depends only on
-    # the record's uid, which never changes.
-    records = [rotation.pam_user for rotation, _ in done]
-    changes = {"password": [], "access_key": []}
-    for rotation, secret in done:
-        change = (
-            rotation.pam_user,
-            secret,
-            rotation.requested_by if rotation.requested_by_id else None,
-            f"{rotation.get_trigger_display()} rotation {rotation.uid}",
-        )
-        if _method_of(rotation).kind == "access_key":
-            changes["access_key"].append((*change, rotation.pending_access_key_id))
-        else:
-            changes["password"].append(change)
-    pam_users_set_passwords(changes=changes["password"], source="rotation")
-    pam_users_set_access_keys(changes=changes["access_key"], source="rotation")
-    for record in records:
-        record.updated_at = now
-    fields = ["password_enc", "updated_at"]
-    if changes["access_key"]:
-        fields += ["access_key_id", "access_secret_key_enc"]
-    PamUser.objects.bulk_update(records, fields)
+    # the record's uid, which never changes. The other secret's column is not written back
+    # from the copy read at the claim: a person may have changed it since.
+    for group, fields in (
+        (passwords, ["password_enc", "updated_at"]),
+        (keys, ["access_key_id", "access_secret_key_enc", "updated_at"]),
+    ):
+        records = [r.pam_user for r, _ in group]
+        for record in records:
+            record.updated_at = now
+        if records:
+            PamUser.objects.bulk_update(records, fields)
     # Older possibly-live passwords are no longer live: AWS now holds the new one, and none of
     # their requests can still arrive (the claim waited for that). None can appear while a
     # rotation is active, so the claim's answer holds. (A failed access-key rotation's pending
     # key is still a key in AWS: it stays, until a person resolves it or a rotation makes room.)
-    passwords = {r.pk for r, _ in done if _method_of(r).kind == "password"}
-    done = [(r, s) for r, s in done if r.pk in passwords]
-    live = [r.pam_user_id for r, _ in done if getattr(r, "has_possibly_live", True)]
+    live = [r.pam_user_id for r, _ in passwords if getattr(r, "has_possibly_live", True)]
     if live:
         _possibly_live(live).update(resolved_at=now, pending_password_enc="")
-    kept = [r.pam_user_id for r, _ in done if getattr(r, "has_unanswered_kept", True)]
+    kept = [r.pam_user_id for r, _ in passwords if getattr(r, "has_unanswered_kept", True)]
     if kept:
-        ours = [r.pk for r, _ in done]
+        ours = [r.pk for r, _ in passwords]
         _unanswered_kept(kept).exclude(pk__in=ours).update(resolved_at=now, pending_password_enc="")
+
+
+def _history_change(rotation: Rotation, secret: str) -> tuple:
+    """(record, secret, set by, reason): a rotation's entry in the record's history."""
+    requester = rotation.requested_by if rotation.requested_by_id else None
+    reason = f"{rotation.get_trigger_display()} rotation {rotation.uid}"
+    return (rotation.pam_user, secret, requester, reason)
 
 
 def _settings_of(rotation: Rotation) -> RotationSettings:

@@ -455,3 +455,20 @@ def test_the_dry_run_probe_names_a_missing_permission(world):
         "iam:DeleteAccessKey",
         "sts:GetCallerIdentity",
     }
+
+
+def test_a_password_changed_during_a_key_rotation_is_not_written_back_by_its_finish(world):
+    record = key_user(world)
+    rotation = engine.rotation_request(record=record, trigger="on_demand")
+    real = aws.list_access_keys
+
+    def edit_meanwhile(config, *, login):
+        edited = PamUser.objects.get(pk=record.pk)
+        edited.set_secret("password", "Edited-Meanwhile-1!")
+        edited.save(update_fields=["password_enc"])
+        return real(config, login=login)
+
+    with mock.patch.object(aws, "list_access_keys", side_effect=edit_meanwhile):
+        assert engine.rotation_run(rotation_id=rotation.pk) == Rotation.SUCCEEDED
+    record.refresh_from_db()
+    assert record.get_secret("password") == "Edited-Meanwhile-1!"
