@@ -48,6 +48,7 @@ from secretsapi.errors import (
 from vault import access
 from vault.crypto import CryptoError
 from vault.models import PamUser, PasswordVersion
+from vault.prepared import PreparedQuery
 
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 # ARNs name the record's AWS account (from its IAM user ARN) or this placeholder.
@@ -210,17 +211,16 @@ def _pick(secret_id: str, uid: str | None, rows: list[PamUser]) -> PamUser:
 
 def resolve(caller: Caller, secret_id: str) -> PamUser:
     """The visible record `secret_id` names (ResourceNotFoundException if none). A uid (or
-    our ARN) is read by its unique index, joined to the application's shares: a query much
-    cheaper to build than the one that also matches titles, and the path every SDK's
-    GetSecretValue takes."""
+    our ARN), the path every SDK's GetSecretValue takes, is read by its unique index with a
+    query compiled once (vault.access.record_shared_to_application); a title needs the query
+    that also matches titles."""
     uid = _uid_named(secret_id)
     if UID_SHAPE.fullmatch(uid):
         # The rotation settings are read later only for a record holding both kinds of secret
         # (secret_kind) or for DescribeSecret: most reads never need them.
-        shared = access.records_shared_to_application_by_join(caller.credential.application_id)
-        found = shared.select_related("folder").filter(uid=uid)[:1]
-        if found:
-            return found[0]
+        found = access.record_shared_to_application(caller.credential.application_id, uid)
+        if found is not None:
+            return found
         if uid_from_arn(secret_id) is not None:
             raise ApiError(NOT_FOUND, NOT_FOUND_MESSAGE)
     rows = _shared_records(caller).filter(_lookup(caller, [secret_id])).order_by()[:50]
@@ -327,6 +327,17 @@ def _newest_two(records: list[PamUser]) -> dict[tuple[int, str], list[PasswordVe
     return history
 
 
+# One record's two newest history entries of one kind: every GetSecretValue reads them, so
+# the query is compiled once (vault/prepared.py).
+_NEWEST_TWO_OF_KIND = PreparedQuery(
+    lambda pam_user_id, kind: PasswordVersion.objects.filter(
+        pam_user_id=pam_user_id, kind=kind
+    ).order_by("-created_at", "-id")[:2],
+    pam_user_id=int,
+    kind=str,
+)
+
+
 def versions_for(records: list[PamUser], *, pending: bool = True) -> dict[int, Versions]:
     """Each record's staged versions: one query for the two newest history entries of every
     record, one for the rotations in progress (unless `pending` is False)."""
@@ -336,8 +347,8 @@ def versions_for(records: list[PamUser], *, pending: bool = True) -> dict[int, V
         # One record: its two newest entries of its kind, without numbering its whole history.
         record = records[0]
         kind = secret_kind(record)
-        newest = record.versions.filter(kind=kind).order_by("-created_at", "-id")[:2]
-        history = {(record.pk, kind): list(newest)}
+        newest = _NEWEST_TWO_OF_KIND.run(pam_user_id=record.pk, kind=kind)
+        history = {(record.pk, kind): newest}
     else:
         history = _newest_two(records)
     rotations: dict[int, Rotation] = {}
@@ -441,7 +452,7 @@ def _value(caller: Caller, record: PamUser, versions: Versions, version: Version
 
 def _audit_details(caller: Caller, **more) -> dict:
     return {
-        "application": caller.credential.application.name,
+        "application": caller.application_name,
         "access_key_id": caller.credential.access_key_id,
         **more,
     }

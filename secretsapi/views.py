@@ -122,7 +122,7 @@ def _audit_refusal(request: HttpRequest, refusal: Refused) -> None:
         "access_key_id": _storable(refusal.access_key_id, 40),
     }
     if credential is not None:
-        details["application"] = credential.application.name
+        details["application"] = credential.application_name
     if count == REFUSAL_AUDITS_PER_MINUTE:
         details["note"] = "further refusals from this address this minute are not audited"
     audit_record("secretsapi.refused", actor_kind="system", request=request, details=details)
@@ -133,7 +133,7 @@ def _audit_action_refusal(request: HttpRequest, caller: Caller, exc: ApiError, p
     details = {
         "reason": "not found" if exc.message == NOT_FOUND_MESSAGE else "bad request",
         "error": exc.code,
-        "application": caller.credential.application.name,
+        "application": caller.application_name,
         "access_key_id": caller.credential.access_key_id,
     }
     if isinstance(secret_id, str):
@@ -194,7 +194,7 @@ def _audit_failure(request: HttpRequest, caller: Caller | None = None) -> None:
     so this write may fail too: that is logged, and the caller still gets AWS's 500."""
     details = {"reason": "server error", "error": INTERNAL}
     if caller is not None:
-        details["application"] = caller.credential.application.name
+        details["application"] = caller.application_name
         details["access_key_id"] = caller.credential.access_key_id
     try:
         with transaction.atomic():

@@ -31,6 +31,7 @@ from vault.models import (
     PamUser,
     SharedFolder,
 )
+from vault.prepared import PreparedQuery
 
 CAN_VIEW = "view"
 PERMISSIONS = (CAN_VIEW, *FolderMember.PERMISSIONS)
@@ -262,15 +263,26 @@ def folders_shared_to_application(application_id: int) -> QuerySet:
     return ApplicationFolder.objects.filter(application_id=application_id).values("folder_id")
 
 
-def records_shared_to_application_by_join(application_id: int) -> QuerySet[PamUser]:
-    """records_shared_to_application as a join (cheaper to build, for one record by uid)."""
-    return PamUser.objects.filter(folder__applicationfolder__application_id=application_id)
-
-
 def records_shared_to_application(application_id: int) -> QuerySet[PamUser]:
     """Every record in a folder shared to the application, and no other: what the
     application's client credentials may read through the secrets API."""
     return PamUser.objects.filter(folder_id__in=folders_shared_to_application(application_id))
+
+
+# The secrets API's every read looks one record up this way: compiled once (vault/prepared.py).
+_SHARED_RECORD_BY_UID = PreparedQuery(
+    lambda application_id, uid: (
+        records_shared_to_application(application_id).filter(uid=uid).order_by()
+    ),
+    application_id=int,
+    uid=str,
+)
+
+
+def record_shared_to_application(application_id: int, uid: str) -> PamUser | None:
+    """The record `uid` when it is in a folder shared to the application, else None."""
+    found = _SHARED_RECORD_BY_UID.run(application_id=application_id, uid=uid)
+    return found[0] if found else None
 
 
 # --- authority over AWS credentials --------------------------------------------------------------

@@ -39,7 +39,13 @@ def audit_record(
     if actor is None and actor_kind == "user":
         actor_kind = "system"
     if folder is None and obj is not None:
-        folder = obj if isinstance(obj, SharedFolder) else getattr(obj, "folder", None)
+        folder = obj if isinstance(obj, SharedFolder) else None
+    if folder is not None:
+        folder_id = folder.pk
+    elif obj is not None and hasattr(obj, "folder_id"):
+        folder_id = obj.folder_id  # the object's folder is not read just for its id
+    else:
+        folder_id = getattr(getattr(obj, "folder", None), "pk", None)
     return AuditEvent.objects.create(
         actor=actor,
         actor_kind=actor_kind,
@@ -47,7 +53,7 @@ def audit_record(
         object_type=obj._meta.model_name if obj is not None else "",
         object_uid=getattr(obj, "uid", "") or "",
         object_repr=str(obj)[:300] if obj is not None else "",
-        folder=folder,
+        folder_id=folder_id,
         source_ip=client_ip(request),
         details=details or {},
     )

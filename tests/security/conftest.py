@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.apps import apps
+from django.db import connection
 from django.test import Client
 
 from rotation.models import Rotation, RotationBatch
@@ -54,12 +55,18 @@ SNAPSHOT_MODELS = (
 
 
 def db_snapshot() -> dict[str, list[tuple]]:
-    """Every row of every table a forged request could touch, every column."""
+    """Every row of every table a forged request could touch, every column, as the database
+    stores it. Read with plain SQL: the ORM's query building cost the matrix a third of its
+    time, and the same raw values before and after compare just as well."""
     snapshot = {}
-    for label in SNAPSHOT_MODELS:
-        model = apps.get_model(label)
-        fields = [f.attname for f in model._meta.concrete_fields]
-        snapshot[label] = list(model.objects.order_by("pk").values_list(*fields))
+    with connection.cursor() as cursor:
+        for label in SNAPSHOT_MODELS:
+            model = apps.get_model(label)
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
+            table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+            cursor.execute(f"SELECT {columns} FROM {table} ORDER BY {pk}")
+            snapshot[label] = [tuple(row) for row in cursor.fetchall()]
     return snapshot
 
 

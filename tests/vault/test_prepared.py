@@ -1,0 +1,112 @@
+"""vault/prepared.py: a queryset compiled once gives what the ORM gives, and refuses the
+querysets it could not run faithfully."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import make_pam_user
+from vault import access
+from vault.models import ApplicationFolder, PamUser, SharedFolder
+from vault.prepared import PreparedQuery
+
+pytestmark = pytest.mark.django_db
+
+
+def shared_by_uid(application_id, uid):
+    return access.records_shared_to_application(application_id).filter(uid=uid).order_by()
+
+
+@pytest.fixture
+def records(personas):
+    shared = make_pam_user(personas.folder, "Shared", password="Shared-Passw0rd!")
+    unshared = make_pam_user(personas.other_folder, "Unshared", password="Other-Passw0rd!")
+    return shared, unshared
+
+
+def test_it_finds_the_rows_the_orm_finds_for_each_value(personas, records):
+    prepared = PreparedQuery(shared_by_uid, application_id=int, uid=str)
+    app = personas.application.pk
+    for uid in (records[0].uid, records[1].uid, "no-such-uid-xxxxxxxxxx"):
+        expected = list(shared_by_uid(app, uid))
+        assert prepared.run(application_id=app, uid=uid) == expected
+    assert prepared.run(application_id=app, uid=records[0].uid) == [records[0]]
+    assert prepared.run(application_id=app, uid=records[1].uid) == []
+
+
+def test_a_newly_shared_folder_is_seen_without_compiling_again(personas, records):
+    prepared = PreparedQuery(shared_by_uid, application_id=int, uid=str)
+    app, unshared = personas.application.pk, records[1]
+    assert prepared.run(application_id=app, uid=unshared.uid) == []
+    ApplicationFolder.objects.create(application=personas.application, folder=unshared.folder)
+    assert prepared.run(application_id=app, uid=unshared.uid) == [unshared]
+
+
+def test_rows_are_whole_model_instances_with_converted_values(personas, records):
+    prepared = PreparedQuery(shared_by_uid, application_id=int, uid=str)
+    found = prepared.run(application_id=personas.application.pk, uid=records[0].uid)[0]
+    stored = PamUser.objects.get(pk=records[0].pk)
+    assert found.created_at == stored.created_at and found.created_at.tzinfo is not None
+    assert found.get_secret("password") == "Shared-Passw0rd!"
+    assert found.folder_id == personas.folder.pk and not found._state.adding
+
+
+def test_annotations_become_attributes(personas):
+    prepared = PreparedQuery(
+        lambda pk: SharedFolder.objects.annotate(folder_name=F("name")).filter(pk=pk),
+        pk=int,
+    )
+    assert prepared.run(pk=personas.folder.pk)[0].folder_name == "Team"
+
+
+def test_the_builder_runs_once_and_each_run_is_one_query(personas, records):
+    built = []
+
+    def build(application_id, uid):
+        built.append((application_id, uid))
+        return shared_by_uid(application_id, uid)
+
+    prepared = PreparedQuery(build, application_id=int, uid=str)
+    for record in records:
+        with CaptureQueriesContext(connection) as captured:
+            prepared.run(application_id=personas.application.pk, uid=record.uid)
+        assert len(captured.captured_queries) == 1
+    assert len(built) == 1
+
+
+def test_select_related_is_refused():
+    prepared = PreparedQuery(
+        lambda uid: PamUser.objects.select_related("folder").filter(uid=uid), uid=str
+    )
+    with pytest.raises(ValueError, match="select_related"):
+        prepared.run(uid="x")
+
+
+def test_a_placeholder_the_sql_changes_is_refused():
+    prepared = PreparedQuery(
+        lambda title: PamUser.objects.filter(title__icontains=title), title=str
+    )
+    with pytest.raises(ValueError, match="changed"):
+        prepared.run(title="x")
+
+
+def test_a_placeholder_the_builder_ignores_is_refused():
+    prepared = PreparedQuery(lambda uid, title: PamUser.objects.filter(uid=uid), uid=str, title=str)
+    with pytest.raises(ValueError, match="not in the SQL: title"):
+        prepared.run(uid="x", title="y")
+
+
+def test_values_of_another_type_or_name_are_refused():
+    prepared = PreparedQuery(lambda pk: PamUser.objects.filter(pk=pk), pk=int)
+    with pytest.raises(TypeError, match="pk must be int"):
+        prepared.run(pk="1")
+    with pytest.raises(TypeError, match="expected the values pk"):
+        prepared.run(uid="1")
+
+
+def test_only_text_and_numbers_can_be_placeholders():
+    with pytest.raises(TypeError, match="only str and int"):
+        PreparedQuery(lambda when: PamUser.objects.filter(created_at=when), when=float)
