@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import botocore.config
 import botocore.exceptions as bce
+import botocore.loaders
+import botocore.session
 from botocore.parsers import ResponseParserError
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -222,6 +224,18 @@ _values = _Lru(VALUE_CACHE_SIZE)
 # clients cheap) guarded by a lock. Clients themselves are thread-safe once made.
 _session_lock = threading.Lock()
 _session: boto3.session.Session | None = None
+# botocore's service descriptions (megabytes of JSON for IAM) are read once per process and
+# kept by this loader, which every session shares: a session of its own would read them again
+# (about 0.1 s per first client after clear_caches; the data never changes while we run).
+_loader = botocore.loaders.create_loader()
+
+
+def _boto3_session() -> boto3.session.Session:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _loader)
+    return boto3.session.Session(botocore_session=core)
+
+
 # Per-thread record of UpdateLoginProfile attempts inside botocore's retry loop: a final
 # Throttling after an earlier dropped connection must not be reported as "nothing changed".
 _attempts = threading.local()
@@ -272,7 +286,7 @@ def _new_client(service: str, **kwargs: Any):
     global _session
     with _session_lock:
         if _session is None:
-            _session = boto3.session.Session()
+            _session = _boto3_session()
         return _session.client(service, **kwargs)
 
 
@@ -1036,7 +1050,7 @@ def emulator_seed(
 ) -> None:
     """Arrange a local AWS emulator for the demo (`make run`): IAM users, their console
     passwords (None: no console access) and the account password policy. Idempotent."""
-    iam = boto3.session.Session().client(
+    iam = _boto3_session().client(
         "iam",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
