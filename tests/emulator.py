@@ -21,6 +21,7 @@ class Emulator:
         self.server.start()
         host, port = self.server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
+        self._iam = None
 
     def stop(self) -> None:
         self.server.stop()
@@ -30,6 +31,12 @@ class Emulator:
         urllib.request.urlopen(req, timeout=10).read()
 
     def iam(self):
+        # One client per emulator: making one costs about 15 ms, and tests ask for it often.
+        if self._iam is None:
+            self._iam = self._new_iam()
+        return self._iam
+
+    def _new_iam(self):
         return boto3.client(
             "iam",
             endpoint_url=self.endpoint,
