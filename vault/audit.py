@@ -24,7 +24,7 @@ def client_ip(request: HttpRequest | None) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def audit_record(
+def audit_event(
     action: str,
     *,
     actor=None,
@@ -34,6 +34,7 @@ def audit_record(
     request: HttpRequest | None = None,
     details: dict | None = None,
 ) -> AuditEvent:
+    """The event audit_record writes, not saved yet: for audit_events_bulk."""
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
     if actor is None and actor_kind == "user":
@@ -46,7 +47,7 @@ def audit_record(
         folder_id = obj.folder_id  # the object's folder is not read just for its id
     else:
         folder_id = getattr(getattr(obj, "folder", None), "pk", None)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         actor=actor,
         actor_kind=actor_kind,
         action=action,
@@ -57,6 +58,13 @@ def audit_record(
         source_ip=client_ip(request),
         details=details or {},
     )
+
+
+def audit_record(action: str, **what) -> AuditEvent:
+    """Write one audit event (see audit_event for what it holds)."""
+    event = audit_event(action, **what)
+    event.save(force_insert=True)
+    return event
 
 
 def audit_events_bulk(events: list[AuditEvent]) -> list[AuditEvent]:

@@ -212,9 +212,12 @@ def test_details_show_schedules_in_words_and_lists_joined(personas, bob):
 APPS = ("vault", "rotation", "events", "notifications", "webhooks", "metrics", "secretsapi")
 
 
+AUDIT_CALLS = ("audit_record", "audit_event", "audit_rotation", "_rotation_events", "_audit")
+
+
 def _written_actions() -> set[str]:
-    """The first argument of every audit call in the apps' code (audit_record, audit_rotation,
-    and an app's own `_audit` wrapper); an f-string's placeholders become "*" (e.g.
+    """The first argument of every audit call in the apps' code (audit_record, audit_event,
+    audit_rotation, _rotation_events, and an app's own `_audit` wrapper); an f-string's placeholders become "*" (e.g.
     "rotation.*.ok"), and both sides of a conditional count."""
     actions = set()
 
@@ -246,7 +249,7 @@ def _written_actions() -> set[str]:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             name = getattr(getattr(node, "func", None), "id", None)
-            if isinstance(node, ast.Call) and name in ("audit_record", "audit_rotation", "_audit"):
+            if isinstance(node, ast.Call) and name in AUDIT_CALLS:
                 add(node.args[0] if node.args else None)
     return actions
 

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from events.models import OutboxMessage
 from rotation import aws, dispatch, engine, gateways, scheduler
 from rotation.models import Rotation, RotationSettings
 from rotation.schedules import next_run
@@ -107,6 +108,53 @@ def test_a_drain_rotates_every_queued_rotation_and_vault_and_aws_agree(world):
     assert set(Rotation.objects.values_list("status", flat=True)) == {Rotation.SUCCEEDED}
     assert PasswordVersion.objects.filter(source="rotation").count() == len(records)
     assert AuditEvent.objects.filter(action="rotation.on_demand.ok").count() == len(records)
+
+
+def test_a_batch_is_claimed_with_one_update_that_writes_each_pending_password(world):
+    records = [world.user(f"claimed-{n}") for n in range(4)]
+    engine.rotation_request_many(records=records, trigger="cli")
+    with CaptureQueriesContext(connection) as captured:
+        claimed = engine.rotations_claim_batch(gateway_name="default", limit=10)
+    updates = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 1 and "RETURNING" in updates[0]
+    assert sorted(r.pam_user_id for r in claimed) == sorted(r.pk for r in records)
+    secrets = set()
+    for rotation in claimed:
+        stored = Rotation.objects.get(pk=rotation.pk)
+        assert (stored.status, stored.attempts) == (Rotation.RUNNING, 1)
+        assert stored.get_secret("pending_password") == rotation.get_secret("pending_password")
+        secrets.add(stored.get_secret("pending_password"))
+    assert len(secrets) == len(records)
+
+
+def test_a_second_claim_of_the_same_rows_wins_none_of_them(world):
+    records = [world.user(f"raced-{n}") for n in range(3)]
+    engine.rotation_request_many(records=records, trigger="cli")
+    read = list(engine._claimable().filter(gateway_name="default"))
+    first = engine.rotations_claim_batch(gateway_name="default", limit=10)
+    assert len(first) == 3
+    # A worker that read the rows before the first claim: its conditions no longer hold.
+    now = timezone.now()
+    late = [engine._prepare_claim(rotation, now) for rotation in read]
+    assert engine._claim_all(late, now) == set()
+    for rotation in first:
+        stored = Rotation.objects.get(pk=rotation.pk)
+        assert stored.get_secret("pending_password") == rotation.get_secret("pending_password")
+        assert stored.attempts == 1
+
+
+def test_a_drain_writes_its_batchs_audit_events_and_their_outbox_rows_in_one_insert_each(world):
+    records = [world.user(f"audited-{n}") for n in range(4)]
+    engine.rotation_request_many(records=records, trigger="cli")
+    with CaptureQueriesContext(connection) as captured:
+        assert gateways.gateway_drain(gateway_name="default") == len(records)
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    assert sum('"vault_auditevent"' in q for q in inserts) == 1
+    assert sum('"events_outboxmessage"' in q for q in inserts) == 1
+    events = AuditEvent.objects.filter(action="rotation.on_demand.ok")
+    assert sorted(events.values_list("object_uid", flat=True)) == sorted(r.uid for r in records)
+    # What derives from audit events hears of these as of events written one by one.
+    assert OutboxMessage.objects.filter(event__in=events, consumer="webhooks").count() == 4
 
 
 def test_a_drain_finishes_the_rest_of_a_batch_when_one_rotation_was_taken_over(world):
