@@ -865,21 +865,9 @@ def _after_failure(rotation: Rotation, *, error: str, keep: bool, now: datetime)
 _REQUESTER = object()
 
 
-def audit_rotation(
-    action: str,
-    rotation: Rotation,
-    *,
-    details: dict,
-    actor=_REQUESTER,
-    actor_kind: str = "user",
-    request: HttpRequest | None = None,
-) -> None:
-    """Audit a rotation where each party looks: the record's folder, and the folder of the
-    configuration whose credentials it used (its managers must see every use). The actor is
-    whoever requested the rotation unless another is given (a person cancelling it)."""
-    for event in _rotation_events(
-        action, rotation, details=details, actor=actor, actor_kind=actor_kind, request=request
-    ):
+def audit_rotation(action: str, rotation: Rotation, **what) -> None:
+    """Write a rotation's audit events (_rotation_events says which, and what `what` takes)."""
+    for event in _rotation_events(action, rotation, **what):
         event.save(force_insert=True)
 
 
@@ -892,7 +880,10 @@ def _rotation_events(
     actor_kind: str = "user",
     request: HttpRequest | None = None,
 ) -> list[AuditEvent]:
-    """audit_rotation's events, unsaved."""
+    """A rotation's audit events, unsaved: one where each party looks, the record's folder and
+    the folder of the configuration whose credentials it used (its managers must see every
+    use). The actor is whoever requested the rotation unless another is given (a person
+    cancelling it)."""
     if actor is _REQUESTER:
         actor = rotation.requested_by if rotation.requested_by_id else None
     record = rotation.pam_user
