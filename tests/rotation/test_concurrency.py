@@ -112,3 +112,47 @@ def test_a_rotation_finishing_while_its_record_falls_due_does_not_deadlock(world
     assert errors == []
     claimed.refresh_from_db()
     assert claimed.status == Rotation.SUCCEEDED
+
+
+CLAIMERS = 4
+
+
+def test_workers_claiming_the_same_batch_at_once_each_rotation_goes_to_one_of_them(world):
+    """Drains started together read the same queued rotations and claim them with one UPDATE
+    each: every rotation is claimed once, by the worker whose pending password it holds."""
+    records = [world.user(f"contended-{n}") for n in range(12)]
+    with mock.patch("rotation.dispatch.async_task"):
+        engine.rotation_request_many(records=records, trigger="cli")
+    start = threading.Barrier(CLAIMERS)
+    won: list[list[tuple[int, str]]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        try:
+            start.wait()
+            claimed = engine.rotations_claim_batch(gateway_name="default", limit=20) or []
+            mine = [(r.pk, r.get_secret("pending_password")) for r in claimed]
+            with lock:
+                won.append(mine)
+        except BaseException as exc:  # reported below: a thread's failure must fail the test
+            with lock:
+                errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=drain) for _ in range(CLAIMERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == [] and len(won) == CLAIMERS
+    claims = [claim for mine in won for claim in mine]
+    assert sorted(pk for pk, _ in claims) == sorted(
+        Rotation.objects.filter(pam_user__in=records).values_list("pk", flat=True)
+    )
+    for pk, secret in claims:
+        stored = Rotation.objects.get(pk=pk)
+        assert (stored.status, stored.attempts) == (Rotation.RUNNING, 1)
+        assert stored.get_secret("pending_password") == secret
