@@ -228,12 +228,17 @@ _session: boto3.session.Session | None = None
 # kept by this loader, which every session shares: a session of its own would read them again
 # (about 0.1 s per first client after clear_caches; the data never changes while we run).
 _loader = botocore.loaders.create_loader()
+_loader_lock = threading.Lock()
 
 
 def _boto3_session() -> boto3.session.Session:
     core = botocore.session.get_session()
     core.register_component("data_loader", _loader)
-    return boto3.session.Session(botocore_session=core)
+    session = boto3.session.Session(botocore_session=core)
+    # Each boto3 session appends its own data directory to the loader's path: keep one.
+    with _loader_lock:
+        _loader.search_paths[:] = list(dict.fromkeys(_loader.search_paths))
+    return session
 
 
 # Per-thread record of UpdateLoginProfile attempts inside botocore's retry loop: a final

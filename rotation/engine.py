@@ -310,21 +310,11 @@ def _claimable() -> QuerySet[Rotation]:
     )
 
 
-def _claim_changes(now: datetime) -> dict:
-    return {
-        "status": Rotation.RUNNING,
-        "started_at": now,
-        "lease_expires_at": lease_deadline(now),
-        "attempts": F("attempts") + 1,
-    }
-
-
-def _prepare_claim(
-    rotation: Rotation, now: datetime, memo: dict | None = None
-) -> tuple[dict, dict]:
-    """The conditions and changes of the conditional UPDATE that claims a queued rotation read
-    earlier, and writes its new pending secret in the same statement (unless it has one): the
-    claim and the write-ahead in one write.
+def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple[dict, str | None]:
+    """The conditions of the conditional UPDATE that claims a queued rotation read earlier,
+    and the new pending secret (encrypted) that the same statement writes, or None when it
+    writes none (the rotation has one, or its method makes it only in the attempt): the claim
+    and the write-ahead in one write.
 
     Conditional on the attempt count read, so a claim made by anyone since the read wins and
     this one does nothing; and on the gateway and configuration read, so a rotation that
@@ -340,7 +330,6 @@ def _prepare_claim(
         "gateway_name": rotation.gateway_name,
         "configuration_id": rotation.configuration_id,
     }
-    changes = _claim_changes(now)
     # The gateway's authority check comes before any AWS call, the write-ahead's included.
     rotation.authority_refusal = _authority_refusal(rotation, memo)
     # A write-ahead step that changes the target runs only in the attempt, never at a claim.
@@ -354,8 +343,8 @@ def _prepare_claim(
         if secret is not None:
             rotation.set_secret("pending_password", secret)
             conditions["pending_password_enc"] = ""
-            changes["pending_password_enc"] = rotation.pending_password_enc
-    return conditions, changes
+            return conditions, rotation.pending_password_enc
+    return conditions, None
 
 
 def _secret_if_possible(rotation: Rotation) -> str | None:
@@ -365,9 +354,21 @@ def _secret_if_possible(rotation: Rotation) -> str | None:
         return None
 
 
-def _claimed(rotation: Rotation, changes: dict) -> Rotation:
-    rotation.status, rotation.started_at = Rotation.RUNNING, changes["started_at"]
-    rotation.lease_expires_at = changes["lease_expires_at"]
+def _claim_changes(now: datetime, pending_enc: str | None = None) -> dict:
+    changes = {
+        "status": Rotation.RUNNING,
+        "started_at": now,
+        "lease_expires_at": lease_deadline(now),
+        "attempts": F("attempts") + 1,
+    }
+    if pending_enc is not None:
+        changes["pending_password_enc"] = pending_enc
+    return changes
+
+
+def _claimed(rotation: Rotation, now: datetime) -> Rotation:
+    rotation.status, rotation.started_at = Rotation.RUNNING, now
+    rotation.lease_expires_at = lease_deadline(now)
     rotation.attempts += 1
     return rotation
 
@@ -378,10 +379,11 @@ def rotation_claim_with_pending(*, rotation_id: int) -> Rotation | None:
     rotation = _claimable().filter(pk=rotation_id).first()
     if rotation is None:
         return None
-    conditions, changes = _prepare_claim(rotation, timezone.now())
-    if not Rotation.objects.filter(**conditions).update(**changes):
+    conditions, pending_enc = _prepare_claim(rotation)
+    now = timezone.now()
+    if not Rotation.objects.filter(**conditions).update(**_claim_changes(now, pending_enc)):
         return None
-    return _claimed(rotation, changes)
+    return _claimed(rotation, now)
 
 
 def rotations_claim_batch(*, gateway_name: str, limit: int) -> list[Rotation] | None:
@@ -394,13 +396,15 @@ def rotations_claim_batch(*, gateway_name: str, limit: int) -> list[Rotation] | 
     # One authority check per gateway, configuration and folder for the whole batch, read
     # at this claim: the batch's rotations share a few of each.
     memo: dict = {}
+    claims = [_prepare_claim(rotation, memo) for rotation in rows]
+    # The leases start when the claim is written, not before the batch was prepared (which
+    # may have asked AWS for a password policy).
     now = timezone.now()
-    prepared = [(rotation, *_prepare_claim(rotation, now, memo)) for rotation in rows]
-    won = _claim_all([(conditions, changes) for _, conditions, changes in prepared], now)
-    return [_claimed(rotation, changes) for rotation, _, changes in prepared if rotation.pk in won]
+    won = _claim_all(claims, now)
+    return [_claimed(rotation, now) for rotation in rows if rotation.pk in won]
 
 
-def _claim_all(claims: list[tuple[dict, dict]], now: datetime) -> set[int]:
+def _claim_all(claims: list[tuple[dict, str | None]], now: datetime) -> set[int]:
     """Every claim of a batch in one UPDATE: each row under its own conditions, each new
     pending secret by its row; the ids it changed come back with RETURNING. One statement
     instead of one per rotation: building and compiling an UPDATE cost the gateway more CPU
@@ -412,10 +416,10 @@ def _claim_all(claims: list[tuple[dict, dict]], now: datetime) -> set[int]:
     shared = dict(set.intersection(*(set(conditions.items()) for conditions, _ in claims)))
     mine = Q()
     pending = []
-    for conditions, changes in claims:
+    for conditions, pending_enc in claims:
         mine |= Q(**{k: v for k, v in conditions.items() if k not in shared})
-        if "pending_password_enc" in changes:
-            pending.append(When(pk=conditions["pk"], then=Value(changes["pending_password_enc"])))
+        if pending_enc is not None:
+            pending.append(When(pk=conditions["pk"], then=Value(pending_enc)))
     changes = _claim_changes(now)
     if pending:
         changes["pending_password_enc"] = Case(

@@ -14,6 +14,7 @@ times the limit); point CACHES at a shared cache (Redis, Memcached) for one coun
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from vault.prepared import PreparedQuery
 # write: "last used" to the minute, not a database write on every request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 UNKNOWN_KEY_MESSAGE = "The security token included in the request is invalid."
+KEY_ID_SHAPE = re.compile(r"[A-Za-z0-9]{1,128}")
 
 
 class Refused(ApiError):
@@ -134,7 +136,10 @@ def authenticate(
         auth = sigv4.parse_authorization(request.headers.get("authorization"))
     except sigv4.SignatureError as exc:
         raise Refused(exc.code, exc.message, exc.status, reason="malformed signature") from None
-    found = _CREDENTIAL_BY_KEY.run(access_key_id=auth.access_key_id)
+    # A key id no credential can have (ours are letters and digits) is not looked up: the
+    # database would refuse some of them (a NUL) rather than find nothing.
+    shaped = KEY_ID_SHAPE.fullmatch(auth.access_key_id)
+    found = _CREDENTIAL_BY_KEY.run(access_key_id=auth.access_key_id) if shaped else []
     if not found:
         raise Refused(
             UNRECOGNIZED_CLIENT,

@@ -8,7 +8,7 @@ class VaultConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
-        from vault import security  # signal receivers and system checks
+        from vault import checks, security  # noqa: F401  (signal receivers and system checks)
         from vault.timezones import load_time_zone_on_sign_in
 
         security.connect()

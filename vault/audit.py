@@ -41,12 +41,8 @@ def audit_event(
         actor_kind = "system"
     if folder is None and obj is not None:
         folder = obj if isinstance(obj, SharedFolder) else None
-    if folder is not None:
-        folder_id = folder.pk
-    elif obj is not None and hasattr(obj, "folder_id"):
-        folder_id = obj.folder_id  # the object's folder is not read just for its id
-    else:
-        folder_id = getattr(getattr(obj, "folder", None), "pk", None)
+    # The object's folder is not read just for its id.
+    folder_id = folder.pk if folder is not None else getattr(obj, "folder_id", None)
     return AuditEvent(
         actor=actor,
         actor_kind=actor_kind,

@@ -12,10 +12,12 @@ builds the instances the way Django's ModelIterable does (`Model.from_db`, annot
 attributes, converters applied), from the same compiler attributes (Django 5.2).
 
 It refuses, when it compiles, what it could not run faithfully: `select_related` (only the
-model's own instance is built; annotate the few related columns needed instead), and a placeholder that does not
-reach the parameters as itself (a LIKE pattern, an IN list, a value the field converts). Every
-other value in the builder is fixed at compile time, so a builder must not read the clock or
-anything else that changes: only its arguments vary.
+model's own instance is built; annotate the few related columns needed instead),
+`prefetch_related`, a related manager's queryset, `values()` and `select_for_update()`, a
+query with no SQL (an empty IN list), a placeholder that does not reach the parameters as
+itself (a LIKE pattern, a value the field converts) or not at all, and any other parameter
+that changes from one build to the next (the clock). It builds twice, with different stand-in
+values, to tell the placeholders' parameters from the fixed ones.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
+from django.db.models.query import ModelIterable
 
-# Placeholder values: unlike anything a caller passes, and of the type the field expects.
-_TEXT = "\x1fprepared:{}\x1f"
-_NUMBER_BASE = -7_310_000_000_000
+# Stand-in values the builder is called with, twice, each time a different set: a parameter
+# that differs between the two builds is a placeholder's slot (it must equal that placeholder's
+# stand-in both times); one that is the same is fixed. Numbers fit every integer column
+# (a small positive one too: Django refuses a lookup value outside the column's range).
+_TEXT = "\x1fprepared:{}:{}\x1f"
+_NUMBER_BASE = 30_000
+_LARGEST = 2**63 - 1  # a value beyond any column: nothing can match it
 
 
 class PreparedQuery:
@@ -44,31 +52,52 @@ class PreparedQuery:
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def _placeholder_values(self) -> dict[str, object]:
+    def _stand_ins(self, build: int) -> dict[str, object]:
         return {
-            name: _TEXT.format(name) if kind is str else _NUMBER_BASE - n
+            name: _TEXT.format(name, build) if kind is str else _NUMBER_BASE + 2 * n + build
             for n, (name, kind) in enumerate(self._placeholders.items())
         }
 
-    def _compile(self, using: str) -> _Compiled:
-        stand_ins = self._placeholder_values()
+    def _queryset(self, stand_ins: dict, using: str) -> QuerySet:
         queryset = self._build(**stand_ins).using(using)
-        if queryset.query.select_related:
+        query = queryset.query
+        if query.select_related:
             raise ValueError("a prepared query cannot select_related: annotate the columns")
-        compiler = queryset.query.get_compiler(using=using)
-        sql, params = compiler.as_sql()
-        by_value = {value: name for name, value in stand_ins.items()}
+        if queryset._prefetch_related_lookups or queryset._known_related_objects:
+            raise ValueError(
+                "a prepared query builds plain instances: no prefetch, no related manager"
+            )
+        if queryset._iterable_class is not ModelIterable or query.select_for_update:
+            raise ValueError("a prepared query reads model instances, without locking them")
+        return queryset
+
+    def _sql(self, stand_ins: dict, using: str) -> tuple:
+        compiler = self._queryset(stand_ins, using).query.get_compiler(using=using)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            raise ValueError("a prepared query must have SQL (not an empty IN list)") from None
+        return compiler, sql, list(params)
+
+    def _compile(self, using: str) -> _Compiled:
+        first, second = self._stand_ins(1), self._stand_ins(2)
+        compiler, sql, params = self._sql(first, using)
+        _, sql_again, params_again = self._sql(second, using)
+        if sql != sql_again or len(params) != len(params_again):
+            raise ValueError("the builder's SQL changes with its values: it cannot be prepared")
+        names = {(first[name], second[name]): name for name in first}
         slots: list = []
-        for param in params:
-            if isinstance(param, (str, int)) and param in by_value:
-                slots.append(_Slot(by_value[param]))
-                continue
-            if isinstance(param, str) and any(
-                isinstance(v, str) and v in param for v in stand_ins.values()
-            ):
-                raise ValueError(f"a placeholder reaches the SQL changed ({param!r})")
-            slots.append(param)
-        missing = set(stand_ins) - {s.name for s in slots if isinstance(s, _Slot)}
+        for param, param_again in zip(params, params_again, strict=True):
+            if param == param_again:
+                slots.append(param)
+            elif (param, param_again) in names:
+                slots.append(_Slot(names[param, param_again]))
+            else:
+                raise ValueError(
+                    f"a parameter changed between builds without being a placeholder ({param!r}): "
+                    "a placeholder the SQL changed (a LIKE pattern), or a value such as the clock"
+                )
+        missing = set(first) - {s.name for s in slots if isinstance(s, _Slot)}
         if missing:
             raise ValueError(f"placeholders not in the SQL: {', '.join(sorted(missing))}")
         # What ModelIterable reads off the compiler to turn rows into instances.
@@ -91,6 +120,8 @@ class PreparedQuery:
         for name, kind in self._placeholders.items():
             if type(values[name]) is not kind:
                 raise TypeError(f"{name} must be {kind.__name__}")
+        if any(type(v) is int and abs(v) > _LARGEST for v in values.values()):
+            return []  # as the ORM: no row holds a number beyond every column's range
         compiled = self._compiled.get(using)
         if compiled is None:
             with self._lock:

@@ -134,9 +134,8 @@ def test_a_second_claim_of_the_same_rows_wins_none_of_them(world):
     first = engine.rotations_claim_batch(gateway_name="default", limit=10)
     assert len(first) == 3
     # A worker that read the rows before the first claim: its conditions no longer hold.
-    now = timezone.now()
-    late = [engine._prepare_claim(rotation, now) for rotation in read]
-    assert engine._claim_all(late, now) == set()
+    late = [engine._prepare_claim(rotation) for rotation in read]
+    assert engine._claim_all(late, timezone.now()) == set()
     for rotation in first:
         stored = Rotation.objects.get(pk=rotation.pk)
         assert stored.get_secret("pending_password") == rotation.get_secret("pending_password")

@@ -111,8 +111,7 @@ def test_a_worker_that_read_the_rotation_before_it_moved_cannot_claim_it(
     with mock.patch.object(engine, "_secret_if_possible", return_value=None):
         stale = engine._claimable().get(pk=queued.pk)
         _save(login(personas.editor), record, working)
-        now = timezone.now()
-        assert engine._claim_all([engine._prepare_claim(stale, now)], now) == set()
+        assert engine._claim_all([engine._prepare_claim(stale)], timezone.now()) == set()
     assert _fresh(queued).status == Rotation.QUEUED
 
 

@@ -6,6 +6,7 @@ Django's test client, as received over HTTP (see tests/secretsapi/test_queries.p
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from unittest import mock
 
 import pytest
@@ -337,3 +338,14 @@ def test_records_shared_to_an_application_are_its_folders_records(setup):
     foreign = make_record(personas.other_folder, "Foreign", "Foreign-Passw0rd!")
     shared = set(access.records_shared_to_application(personas.application.pk))
     assert record in shared and foreign not in shared
+
+
+@pytest.mark.parametrize("key_id", ["PVAK\x00AAAAAAAAAAAAAAA", "PVAK-AAAA", "x" * 129])
+def test_an_access_key_id_no_credential_can_have_is_an_unknown_key(client, setup, key_id):
+    personas, credential, secret, record = setup
+    forged = SimpleNamespace(access_key_id=key_id)
+    response = post(client, forged, secret, "GetSecretValue", b'{"SecretId": "x"}')
+    status, code, message = answer(response)
+    assert (status, code) == (400, "UnrecognizedClientException")
+    [refusal] = refusals()
+    assert refusal.details["reason"] == "unknown access key id"

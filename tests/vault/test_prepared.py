@@ -7,7 +7,9 @@ import pytest
 from django.db import connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from rotation.models import Rotation
 from tests.conftest import make_pam_user
 from vault import access
 from vault.models import ApplicationFolder, PamUser, SharedFolder
@@ -62,7 +64,7 @@ def test_annotations_become_attributes(personas):
     assert prepared.run(pk=personas.folder.pk)[0].folder_name == "Team"
 
 
-def test_the_builder_runs_once_and_each_run_is_one_query(personas, records):
+def test_the_builder_runs_only_to_compile_and_each_run_is_one_query(personas, records):
     built = []
 
     def build(application_id, uid):
@@ -74,7 +76,8 @@ def test_the_builder_runs_once_and_each_run_is_one_query(personas, records):
         with CaptureQueriesContext(connection) as captured:
             prepared.run(application_id=personas.application.pk, uid=record.uid)
         assert len(captured.captured_queries) == 1
-    assert len(built) == 1
+    # Twice, with two sets of stand-ins (which parameters are placeholders), then never.
+    assert len(built) == 2
 
 
 def test_select_related_is_refused():
@@ -89,7 +92,7 @@ def test_a_placeholder_the_sql_changes_is_refused():
     prepared = PreparedQuery(
         lambda title: PamUser.objects.filter(title__icontains=title), title=str
     )
-    with pytest.raises(ValueError, match="changed"):
+    with pytest.raises(ValueError, match="a placeholder the SQL changed"):
         prepared.run(title="x")
 
 
@@ -110,3 +113,38 @@ def test_values_of_another_type_or_name_are_refused():
 def test_only_text_and_numbers_can_be_placeholders():
     with pytest.raises(TypeError, match="only str and int"):
         PreparedQuery(lambda when: PamUser.objects.filter(created_at=when), when=float)
+
+
+def test_a_placeholder_on_a_small_integer_column_works(personas, records):
+    prepared = PreparedQuery(
+        lambda attempts: Rotation.objects.filter(attempts=attempts).order_by(), attempts=int
+    )
+    assert prepared.run(attempts=0) == list(Rotation.objects.filter(attempts=0).order_by())
+
+
+def test_a_number_beyond_every_column_finds_nothing_as_the_orm_does(personas, records):
+    prepared = PreparedQuery(lambda pk: PamUser.objects.filter(pk=pk), pk=int)
+    assert prepared.run(pk=2**70) == [] == list(PamUser.objects.filter(pk=2**70))
+
+
+def test_a_value_that_changes_between_builds_is_refused():
+    prepared = PreparedQuery(
+        lambda uid: PamUser.objects.filter(uid=uid, created_at__lte=timezone.now()), uid=str
+    )
+    with pytest.raises(ValueError, match="changed between builds"):
+        prepared.run(uid="x")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda uid: PamUser.objects.filter(uid=uid).prefetch_related("versions"),
+        lambda uid: PamUser.objects.filter(uid=uid).values("pk"),
+        lambda uid: PamUser.objects.filter(uid=uid).select_for_update(),
+        lambda uid: PamUser.objects.filter(uid=uid, pk__in=[]),
+    ],
+    ids=["prefetch", "values", "for update", "no SQL"],
+)
+def test_querysets_it_could_not_run_as_the_orm_does_are_refused(build):
+    with pytest.raises(ValueError, match="prepared query"):
+        PreparedQuery(build, uid=str).run(uid="x")
