@@ -116,6 +116,24 @@ def send(request: AWSRequest):
     return URLLib3Session().send(request.prepare())
 
 
+def send_to_test_client(client, request: AWSRequest):
+    """`request` (signed for http://testserver) through Django's test client, as the server
+    receives it over HTTP: every header the client signed, and its body."""
+    headers = {
+        f"HTTP_{name.upper().replace('-', '_')}": value
+        for name, value in request.headers.items()
+        if name.lower() != "content-type"
+    }
+    return client.generic(
+        "POST",
+        PATH,
+        request.data,
+        content_type="application/x-amz-json-1.1",
+        HTTP_HOST="testserver",
+        **headers,
+    )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_counters():
     # Rate-limit and refusal-audit counters live in the (local-memory) cache.

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from secretsapi import sigv4
 from secretsapi.actions import ACTIONS
-from tests.secretsapi.conftest import REGION, make_credential, make_record
+from tests.secretsapi.conftest import REGION, make_credential, make_record, send_to_test_client
 from vault import access
 from vault.models import AuditEvent
 
@@ -52,19 +52,7 @@ def post(client, credential, secret, target: str, body: bytes, *, region=REGION,
     PartialAuth(
         Credentials(credential.access_key_id, secret), "secretsmanager", region, leave_out
     ).add_auth(request)
-    headers = {
-        f"HTTP_{name.upper().replace('-', '_')}": value
-        for name, value in request.headers.items()
-        if name.lower() != "content-type"
-    }
-    return client.generic(
-        "POST",
-        "/aws/secretsmanager/",
-        body,
-        content_type="application/x-amz-json-1.1",
-        HTTP_HOST="testserver",
-        **headers,
-    )
+    return send_to_test_client(client, request)
 
 
 def answer(response) -> tuple[int, str, str]:

@@ -10,7 +10,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from secretsapi.models import ClientCredential
-from tests.secretsapi.conftest import change_password, make_credential, make_record, signed_request
+from tests.secretsapi.conftest import (
+    change_password,
+    make_credential,
+    make_record,
+    send_to_test_client,
+    signed_request,
+)
 from vault.models import AuditEvent
 
 
@@ -32,19 +38,7 @@ def call(client, credential, secret, target: str, params: dict):
         body,
         target=f"secretsmanager.{target}",
     )
-    headers = {
-        f"HTTP_{name.upper().replace('-', '_')}": value
-        for name, value in request.headers.items()
-        if name.lower() != "content-type"
-    }
-    return client.generic(
-        "POST",
-        "/aws/secretsmanager/",
-        body,
-        content_type="application/x-amz-json-1.1",
-        HTTP_HOST="testserver",
-        **headers,
-    )
+    return send_to_test_client(client, request)
 
 
 def queries_for(client, credential, secret, target: str, params: dict) -> list[str]:
