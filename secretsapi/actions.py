@@ -452,7 +452,7 @@ def _value(caller: Caller, record: PamUser, versions: Versions, version: Version
 
 def _audit_details(caller: Caller, **more) -> dict:
     return {
-        "application": caller.application_name,
+        "application": caller.credential.application_name,
         "access_key_id": caller.credential.access_key_id,
         **more,
     }

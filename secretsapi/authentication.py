@@ -57,7 +57,6 @@ class Refused(ApiError):
 @dataclass(frozen=True)
 class Caller:
     credential: ClientCredential
-    application_name: str  # for the audit trail: read with the credential, in one query
     region: str  # the region of the signature's scope: the secrets' ARNs name it
     ip: str | None
 
@@ -115,7 +114,8 @@ def _touch(credential: ClientCredential, ip: str | None, now: datetime) -> None:
 
 
 # Every request looks its credential up by key id: compiled once (vault/prepared.py), with the
-# application's name, which every audit event of the request names.
+# application's name (`credential.application_name`), which every audit event of the request
+# names.
 _CREDENTIAL_BY_KEY = PreparedQuery(
     lambda access_key_id: (
         ClientCredential.objects.annotate(application_name=F("application__name"))
@@ -192,9 +192,4 @@ def authenticate(
             **known,
         )
     _touch(credential, ip, now)
-    return Caller(
-        credential=credential,
-        application_name=credential.application_name,
-        region=auth.region,
-        ip=ip,
-    )
+    return Caller(credential=credential, region=auth.region, ip=ip)

@@ -133,7 +133,7 @@ def _audit_action_refusal(request: HttpRequest, caller: Caller, exc: ApiError, p
     details = {
         "reason": "not found" if exc.message == NOT_FOUND_MESSAGE else "bad request",
         "error": exc.code,
-        "application": caller.application_name,
+        "application": caller.credential.application_name,
         "access_key_id": caller.credential.access_key_id,
     }
     if isinstance(secret_id, str):
@@ -194,7 +194,7 @@ def _audit_failure(request: HttpRequest, caller: Caller | None = None) -> None:
     so this write may fail too: that is logged, and the caller still gets AWS's 500."""
     details = {"reason": "server error", "error": INTERNAL}
     if caller is not None:
-        details["application"] = caller.application_name
+        details["application"] = caller.credential.application_name
         details["access_key_id"] = caller.credential.access_key_id
     try:
         with transaction.atomic():
