@@ -59,10 +59,10 @@ def db_snapshot() -> dict[str, list[tuple]]:
     stores it. Read with plain SQL: the ORM's query building cost the matrix a third of its
     time, and the same raw values before and after compare just as well."""
     snapshot = {}
+    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         for label in SNAPSHOT_MODELS:
             model = apps.get_model(label)
-            quote = connection.ops.quote_name
             columns = ", ".join(quote(f.column) for f in model._meta.concrete_fields)
             table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
             cursor.execute(f"SELECT {columns} FROM {table} ORDER BY {pk}")
