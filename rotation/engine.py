@@ -45,7 +45,6 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db import connection as db_connection
 from django.db.models import (
     Case,
-    CharField,
     DateTimeField,
     Exists,
     F,
@@ -68,7 +67,7 @@ from rotation.schedules import next_run_or_none
 from vault import access
 from vault.audit import audit_event, audit_events_bulk, audit_record
 from vault.models import AuditEvent, Gateway, PamConfiguration, PamUser
-from vault.returning import update_returning_pks
+from vault.rowvalues import Sql, update_from_rows
 from vault.services import (
     pam_user_set_password,
     pam_users_set_access_keys,
@@ -310,8 +309,9 @@ def _claimable() -> QuerySet[Rotation]:
     )
 
 
-def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple[dict, str | None]:
-    """The conditions of the conditional UPDATE that claims a queued rotation read earlier,
+def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple:
+    """The row of the conditional UPDATE that claims a queued rotation read earlier
+    (_CLAIM_FIELDS): its id, the attempt count, gateway and configuration it was read with,
     and the new pending secret (encrypted) that the same statement writes, or None when it
     writes none (the rotation has one, or its method makes it only in the attempt): the claim
     and the write-ahead in one write.
@@ -323,17 +323,11 @@ def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple[dict, 
     unreachable, impossible complexity), the claim goes ahead without it and the run's
     write-ahead step reports the problem.
     """
-    conditions = {
-        "pk": rotation.pk,
-        "status": Rotation.QUEUED,
-        "attempts": rotation.attempts,
-        "gateway_name": rotation.gateway_name,
-        "configuration_id": rotation.configuration_id,
-    }
     # The gateway's authority check comes before any AWS call, the write-ahead's included.
     rotation.authority_refusal = _authority_refusal(rotation, memo)
     # A write-ahead step that changes the target runs only in the attempt, never at a claim.
     writes_ahead_here = not _method_of(rotation).write_ahead.changes_target
+    pending_enc = None
     if (
         writes_ahead_here
         and not rotation.has_secret("pending_password")
@@ -342,9 +336,14 @@ def _prepare_claim(rotation: Rotation, memo: dict | None = None) -> tuple[dict, 
         secret = _secret_if_possible(rotation)
         if secret is not None:
             rotation.set_secret("pending_password", secret)
-            conditions["pending_password_enc"] = ""
-            return conditions, rotation.pending_password_enc
-    return conditions, None
+            pending_enc = rotation.pending_password_enc
+    return (
+        rotation.pk,
+        rotation.attempts,
+        rotation.gateway_name,
+        rotation.configuration_id,
+        pending_enc,
+    )
 
 
 def _secret_if_possible(rotation: Rotation) -> str | None:
@@ -352,18 +351,6 @@ def _secret_if_possible(rotation: Rotation) -> str | None:
         return _method_of(rotation).write_ahead.make(rotation)
     except StepFailed:
         return None
-
-
-def _claim_changes(now: datetime, pending_enc: str | None = None) -> dict:
-    changes = {
-        "status": Rotation.RUNNING,
-        "started_at": now,
-        "lease_expires_at": lease_deadline(now),
-        "attempts": F("attempts") + 1,
-    }
-    if pending_enc is not None:
-        changes["pending_password_enc"] = pending_enc
-    return changes
 
 
 def _claimed(rotation: Rotation, now: datetime) -> Rotation:
@@ -379,9 +366,9 @@ def rotation_claim_with_pending(*, rotation_id: int) -> Rotation | None:
     rotation = _claimable().filter(pk=rotation_id).first()
     if rotation is None:
         return None
-    conditions, pending_enc = _prepare_claim(rotation)
+    claim = _prepare_claim(rotation)
     now = timezone.now()
-    if not Rotation.objects.filter(**conditions).update(**_claim_changes(now, pending_enc)):
+    if not _claim_all([claim], now):
         return None
     return _claimed(rotation, now)
 
@@ -404,28 +391,43 @@ def rotations_claim_batch(*, gateway_name: str, limit: int) -> list[Rotation] | 
     return [_claimed(rotation, now) for rotation in rows if rotation.pk in won]
 
 
-def _claim_all(claims: list[tuple[dict, str | None]], now: datetime) -> set[int]:
+# The columns of a claim's row (_prepare_claim), as Rotation's fields.
+_CLAIM_FIELDS = ("id", "attempts", "gateway_name", "configuration", "pending_password_enc")
+# Each row is claimed only as it was read: still queued, with the same attempt count, gateway
+# and configuration (ids are positive: 0 stands for none), and a new pending secret is written
+# only where none is committed.
+_CLAIM_WHERE = Sql(
+    '{t}."status" = %s AND {t}."attempts" = v."attempts" '
+    'AND {t}."gateway_name" = v."gateway_name" '
+    'AND COALESCE({t}."configuration_id", 0) = COALESCE(v."configuration_id", 0) '
+    'AND (v."pending_password_enc" IS NULL OR {t}."pending_password_enc" = %s)',
+    (("status", Rotation.QUEUED), ("pending_password_enc", "")),
+)
+
+
+def _claim_all(claims: list[tuple], now: datetime) -> set[int]:
     """Every claim of a batch in one UPDATE: each row under its own conditions, each new
-    pending secret by its row; the ids it changed come back with RETURNING. One statement
-    instead of one per rotation: building and compiling an UPDATE cost the gateway more CPU
-    than running it (issue 10's profile)."""
-    if not claims:
-        return set()
-    # Conditions every row shares (the status; a drain's gateway) are stated once: Django's
-    # cost grows with the number of lookups.
-    shared = dict(set.intersection(*(set(conditions.items()) for conditions, _ in claims)))
-    mine = Q()
-    pending = []
-    for conditions, pending_enc in claims:
-        mine |= Q(**{k: v for k, v in conditions.items() if k not in shared})
-        if pending_enc is not None:
-            pending.append(When(pk=conditions["pk"], then=Value(pending_enc)))
-    changes = _claim_changes(now)
-    if pending:
-        changes["pending_password_enc"] = Case(
-            *pending, default=F("pending_password_enc"), output_field=TextField()
-        )
-    return set(update_returning_pks(Rotation.objects.filter(mine, **shared), changes))
+    pending secret by its row; the ids it changed come back with RETURNING (a follow-up
+    SELECT could mistake another worker's claim for its own). The rows travel as data
+    (vault/rowvalues.py): building one condition per row cost the gateway more CPU than
+    running the statement (issue 10's profile)."""
+    won = update_from_rows(
+        Rotation,
+        fields=_CLAIM_FIELDS,
+        rows=claims,
+        set_values={
+            "status": Rotation.RUNNING,
+            "started_at": now,
+            "lease_expires_at": lease_deadline(now),
+        },
+        set_sql={
+            "attempts": '{t}."attempts" + 1',
+            "pending_password_enc": 'COALESCE(v."pending_password_enc", {t}."pending_password_enc")',
+        },
+        where=_CLAIM_WHERE,
+        returning=True,
+    )
+    return set(won)
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -720,27 +722,36 @@ def _hold_settings_first(pam_user_ids: list[int]) -> None:
         list(held.order_by("pk").values_list("pk", flat=True))
 
 
+def _kept_while_unanswered(column: str, now: datetime) -> Sql:
+    """The column's value while an unanswered request of the rotation may still arrive, else
+    empty."""
+    return Sql(
+        f'CASE WHEN {{t}}."unanswered_until" > %s THEN {{t}}."{column}" ELSE \'\' END',
+        (("unanswered_until", now),),
+    )
+
+
 def _succeed_all(done: list[tuple[Rotation, str]], now: datetime) -> None:
-    owned = Q()
-    for rotation, _ in done:
-        owned |= Q(pk=rotation.pk, attempts=rotation.attempts)
-    mine = Rotation.objects.filter(owned, status=Rotation.RUNNING).update(
-        status=Rotation.SUCCEEDED,
-        finished_at=now,
-        # Kept while an unanswered request of it may still arrive: a candidate until then.
-        pending_password_enc=Case(
-            When(unanswered_until__gt=now, then=F("pending_password_enc")),
-            default=Value(""),
-            output_field=TextField(),
-        ),
-        pending_may_be_live=False,
-        error="",
-        # A step that changed the target stays recorded while an unanswered request of it may
-        # still arrive: what such a request makes is cleaned up after (rotation/retirement.py).
-        step=Case(
-            When(unanswered_until__gt=now, then=F("step")),
-            default=Value(""),
-            output_field=CharField(),
+    # Kept while an unanswered request of it may still arrive: the pending secret stays a
+    # candidate until then, and a step that changed the target stays recorded, so that what
+    # such a request makes is cleaned up after (rotation/retirement.py).
+    mine = update_from_rows(
+        Rotation,
+        fields=["id", "attempts"],
+        rows=[(rotation.pk, rotation.attempts) for rotation, _ in done],
+        set_values={
+            "status": Rotation.SUCCEEDED,
+            "finished_at": now,
+            "pending_may_be_live": False,
+            "error": "",
+        },
+        set_sql={
+            column: _kept_while_unanswered(column, now)
+            for column in ("pending_password_enc", "step")
+        },
+        where=Sql(
+            '{t}."attempts" = v."attempts" AND {t}."status" = %s',
+            (("status", Rotation.RUNNING),),
         ),
     )
     if mine != len(done):
@@ -775,14 +786,19 @@ def _promote_passwords(done: list[tuple[Rotation, str]], now: datetime) -> None:
     # the record's uid, which never changes. The other secret's column is not written back
     # from the copy read at the claim: a person may have changed it since.
     for group, fields in (
-        (passwords, ["password_enc", "updated_at"]),
-        (keys, ["access_key_id", "access_secret_key_enc", "updated_at"]),
+        (passwords, ["password_enc"]),
+        (keys, ["access_key_id", "access_secret_key_enc"]),
     ):
         records = [r.pam_user for r, _ in group]
         for record in records:
             record.updated_at = now
-        if records:
-            PamUser.objects.bulk_update(records, fields)
+        update_from_rows(
+            PamUser,
+            fields=["id", *fields],
+            rows=[(record.pk, *(getattr(record, name) for name in fields)) for record in records],
+            set_values={"updated_at": now},
+            set_sql={name: f'v."{name}"' for name in fields},
+        )
     # Older possibly-live passwords are no longer live: AWS now holds the new one, and none of
     # their requests can still arrive (the claim waited for that). None can appear while a
     # rotation is active, so the claim's answer holds. (A failed access-key rotation's pending
@@ -820,17 +836,18 @@ def _settings_after_success(
     schedule, and that one stands.
     """
     settings_rows = [rotation.pam_user.rotation_settings for rotation in rotations]
-    RotationSettings.objects.filter(pk__in=[rs.pk for rs in settings_rows]).update(
-        last_rotated_at=now,
-        last_status=Rotation.SUCCEEDED,
-        next_run_at=Case(
-            *[
-                When(pk=rs.pk, updated_at=rs.updated_at, then=Value(next_run_at))
-                for rs, next_run_at in zip(settings_rows, next_runs, strict=True)
-            ],
-            default=F("next_run_at"),
-            output_field=DateTimeField(),
-        ),
+    update_from_rows(
+        RotationSettings,
+        fields=["id", "updated_at", "next_run_at"],
+        rows=[
+            (rs.pk, rs.updated_at, next_run_at)
+            for rs, next_run_at in zip(settings_rows, next_runs, strict=True)
+        ],
+        set_values={"last_rotated_at": now, "last_status": Rotation.SUCCEEDED},
+        set_sql={
+            "next_run_at": 'CASE WHEN {t}."updated_at" = v."updated_at" '
+            'THEN v."next_run_at" ELSE {t}."next_run_at" END'
+        },
     )
 
 
