@@ -28,6 +28,12 @@ class RotationConfig(AppConfig):
 
         if candidates.candidates_reveal_all not in services.RECORD_CANDIDATE_REVEALERS:
             services.RECORD_CANDIDATE_REVEALERS.append(candidates.candidates_reveal_all)
+        from django.conf import settings
+
+        if settings.GATEWAY_PROCESS:
+            from rotation import aws
+
+            aws.preload()  # before the cluster forks its workers
 
 
 def _drop_sqlite_count_triggers(sender, using="default", plan=None, **kwargs) -> None:

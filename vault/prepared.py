@@ -11,13 +11,18 @@ annotations, and the database's converters. A run executes the SQL with the real
 builds the instances the way Django's ModelIterable does (`Model.from_db`, annotations set as
 attributes, converters applied), from the same compiler attributes (Django 5.2).
 
-It refuses, when it compiles, what it could not run faithfully: `select_related` (only the
-model's own instance is built; annotate the few related columns needed instead),
-`prefetch_related`, a related manager's queryset, `values()` and `select_for_update()`, a
-query with no SQL (an empty IN list), a placeholder that does not reach the parameters as
-itself (a LIKE pattern, a value the field converts) or not at all, and any other parameter
-that changes from one build to the next (the clock). It builds twice, with different stand-in
-values, to tell the placeholders' parameters from the fixed ones.
+`select_related` instances are built as ModelIterable builds them too, with Django's related
+populators (a gateway's claim reads each rotation with its record, settings, configuration and
+gateway: compiling that read was a tenth of a worker's CPU). A datetime placeholder reaches
+the parameters as the database takes a datetime (`adapt_datetimefield_value`), so a
+comparison with the clock is prepared with the time as a placeholder.
+
+It refuses, when it compiles, what it could not run faithfully: `prefetch_related`, a related
+manager's queryset, `values()` and `select_for_update()`, a query with no SQL (an empty IN
+list), a placeholder that does not reach the parameters as itself (a LIKE pattern, a value the
+field converts) or not at all, and any other parameter that changes from one build to the next
+(the clock read inside the builder). It builds twice, with different stand-in values, to tell
+the placeholders' parameters from the fixed ones.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import ModelIterable
+from django.db.models.query import ModelIterable, get_related_populators
 
 # Stand-in values the builder is called with, twice, each time a different set: a parameter
 # that differs between the two builds is a placeholder's slot (it must equal that placeholder's
@@ -38,6 +44,8 @@ from django.db.models.query import ModelIterable
 _TEXT = "\x1fprepared:{}:{}\x1f"
 _NUMBER_BASE = 30_000
 _LARGEST = 2**63 - 1  # a value beyond any column: nothing can match it
+_TIME_BASE = datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)
+_KINDS = (str, int, datetime)
 
 
 class PreparedQuery:
@@ -45,24 +53,30 @@ class PreparedQuery:
 
     def __init__(self, build: Callable[..., QuerySet], **placeholders: type) -> None:
         for name, kind in placeholders.items():
-            if kind not in (str, int):
-                raise TypeError(f"placeholder {name}: only str and int values can be prepared")
+            if kind not in _KINDS:
+                raise TypeError(
+                    f"placeholder {name}: only str, int and datetime values can be prepared"
+                )
         self._build = build
         self._placeholders = placeholders
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
     def _stand_ins(self, build: int) -> dict[str, object]:
-        return {
-            name: _TEXT.format(name, build) if kind is str else _NUMBER_BASE + 2 * n + build
-            for n, (name, kind) in enumerate(self._placeholders.items())
-        }
+        stand_ins: dict[str, object] = {}
+        for n, (name, kind) in enumerate(self._placeholders.items()):
+            number = _NUMBER_BASE + 2 * n + build
+            if kind is str:
+                stand_ins[name] = _TEXT.format(name, build)
+            elif kind is datetime:
+                stand_ins[name] = _TIME_BASE + timedelta(microseconds=number)
+            else:
+                stand_ins[name] = number
+        return stand_ins
 
     def _queryset(self, stand_ins: dict, using: str) -> QuerySet:
         queryset = self._build(**stand_ins).using(using)
         query = queryset.query
-        if query.select_related:
-            raise ValueError("a prepared query cannot select_related: annotate the columns")
         if queryset._prefetch_related_lookups or queryset._known_related_objects:
             raise ValueError(
                 "a prepared query builds plain instances: no prefetch, no related manager"
@@ -85,7 +99,11 @@ class PreparedQuery:
         _, sql_again, params_again = self._sql(second, using)
         if sql != sql_again or len(params) != len(params_again):
             raise ValueError("the builder's SQL changes with its values: it cannot be prepared")
-        names = {(first[name], second[name]): name for name in first}
+        connection = connections[using]
+        names = {
+            (_param(first[name], connection), _param(second[name], connection)): name
+            for name in first
+        }
         slots: list = []
         for param, param_again in zip(params, params_again, strict=True):
             if param == param_again:
@@ -111,6 +129,7 @@ class PreparedQuery:
             names=[select[i][0].target.attname for i in positions],
             annotations=dict(compiler.annotation_col_map),
             converters=compiler.get_converters([column[0] for column in select]),
+            related=get_related_populators(compiler.klass_info, select, using),
         )
 
     def run(self, using: str = DEFAULT_DB_ALIAS, **values: object) -> list:
@@ -120,6 +139,8 @@ class PreparedQuery:
         for name, kind in self._placeholders.items():
             if type(values[name]) is not kind:
                 raise TypeError(f"{name} must be {kind.__name__}")
+            if kind is datetime and values[name].tzinfo is None:
+                raise TypeError(f"{name} must be an aware datetime")
         if any(type(v) is int and abs(v) > _LARGEST for v in values.values()):
             return []  # as the ORM: no row holds a number beyond every column's range
         compiled = self._compiled.get(using)
@@ -127,8 +148,11 @@ class PreparedQuery:
             with self._lock:
                 compiled = self._compiled.get(using) or self._compile(using)
                 self._compiled[using] = compiled
-        params = [values[s.name] if isinstance(s, _Slot) else s for s in compiled.slots]
         connection = connections[using]
+        params = [
+            _param(values[s.name], connection) if isinstance(s, _Slot) else s
+            for s in compiled.slots
+        ]
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
@@ -144,6 +168,7 @@ class _Compiled:
     names: list[str]
     annotations: dict[str, int]
     converters: dict
+    related: list  # Django's RelatedPopulator for each select_related model
 
     def instance(self, row: tuple, connection, using: str) -> Model:
         if self.converters:
@@ -155,9 +180,18 @@ class _Compiled:
                 row[position] = value
         start, end = self.fields
         obj = self.model.from_db(using, self.names, row[start:end])
+        for populator in self.related:
+            populator.populate(row, obj)
         for name, position in self.annotations.items():
             setattr(obj, name, row[position])
         return obj
+
+
+def _param(value: object, connection) -> object:
+    """A placeholder's value as the query's parameters hold it."""
+    if isinstance(value, datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
 
 
 class _Slot:

@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 
 import boto3
+import botocore.httpsession
+import botocore.loaders
 import pytest
 
 from rotation import aws
@@ -241,6 +243,21 @@ def test_client_is_rebuilt_after_the_configuration_changes(config):
 
     assert after is not before
     assert after.meta.region_name == "eu-west-1"
+
+
+def test_preload_reads_the_gateways_service_descriptions_without_a_request(monkeypatch):
+    loader = botocore.loaders.create_loader()
+    monkeypatch.setattr(aws, "_loader", loader)
+    aws.clear_caches()  # the next session takes the fresh loader
+
+    def no_request(*args, **kwargs):
+        raise AssertionError("preload sent a request")
+
+    monkeypatch.setattr(botocore.httpsession.URLLib3Session, "send", no_request)
+    aws.preload()
+
+    loaded = {key[1] for key in loader._cache if key[0] == "load_service_model"}
+    assert {"iam", "sts"} <= loaded
 
 
 def test_caller_account_is_cached(proxied_config, proxy):

@@ -3,6 +3,8 @@ querysets it could not run faithfully."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from django.db import connection
 from django.db.models import F
@@ -80,12 +82,35 @@ def test_the_builder_runs_only_to_compile_and_each_run_is_one_query(personas, re
     assert len(built) == 2
 
 
-def test_select_related_is_refused():
+def test_select_related_instances_are_built_as_the_orm_builds_them(personas, records):
+    def build(uid):
+        return PamUser.objects.select_related("folder").filter(uid=uid)
+
+    prepared = PreparedQuery(build, uid=str)
+    found = prepared.run(uid=records[0].uid)[0]
+    with CaptureQueriesContext(connection) as captured:
+        assert found.folder == personas.folder and found.folder.name == "Team"
+    assert captured.captured_queries == []  # the folder came with the record
+    assert found == list(build(records[0].uid))[0]
+
+
+def test_a_datetime_placeholder_compares_as_the_orm_does(personas, records):
+    def build(since):
+        return PamUser.objects.filter(created_at__gte=since).order_by("pk")
+
+    prepared = PreparedQuery(build, since=datetime)
+    shared, unshared = records
+    for since in (shared.created_at, unshared.created_at, timezone.now()):
+        assert prepared.run(since=since) == list(build(since))
+    assert prepared.run(since=unshared.created_at) == [unshared]
+
+
+def test_a_naive_datetime_is_refused():
     prepared = PreparedQuery(
-        lambda uid: PamUser.objects.select_related("folder").filter(uid=uid), uid=str
+        lambda since: PamUser.objects.filter(created_at__gte=since), since=datetime
     )
-    with pytest.raises(ValueError, match="select_related"):
-        prepared.run(uid="x")
+    with pytest.raises(TypeError, match="aware"):
+        prepared.run(since=datetime(2026, 1, 1))
 
 
 def test_a_placeholder_the_sql_changes_is_refused():
@@ -110,8 +135,8 @@ def test_values_of_another_type_or_name_are_refused():
         prepared.run(uid="1")
 
 
-def test_only_text_and_numbers_can_be_placeholders():
-    with pytest.raises(TypeError, match="only str and int"):
+def test_only_text_numbers_and_times_can_be_placeholders():
+    with pytest.raises(TypeError, match="only str, int and datetime"):
         PreparedQuery(lambda when: PamUser.objects.filter(created_at=when), when=float)
 
 
