@@ -55,6 +55,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.constants import OnConflict
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -66,9 +67,9 @@ from rotation.rotation_settings import rotation_settings_save
 from rotation.schedules import next_run_or_none
 from vault import access
 from vault.audit import audit_event, audit_events_bulk, audit_record
-from vault.models import AuditEvent, Gateway, PamConfiguration, PamUser
+from vault.models import AuditEvent, Gateway, PamConfiguration, PamUser, new_uid
 from vault.prepared import PreparedQuery
-from vault.rowvalues import Sql, update_from_rows
+from vault.rowvalues import Sql, rows_source, update_from_rows
 from vault.services import (
     pam_user_set_password,
     pam_users_set_access_keys,
@@ -215,11 +216,15 @@ def rotation_request_many(
     costs the database, so a folder of hundreds rotates at the speed of AWS.
     """
     all_settings = {
-        rs.pam_user_id: rs
-        for rs in RotationSettings.objects.filter(pam_user__in=records).select_related(
-            "configuration__gateway__application", "configuration__folder"
-        )
+        rs.pam_user_id: rs for rs in RotationSettings.objects.filter(pam_user__in=records)
     }
+    # Records share a few configurations: each is read (with its gateway, application and
+    # folder) once, not once per record.
+    configurations = PamConfiguration.objects.select_related(
+        "gateway__application", "folder"
+    ).in_bulk({rs.configuration_id for rs in all_settings.values()})
+    for rs in all_settings.values():
+        rs.configuration = configurations[rs.configuration_id]
     memo: dict = {}
     problems: dict[str, str] = {}
     wanted: list[tuple[PamUser, RotationSettings]] = []
@@ -251,31 +256,89 @@ def _queue_many(
                 pam_user_id__in=list(by_record), status__in=Rotation.ACTIVE
             ).values_list("pam_user_id", flat=True)
         )
-        new = [
-            Rotation(
-                pam_user_id=record.pk,
-                configuration_id=rs.configuration_id,
-                gateway_name=rs.configuration.gateway.name,
-                trigger=trigger,
-                requested_by=actor,
-                lease_expires_at=lease_deadline(now),
-                created_at=now,
-            )
-            for record, rs in wanted
-            if record.pk not in busy
-        ]
-        # A request racing ours may win a record; the constraint keeps it to one rotation.
-        Rotation.objects.bulk_create(new, ignore_conflicts=True)
+        # In record order, as the scheduler inserts (see rotations_insert_queued).
+        new = sorted(
+            (
+                (new_uid(), record.pk, rs.configuration_id, rs.configuration.gateway.name)
+                for record, rs in wanted
+                if record.pk not in busy
+            ),
+            key=lambda row: row[1],
+        )
         per_gateway: dict[str, list[int]] = defaultdict(list)
-        active: dict[str, Rotation] = {}
-        for rotation in Rotation.objects.filter(
-            pam_user_id__in=list(by_record), status__in=Rotation.ACTIVE
+        for pk, gateway_name in rotations_insert_queued(
+            new, now=now, trigger=trigger, requested_by=actor
         ):
-            active[by_record[rotation.pam_user_id].uid] = rotation
-            if rotation.pam_user_id not in busy:
-                per_gateway[rotation.gateway_name].append(rotation.pk)
+            per_gateway[gateway_name].append(pk)
+        # What callers show of each (the CLI prints its uid and status, and waits on its id).
+        active = {
+            by_record[rotation.pam_user_id].uid: rotation
+            for rotation in Rotation.objects.filter(
+                pam_user_id__in=list(by_record), status__in=Rotation.ACTIVE
+            ).only("pk", "uid", "status", "pam_user_id", "gateway_name")
+        }
         transaction.on_commit(lambda: dispatch.enqueue_requested(per_gateway))
     return active
+
+
+# The columns that differ from one queued rotation to the next, in a row of
+# rotations_insert_queued; every other column is the same in every row.
+_QUEUED_VARYING = ("uid", "pam_user", "configuration", "gateway_name")
+
+
+def rotations_insert_queued(
+    rows: list[tuple], *, now: datetime, trigger: str, requested_by=None
+) -> list[tuple[int, str]]:
+    """Insert queued rotations, a row (uid, record id, configuration id, gateway name) each,
+    skipping those the one-active-rotation constraint refuses (a record already rotating,
+    or one a racing request won). Returns (id, gateway name) of each rotation inserted.
+
+    What bulk_create(ignore_conflicts=True) does, without a model instance per row and with
+    the rows it inserted: ``INSERT ... SELECT v.*, <the other columns' values, sent once>
+    FROM <the rows> AS v ... RETURNING id, gateway_name`` (vault/rowvalues.py), so a thousand
+    rotations cost Python a tuple each and the database one statement (one call of the count
+    triggers; on SQLite, one per 999 parameters). The other columns come from the model: a
+    field added to Rotation gets its default here too. Callers insert in record order: two
+    inserts waiting for each other's rows in the constraint's index in opposite orders would
+    deadlock."""
+    if not rows:
+        return []
+    template = Rotation(
+        trigger=trigger,
+        requested_by=requested_by,
+        lease_expires_at=lease_deadline(now),
+        created_at=now,
+    )
+    varying = [Rotation._meta.get_field(name) for name in _QUEUED_VARYING]
+    fixed, fixed_values = [], []
+    for field in Rotation._meta.concrete_fields:
+        if field.primary_key or field in varying:
+            continue
+        value = field.get_db_prep_save(field.pre_save(template, add=True), db_connection)
+        if value is None and field.null:
+            continue  # the column's own default
+        fixed.append(field)
+        fixed_values.append(value)
+    ops = db_connection.ops
+    columns = ", ".join(ops.quote_name(f.column) for f in varying + fixed)
+    limit = db_connection.features.max_query_params
+    per_statement = (limit - len(fixed)) // len(varying) if limit else len(rows)
+    inserted: list[tuple[int, str]] = []
+    with db_connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            source, params = rows_source(
+                Rotation, _QUEUED_VARYING, rows[start : start + per_statement], db_connection.alias
+            )
+            cursor.execute(
+                f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
+                f"{ops.quote_name(Rotation._meta.db_table)} ({columns}) "
+                f"SELECT v.*, {', '.join(['%s'] * len(fixed))} FROM {source} "
+                f"{ops.on_conflict_suffix_sql(fixed, OnConflict.IGNORE, None, None)} "
+                f"RETURNING {ops.quote_name('id')}, {ops.quote_name('gateway_name')}",
+                fixed_values + params,
+            )
+            inserted += [(pk, gateway_name) for pk, gateway_name in cursor.fetchall()]
+    return inserted
 
 
 # --- claim -------------------------------------------------------------------------------------

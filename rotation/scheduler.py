@@ -29,13 +29,12 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.constants import OnConflict
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from rotation import dispatch
-from rotation.engine import lease_deadline
-from rotation.models import Rotation, RotationSettings
+from rotation.engine import rotations_insert_queued
+from rotation.models import RotationSettings
 from rotation.schedules import next_run_or_none, schedule_problem
 from vault.models import PamUser, new_uid
 
@@ -205,7 +204,7 @@ def _queue_due(rows: list[tuple], now: datetime) -> dict[str, int]:
         key=lambda row: row[1],
     )
     per_gateway: dict[str, int] = defaultdict(int)
-    for gateway_name in _insert_queued(new, now):
+    for _pk, gateway_name in rotations_insert_queued(new, now=now, trigger="scheduled"):
         per_gateway[gateway_name] += 1
     return dict(per_gateway)
 
@@ -226,76 +225,6 @@ def _readable_schedules(rows: list[tuple]) -> set[int]:
         if text not in problems:
             problems[text] = schedule_problem(json.loads(text) if text else None)
     return {row[0] for row in rows if not problems[_effective_schedule_text(row)]}
-
-
-_VARYING = ("uid", "pam_user", "configuration", "gateway_name")
-
-
-def _insert_queued(new: list[tuple], now: datetime) -> list[str]:
-    """Insert queued scheduled rotations (uid, record id, configuration id, gateway name),
-    skipping those that conflict, in one statement per batch (on SQLite, per 999 parameters).
-    Returns the gateway name of each rotation inserted.
-
-    What bulk_create(ignore_conflicts=True) does, without a model instance per row and with
-    the rows it inserted: every other column has the same value in every row, sent once
-    (``INSERT ... SELECT v.*, <those values> FROM (VALUES (uid, record, configuration,
-    gateway), ...) AS v ... RETURNING gateway_name``; on PostgreSQL ``FROM unnest(<four
-    arrays>)``), so a thousand rotations cost Python a tuple each and the database one
-    statement (one call of the count triggers). The columns come from the model: a field
-    added to Rotation gets its default here too."""
-    if not new:
-        return []
-    template = Rotation(trigger="scheduled", lease_expires_at=lease_deadline(now), created_at=now)
-    varying = [Rotation._meta.get_field(name) for name in _VARYING]
-    fixed, fixed_values = [], []
-    for field in Rotation._meta.concrete_fields:
-        if field.primary_key or field in varying:
-            continue
-        value = field.get_db_prep_save(field.pre_save(template, add=True), connection)
-        if value is None and field.null:
-            continue  # the column's own default
-        fixed.append(field)
-        fixed_values.append(value)
-    ops = connection.ops
-    columns = ", ".join(ops.quote_name(f.column) for f in varying + fixed)
-    row = "(" + ", ".join(["%s"] * len(varying)) + ")"
-    limit = connection.features.max_query_params
-    per_statement = (limit - len(fixed)) // len(varying) if limit else len(new)
-    # PostgreSQL: the varying columns as four arrays (unnest), four parameters in all.
-    arrays = connection.vendor == "postgresql"
-    returning = connection.features.can_return_rows_from_bulk_insert
-    if not returning:  # (SQLite before 3.35) the records already rotating, read first
-        busy = set(
-            Rotation.objects.filter(
-                pam_user_id__in=[r[1] for r in new], status__in=Rotation.ACTIVE
-            ).values_list("pam_user_id", flat=True)
-        )
-        new = [r for r in new if r[1] not in busy]
-    inserted: list[str] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(new), per_statement):
-            chunk = new[start : start + per_statement]
-            if arrays:
-                source = ", ".join(f"%s::{f.db_type(connection)}[]" for f in varying)
-                source = f"unnest({source})"
-                params = [list(column) for column in zip(*chunk, strict=True)]
-            else:
-                source = f"(VALUES {', '.join([row] * len(chunk))})"
-                params = [value for values in chunk for value in values]
-            sql = (
-                f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
-                f"{ops.quote_name(Rotation._meta.db_table)} ({columns}) "
-                f"SELECT v.*, {', '.join(['%s'] * len(fixed))} FROM {source} AS v "
-                f"{ops.on_conflict_suffix_sql(fixed, OnConflict.IGNORE, None, None)}"
-            )
-            if returning:
-                sql += f" RETURNING {ops.quote_name(varying[-1].column)}"
-            cursor.execute(sql, fixed_values + params)
-            if returning:
-                inserted += [gateway_name for (gateway_name,) in cursor.fetchall()]
-            else:
-                inserted += [gateway_name for *_, gateway_name in chunk]
-    return inserted
 
 
 def _move_next_runs(rows: list[tuple], now: datetime) -> None:
