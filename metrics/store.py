@@ -58,8 +58,17 @@ def aws_call_observe(action: str, seconds: float, code: str) -> None:
         if code:
             _errors[(action, code)] += 1
         due = time.monotonic() - _last_flush >= settings.METRICS_AWS_FLUSH_SECONDS
-    if due:
+    # A drain's AWS lane has no database: its calls are written by the drain's own thread
+    # (aws_calls_flush_due, after each batch it records) or by the tick.
+    if due and threading.current_thread() is threading.main_thread():
         aws_calls_flush()
+
+
+def aws_calls_flush_due() -> int:
+    """rotation.gateways.DRAIN_HOOKS: aws_calls_flush, when the last one is old enough."""
+    with _lock:
+        due = time.monotonic() - _last_flush >= settings.METRICS_AWS_FLUSH_SECONDS
+    return aws_calls_flush() if due else 0
 
 
 def aws_calls_flush() -> int:

@@ -632,10 +632,13 @@ def rotation_run_claimed(
     rotation: Rotation,
     finish: Finish | None = None,
     before_failure: Callable[[], None] | None = None,
+    applied: Callable[[], bool | None] | None = None,
 ) -> str:
     """Attempt the claimed rotation until it ends. ``finish(rotation, secret)`` records a
     success (default: rotation_finish); ``before_failure()`` runs before any failure is
-    handled (a drain finishes the successes it holds first, while their leases are fresh)."""
+    handled (a drain finishes the successes it holds first, while their leases are fresh).
+    ``applied()``: the first attempt's applying steps, already run on a drain's AWS lane
+    (rotation_apply); it gives their outcome, or raises their failure."""
     # Checked at the claim, just now, when the rotation came through _prepare_claim.
     checked = "authority_refusal" in vars(rotation)
     refusal = rotation.authority_refusal if checked else _authority_refusal(rotation)
@@ -645,7 +648,7 @@ def rotation_run_claimed(
         return rotation_fail(rotation=rotation, error=refusal)
     while True:
         try:
-            secret = _attempt(rotation)
+            secret = _attempt(rotation, applied)
         except LeaseLost:
             return "skipped"
         except StepFailed as failure:
@@ -653,6 +656,7 @@ def rotation_run_claimed(
                 before_failure()
             ended = _after_failed_attempt(rotation, failure)
             if ended is None:
+                applied = None  # the next attempt runs here
                 continue
             return ended
         if finish is not None:
@@ -660,18 +664,66 @@ def rotation_run_claimed(
         return rotation_finish(rotation=rotation, password=secret)
 
 
-def _attempt(rotation: Rotation) -> str:
-    """One attempt: the committed pending secret, then the method's applying steps with it."""
-    if rotation.has_secret("pending_password") and _lease_is_fresh(rotation):
-        # Committed, and the claim (or _next_attempt) renewed the lease just now.
+def _attempt(rotation: Rotation, applied: Callable[[], bool | None] | None = None) -> str:
+    """One attempt: the committed pending secret, then the method's applying steps with it
+    (or what they gave on the AWS lane, unless the lane found the lease too old to run them)."""
+    unanswered = applied() if applied is not None else None
+    if unanswered is not None:
         secret = rotation.get_secret("pending_password")
     else:
-        secret = rotation_write_ahead(rotation=rotation)
+        if rotation.has_secret("pending_password") and _lease_is_fresh(rotation):
+            # Committed, and the claim (or _next_attempt) renewed the lease just now.
+            secret = rotation.get_secret("pending_password")
+        else:
+            secret = rotation_write_ahead(rotation=rotation)
+        unanswered = _apply(rotation, secret)
+    if unanswered:
+        _note_unanswered(rotation)
+    return secret
+
+
+def _apply(rotation: Rotation, secret: str) -> bool:
+    """The method's applying steps with the secret; True when an earlier request of one went
+    unanswered (it may still reach AWS)."""
+    unanswered = False
     for step in _method_of(rotation).applying:
         report = step.act(rotation, secret)
-        if isinstance(report, Applied) and report.unanswered:
-            _note_unanswered(rotation)
-    return secret
+        unanswered = unanswered or (isinstance(report, Applied) and report.unanswered)
+    return unanswered
+
+
+_UNCHECKED = object()  # a rotation that did not come through _prepare_claim
+
+
+def rotations_lane_secrets(rotations: list[Rotation]) -> dict[int, str] | None:
+    """For a claimed batch, {rotation id: its committed secret} for each rotation whose first
+    attempt may run on a drain's AWS lane: it passed the claim's authority check, its method
+    applies through AWS only, and the claim committed its pending secret. A refused rotation
+    calls nothing and is left out. None when some rotation must be attempted in the worker's
+    thread: then the whole batch is, so that its AWS calls never overlap the lane's."""
+    secrets = {}
+    for rotation in rotations:
+        refusal = vars(rotation).get("authority_refusal", _UNCHECKED)
+        if refusal is not _UNCHECKED and refusal:
+            continue
+        if (
+            refusal is _UNCHECKED
+            or not _method_of(rotation).applies_through_aws_only
+            or not (rotation.has_secret("pending_password") and _lease_is_fresh(rotation))
+        ):
+            return None
+        secrets[rotation.pk] = rotation.get_secret("pending_password")
+    return secrets
+
+
+def rotation_apply(rotation: Rotation, secret: str) -> bool | None:
+    """On a drain's AWS lane: the applying steps of the rotation's first attempt, which call
+    AWS only (rotation_lane_secret). None, and nothing sent, when the lease is no longer
+    fresh by the time the lane reaches it (the worker's thread renews it and runs them);
+    else whether a request went unanswered. Raises the steps' StepFailed."""
+    if not _lease_is_fresh(rotation):
+        return None
+    return _apply(rotation, secret)
 
 
 def _after_failed_attempt(rotation: Rotation, failure: StepFailed) -> str | None:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 import vault
 from rotation import dispatch, engine, retirement, scheduler
+from rotation.lane import AwsLane
 from rotation.models import Rotation
 from vault.audit import audit_record
 from vault.models import Gateway
@@ -113,19 +114,26 @@ def gateway_tick(*, gateway_name: str) -> dict:
         "keys": keys,
         "requested": requested,
     }
-    for name, hook in TICK_HOOKS.items():
-        try:
-            summary[name] = hook()
-        except Exception:  # one app's failure must not stop the heartbeat's next tick
-            logger.exception("tick hook %s failed", name)
-            summary[name] = "failed"
+    # One app's failure must not stop the heartbeat's next tick.
+    summary.update(_run_hooks(TICK_HOOKS))
     return summary
 
 
+# Work that apps above rotation do in a drain's own thread after each batch it records
+# (metrics writes the AWS calls counted on the AWS lane, whose thread has no database):
+# name -> callable. Filled in their ready(); rotation never imports them.
+DRAIN_HOOKS: dict[str, Callable[[], object]] = {}
+
+
 def gateway_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
-    """Run queued rotations of one gateway until none are left or the time budget is spent."""
-    # Successes are finished together, at the end of each batch or before a failure is
-    # handled: one write transaction for several rotations.
+    """Run queued rotations of one gateway until none are left or the time budget is spent.
+
+    Batch by batch: while the AWS lane (rotation/lane.py) makes a batch's AWS calls, this
+    thread records the previous batch's successes and claims the next batch; then it takes the
+    batch's outcomes in order, as if it had made the calls itself. A batch with a rotation the
+    lane cannot run is attempted here, rotation by rotation."""
+    # Successes are recorded together, one write transaction for several rotations: while the
+    # lane works on the next batch, or before a failure is handled.
     done: list[tuple[Rotation, str]] = []
 
     def defer(rotation: Rotation, password: str) -> str:
@@ -136,22 +144,55 @@ def gateway_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
         if done:
             engine.rotations_finish(done=done)
             done.clear()
+            _run_hooks(DRAIN_HOOKS)
 
-    started, ran = time.monotonic(), 0
-    while time.monotonic() - started < budget_seconds:
-        batch = engine.rotations_claim_batch(gateway_name=gateway_name, limit=dispatch.DRAIN_BATCH)
-        if batch is None:
-            return ran
-        # A failing database hands the batch back at once (its leases would hold it for
-        # minutes); a rotation the batch already ended is no longer ours and stays as it is.
-        with engine.released_on_database_error(batch):
-            try:
-                for rotation in batch:
-                    engine.rotation_run_claimed(
-                        rotation=rotation, finish=defer, before_failure=flush
-                    )
-                    ran += 1
-            finally:
-                flush()
-    dispatch.enqueue_drains({gateway_name: 1})  # more work left: hand it to the next task
+    def claim() -> list[Rotation] | None:
+        return engine.rotations_claim_batch(gateway_name=gateway_name, limit=dispatch.DRAIN_BATCH)
+
+    started, ran, spent = time.monotonic(), 0, False
+    # Claimed and not yet recorded: a failing database hands them back at once (their leases
+    # would hold them for minutes); one already ended is no longer ours and stays as it is.
+    held: list[Rotation] = []
+    with engine.released_on_database_error(held):
+        try:
+            with AwsLane() as lane:
+                batch = claim()
+                while batch is not None:
+                    held[:] = [rotation for rotation, _ in done] + batch
+                    secrets = engine.rotations_lane_secrets(batch) or {}
+                    outcomes = {
+                        rotation.pk: lane.submit(
+                            engine.rotation_apply, rotation, secrets[rotation.pk]
+                        )
+                        for rotation in batch
+                        if rotation.pk in secrets
+                    }
+                    flush()
+                    spent = time.monotonic() - started >= budget_seconds
+                    following = None if spent else claim()
+                    held += following or []
+                    for rotation in batch:
+                        engine.rotation_run_claimed(
+                            rotation=rotation,
+                            finish=defer,
+                            before_failure=flush,
+                            applied=outcomes.get(rotation.pk),
+                        )
+                        ran += 1
+                    batch = following
+        finally:
+            flush()  # after the lane stopped: every outcome it gave has been taken
+    if spent:
+        dispatch.enqueue_drains({gateway_name: 1})  # more work left: hand it to the next task
     return ran
+
+
+def _run_hooks(hooks: dict[str, Callable[[], object]]) -> dict:
+    summary: dict = {}
+    for name, hook in hooks.items():
+        try:
+            summary[name] = hook()
+        except Exception:  # one app's failure must not stop the gateway's work
+            logger.exception("hook %s failed", name)
+            summary[name] = "failed"
+    return summary

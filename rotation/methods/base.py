@@ -119,6 +119,9 @@ class RotationMethod:
     # Run in the transaction that records successes: (rotations, now) -> None, e.g. to
     # schedule the retirement of the credential the rotation replaced.
     after_success: Callable[[list[Rotation], datetime], None] | None = None
+    # Its applying steps call AWS and nothing else (no database): a drain may run them on its
+    # AWS lane (rotation/lane.py) while the worker's own thread records other rotations.
+    applies_through_aws_only: bool = False
 
     def __post_init__(self) -> None:
         # The engine holds one pending secret per rotation (Rotation.pending_password_enc), so

@@ -95,4 +95,5 @@ IAM_USER = RotationMethod(
     name="iam_user",
     label="IAM User",
     steps=(WriteAhead("write ahead", make_password), Apply("set", set_password)),
+    applies_through_aws_only=True,
 )

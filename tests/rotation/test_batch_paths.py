@@ -160,14 +160,14 @@ def test_a_drain_finishes_the_rest_of_a_batch_when_one_rotation_was_taken_over(w
     records = [world.user(f"batch-{n}") for n in range(4)]
     engine.rotation_request_many(records=records, trigger="cli")
     stolen = records[1]
-    real = aws.set_console_password
+    real = engine.rotations_finish
 
-    def meanwhile_taken_over(config, *, login, password):
-        real(config, login=login, password=password)
-        if login == stolen.login:  # its lease ran out; another worker claimed it
-            Rotation.objects.filter(pam_user=stolen).update(attempts=9)
+    def taken_over_before_recorded(*, done):
+        # Between its AWS call and the record: its lease ran out; another worker claimed it.
+        Rotation.objects.filter(pam_user=stolen).update(attempts=9)
+        return real(done=done)
 
-    with mock.patch("rotation.aws.set_console_password", side_effect=meanwhile_taken_over):
+    with mock.patch("rotation.engine.rotations_finish", side_effect=taken_over_before_recorded):
         gateways.gateway_drain(gateway_name="default")
 
     held = world.emulator.passwords()
