@@ -4,8 +4,10 @@ and who may read it."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -67,6 +69,12 @@ def rotate(record, trigger: str = "cli") -> Rotation:
     engine.rotation_run(rotation_id=rotation.pk)
     rotation.refresh_from_db()
     return rotation
+
+
+@pytest.fixture
+def enqueued():
+    with mock.patch("rotation.dispatch.async_task") as async_task:
+        yield async_task
 
 
 @pytest.fixture
@@ -357,6 +365,26 @@ def test_aws_calls_wait_in_the_process_until_the_flush_interval_or_the_tick(worl
     gateways.gateway_tick(gateway_name="default")
 
     assert scrape()[update] == 1
+
+
+def test_a_drain_writes_the_calls_made_on_its_aws_lane_after_each_batch(world, enqueued):
+    records = [world.user(f"laned-{n}") for n in range(3)]
+    engine.rotation_request_many(records=records, trigger="cli")
+
+    gateways.gateway_drain(gateway_name="default")  # no tick
+
+    update = ("vault_aws_call_duration_seconds_count", ("action", "iam:UpdateLoginProfile"))
+    assert scrape()[update] == 3
+
+
+def test_calls_counted_off_the_main_thread_are_written_by_it(personas):
+    counted = threading.Thread(target=store.aws_call_observe, args=("iam:GetUser", 0.01, ""))
+    counted.start()
+    counted.join()
+    assert not AwsCallBucket.objects.exists()  # that thread has no database
+
+    assert store.aws_calls_flush_due() == 1
+    assert AwsCallBucket.objects.get(action="iam:GetUser").n == 1
 
 
 def test_a_failing_observer_changes_no_rotation(world, caplog):
