@@ -57,11 +57,10 @@ def aws_call_observe(action: str, seconds: float, code: str) -> None:
         entry[1] += seconds
         if code:
             _errors[(action, code)] += 1
-        due = time.monotonic() - _last_flush >= settings.METRICS_AWS_FLUSH_SECONDS
     # A drain's AWS lane has no database: its calls are written by the drain's own thread
     # (aws_calls_flush_due, after each batch it records) or by the tick.
-    if due and threading.current_thread() is threading.main_thread():
-        aws_calls_flush()
+    if threading.current_thread() is threading.main_thread():
+        aws_calls_flush_due()
 
 
 def aws_calls_flush_due() -> int:

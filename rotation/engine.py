@@ -69,7 +69,7 @@ from vault import access
 from vault.audit import audit_event, audit_events_bulk, audit_record
 from vault.models import AuditEvent, Gateway, PamConfiguration, PamUser, new_uid
 from vault.prepared import PreparedQuery
-from vault.rowvalues import Sql, rows_source, update_from_rows
+from vault.rowvalues import Sql, rows_sources, update_from_rows
 from vault.services import (
     pam_user_set_password,
     pam_users_set_access_keys,
@@ -321,14 +321,12 @@ def rotations_insert_queued(
         fixed_values.append(value)
     ops = db_connection.ops
     columns = ", ".join(ops.quote_name(f.column) for f in varying + fixed)
-    limit = db_connection.features.max_query_params
-    per_statement = (limit - len(fixed)) // len(varying) if limit else len(rows)
+    sources = rows_sources(
+        Rotation, _QUEUED_VARYING, rows, db_connection.alias, other_params=len(fixed)
+    )
     inserted: list[tuple[int, str]] = []
     with db_connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            source, params = rows_source(
-                Rotation, _QUEUED_VARYING, rows[start : start + per_statement], db_connection.alias
-            )
+        for source, params in sources:
             cursor.execute(
                 f"{ops.insert_statement(on_conflict=OnConflict.IGNORE)} "
                 f"{ops.quote_name(Rotation._meta.db_table)} ({columns}) "
@@ -704,12 +702,14 @@ def rotations_lane_secrets(rotations: list[Rotation]) -> dict[int, str] | None:
     secrets = {}
     for rotation in rotations:
         refusal = vars(rotation).get("authority_refusal", _UNCHECKED)
-        if refusal is not _UNCHECKED and refusal:
+        if refusal is _UNCHECKED:
+            return None
+        if refusal:
             continue
-        if (
-            refusal is _UNCHECKED
-            or not _method_of(rotation).applies_through_aws_only
-            or not (rotation.has_secret("pending_password") and _lease_is_fresh(rotation))
+        if not (
+            _method_of(rotation).applies_through_aws_only
+            and rotation.has_secret("pending_password")
+            and _lease_is_fresh(rotation)
         ):
             return None
         secrets[rotation.pk] = rotation.get_secret("pending_password")
@@ -718,7 +718,7 @@ def rotations_lane_secrets(rotations: list[Rotation]) -> dict[int, str] | None:
 
 def rotation_apply(rotation: Rotation, secret: str) -> bool | None:
     """On a drain's AWS lane: the applying steps of the rotation's first attempt, which call
-    AWS only (rotation_lane_secret). None, and nothing sent, when the lease is no longer
+    AWS only (rotations_lane_secrets). None, and nothing sent, when the lease is no longer
     fresh by the time the lane reaches it (the worker's thread renews it and runs them);
     else whether a request went unanswered. Raises the steps' StepFailed."""
     if not _lease_is_fresh(rotation):

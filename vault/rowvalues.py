@@ -20,7 +20,7 @@ for a column or a condition (``Sql``) names the target as ``{t}`` and the row's 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from django.db import connections, router, transaction
@@ -37,11 +37,27 @@ class Sql:
     values: tuple[tuple[str, object], ...] = ()
 
 
-def rows_source(
+def rows_sources(
+    model: type[Model],
+    fields: Sequence[str],
+    rows: Sequence[tuple],
+    using: str,
+    *,
+    other_params: int = 0,
+) -> Iterator[tuple[str, list]]:
+    """The FROM items ``... AS v`` holding `rows`, each with its parameters: one, unless the
+    rows exceed one statement's parameter limit (SQLite's) beside the statement's
+    `other_params` others, then as many as that needs. A row is a tuple in the order of
+    `fields` (names of `model`'s fields; the columns of v are their column names)."""
+    limit = connections[using].features.max_query_params
+    per_statement = (limit - other_params) // len(fields) if limit else len(rows)
+    for start in range(0, len(rows), per_statement):
+        yield _source(model, fields, rows[start : start + per_statement], using)
+
+
+def _source(
     model: type[Model], fields: Sequence[str], rows: Sequence[tuple], using: str
 ) -> tuple[str, list]:
-    """The FROM item ``... AS v`` holding `rows`, one tuple per row in the order of `fields`
-    (names of `model`'s fields; the columns of v are their column names), and its parameters."""
     connection = connections[using]
     columns = [model._meta.get_field(name) for name in fields]
     prepped = [_prepped(columns, row, connection) for row in rows]
@@ -104,16 +120,13 @@ def update_from_rows(
     condition, where_params = _fragment(model, where, table, connection)
     condition = f"{table}.{pk} = v.{pk}" + (f" AND ({condition})" if condition else "")
     tail = f" RETURNING {table}.{pk}" if returning else ""
-    limit = connection.features.max_query_params
-    fixed = len(set_params) + len(where_params)
-    per_statement = (limit - fixed) // len(fields) if limit else len(rows)
+    sources = rows_sources(
+        model, fields, rows, using, other_params=len(set_params) + len(where_params)
+    )
     changed: list = []
     count = 0
     with transaction.mark_for_rollback_on_error(using=using), connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            source, source_params = rows_source(
-                model, fields, rows[start : start + per_statement], using
-            )
+        for source, source_params in sources:
             cursor.execute(
                 f"UPDATE {table} SET {', '.join(assignments)} FROM {source} "
                 f"WHERE {condition}{tail}",
