@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import warnings
@@ -452,19 +453,63 @@ def cpu_seconds(process: Process) -> float:
     """CPU time (user + system) used so far by every live process in the child's group."""
     if process.proc is None:
         return 0.0
+    return _cpu_seconds_where(lambda name, group: group == process.proc.pid)
+
+
+class ServerCpu:
+    """CPU time used between start() and stop() by the processes of the servers named (this
+    machine's PostgreSQL and Redis: the database and broker a bench's gateway uses, when they
+    are local). A connection's backend may end meanwhile and take its CPU time with it, so a
+    thread reads every such process's time five times a second and keeps the last it saw: what
+    a backend used in its last 0.2 s before ending is missed."""
+
+    def __init__(self, names: Iterable[str] = ("postgres", "redis-server")) -> None:
+        self._names = set(names)
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> ServerCpu:
+        self._first = self._read()
+        self._last = dict(self._first)
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        """Seconds of CPU the servers used since start()."""
+        self._stop.set()
+        self._thread.join()
+        self._last.update(self._read())
+        return sum(cpu - self._first.get(pid, 0.0) for pid, cpu in self._last.items())
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            self._last.update(self._read())
+
+    def _read(self) -> dict[int, float]:
+        return _cpu_seconds_by_pid(lambda name, group: name in self._names)
+
+
+def _cpu_seconds_where(keep: Callable[[str, int], bool]) -> float:
+    return sum(_cpu_seconds_by_pid(keep).values())
+
+
+def _cpu_seconds_by_pid(keep: Callable[[str, int], bool]) -> dict[int, float]:
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
+        except (OSError, ValueError):
             continue
+        name, fields = head.split("(", 1)[1], tail.split()
         # fields[2] is the process group; [11], [12] utime, stime (after the name field).
-        if int(fields[2]) == process.proc.pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        if keep(name, int(fields[2])):
+            found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 def machine() -> str:

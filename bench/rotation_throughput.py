@@ -143,6 +143,7 @@ def run_round(number, args, folder, records, gateway, moto, logins) -> Round:
 
     result = Round(number)
     since = timezone.now()
+    servers = common.ServerCpu().start()
     cpu0 = (common.cpu_seconds(gateway), common.cpu_seconds(moto), time.process_time())
     t0 = time.perf_counter()
     request_rotations(folder, args.via)
@@ -152,6 +153,7 @@ def run_round(number, args, folder, records, gateway, moto, logins) -> Round:
     result.pipeline_s = t_done - t0
     cpu1 = (common.cpu_seconds(gateway), common.cpu_seconds(moto), time.process_time())
     n = args.users
+    server_cpu = servers.stop() * 1000 / n
     gateway_cpu, moto_cpu, own_cpu = ((b - a) * 1000 / n for a, b in zip(cpu0, cpu1, strict=True))
 
     spans = rotations.aggregate(
@@ -176,6 +178,7 @@ def run_round(number, args, folder, records, gateway, moto, logins) -> Round:
         "gateway": gateway_cpu,
         "emulator": moto_cpu,
         "bench": own_cpu,
+        "servers": server_cpu,
         "raw_emulator": raw_moto,
         "raw_client": raw_client,
     }
@@ -238,6 +241,7 @@ def main() -> int:
                     (n / r.pipeline_s) / (n / r.raw_s),
                     r.cpu["gateway"],
                     r.cpu["emulator"],
+                    r.cpu["servers"],
                     r.cpu["raw_emulator"],
                     r.cpu["raw_client"],
                 )
@@ -254,13 +258,15 @@ def main() -> int:
                 "ratio",
                 "cpu_ms:gateway",
                 "emulator",
+                "servers",
                 "raw:emulator",
                 "raw:client",
             ],
         )
         print(
             "(cpu_ms: CPU milliseconds per rotation or per bare call, by process; "
-            "claim_to_finish_ms: mean time a worker holds a rotation)"
+            "servers: this machine's PostgreSQL and Redis processes, the bench's own "
+            "connection included; claim_to_finish_ms: mean time a worker holds a rotation)"
         )
         succeeded = sum(r.succeeded for r in rounds)
         failed = sum(r.failed for r in rounds)
