@@ -46,7 +46,11 @@ PostgreSQL runs writers concurrently (READ COMMITTED, Django's default):
   orders), and appends their changes summed per key. The scheduler's batch of a thousand
   queued rotations costs a few statements instead of a thousand recomputes. Fewer than ten
   records are recomputed one at a time (planning the set-based statements costs more).
-  Updates and deletes keep row triggers.
+  Updates do the same (``rotation_counts_on_rotation_update``: the statement's rows as they
+  were and as they are, only those whose status, created_at, finished_at or record changed):
+  a gateway's claim and finish of a batch are one recompute each, not one per rotation (issue
+  10's profile on PostgreSQL: the row triggers cost 0.19 ms per rotation and status change).
+  Deletes keep row triggers.
 - Readers add the ``rotation_count_delta`` rows they can see to the counts. Other
   transactions' rows are never visible (uncommitted, then deleted by the commit that adds
   them), so this is only the reader's own open transaction: a test, or a view that reads
@@ -75,7 +79,7 @@ from datetime import UTC, datetime
 from django.db import connections, transaction
 
 SLOT_SECONDS = 900  # rotation_slot_count's slot: Unix seconds // 900
-VERSION = "rotation-counts v2"  # change when the SQL below changes: migrate reinstalls it
+VERSION = "rotation-counts v3"  # change when the SQL below changes: migrate reinstalls it
 
 
 def slot_of(when: datetime) -> int:
@@ -278,6 +282,11 @@ def _sqlite_installed(cursor) -> bool:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 _PG_FINISHED = "{0}.status IN ('succeeded', 'failed') AND {0}.finished_at IS NOT NULL"
+# A rotation's change that moves a count: o is the row as it was, n as it is.
+_PG_ROW_CHANGED = (
+    "(o.status, o.created_at, o.finished_at, o.pam_user_id) "
+    "IS DISTINCT FROM (n.status, n.created_at, n.finished_at, n.pam_user_id)"
+)
 
 POSTGRES_FUNCTIONS = [
     f"""
@@ -361,21 +370,10 @@ CREATE OR REPLACE FUNCTION rotation_counts_on_rotation() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE f bigint;
 BEGIN
-  IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.pam_user_id <> NEW.pam_user_id) THEN
-    f := rotation_counts_recompute(OLD.pam_user_id);
-    IF {_PG_FINISHED.format("OLD")} THEN
-      PERFORM rotation_counts_add(f, OLD.status, rotation_counts_slot(OLD.finished_at), -1);
-    END IF;
-  END IF;
-  IF TG_OP = 'INSERT' OR TG_OP = 'UPDATE' THEN
-    f := rotation_counts_recompute(NEW.pam_user_id);
-    IF TG_OP = 'UPDATE' AND OLD.pam_user_id = NEW.pam_user_id
-       AND {_PG_FINISHED.format("OLD")} THEN
-      PERFORM rotation_counts_add(f, OLD.status, rotation_counts_slot(OLD.finished_at), -1);
-    END IF;
-    IF {_PG_FINISHED.format("NEW")} THEN
-      PERFORM rotation_counts_add(f, NEW.status, rotation_counts_slot(NEW.finished_at), 1);
-    END IF;
+  -- DELETE: the record recomputed, the rotation out of its chart slot.
+  f := rotation_counts_recompute(OLD.pam_user_id);
+  IF {_PG_FINISHED.format("OLD")} THEN
+    PERFORM rotation_counts_add(f, OLD.status, rotation_counts_slot(OLD.finished_at), -1);
   END IF;
   RETURN NULL;
 END $$;
@@ -549,6 +547,43 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Statement-level: every rotation a statement updated, as it was (old_rows) and as it is
+-- (new_rows), paired by id. Only rows whose status, created_at, finished_at or record changed
+-- count (a lease renewal or an attempt's error changes none of them): their records, old and
+-- new, recomputed together; each one's old state out of its chart slot, its new one in. The
+-- claim's and the finish's UPDATE of a batch of twenty is one call, not twenty.
+CREATE OR REPLACE FUNCTION rotation_counts_on_rotation_update() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE who bigint[]; rec_ids bigint[]; rec_folders bigint[];
+BEGIN
+  who := ARRAY(
+    SELECT x.u FROM old_rows o JOIN new_rows n ON n.id = o.id
+    CROSS JOIN LATERAL (VALUES (o.pam_user_id), (n.pam_user_id)) AS x (u)
+    WHERE {_PG_ROW_CHANGED});
+  IF cardinality(who) = 0 THEN
+    RETURN NULL;
+  END IF;
+  SELECT array_agg(r.record_id), array_agg(r.record_folder) INTO rec_ids, rec_folders
+  FROM rotation_counts_recompute_many(who) AS r;
+  INSERT INTO rotation_count_delta (txid, folder_id, status, slot, n)
+  SELECT txid_current(), rec.folder_id, x.status, rotation_counts_slot(x.finished_at), SUM(x.n)
+  FROM (
+    SELECT o.pam_user_id AS u, o.status, o.finished_at, -1 AS n
+    FROM old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE ({_PG_ROW_CHANGED}) AND {_PG_FINISHED.format("o")}
+    UNION ALL
+    SELECT n.pam_user_id, n.status, n.finished_at, 1
+    FROM old_rows o JOIN new_rows n ON n.id = o.id
+    WHERE ({_PG_ROW_CHANGED}) AND {_PG_FINISHED.format("n")}
+  ) AS x JOIN unnest(rec_ids, rec_folders) AS rec (id, folder_id) ON rec.id = x.u
+  GROUP BY rec.folder_id, x.status, rotation_counts_slot(x.finished_at)
+  HAVING SUM(x.n) <> 0;
+  IF FOUND THEN
+    PERFORM rotation_counts_apply_at_commit();
+  END IF;
+  RETURN NULL;
+END $$;
+
 CREATE OR REPLACE FUNCTION rotation_counts_on_pam_user_insert() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -593,11 +628,6 @@ END $$;
 """
 ]
 
-_PG_ROTATION_CHANGED = " OR ".join(
-    f"OLD.{c} IS DISTINCT FROM NEW.{c}"
-    for c in ("status", "created_at", "finished_at", "pam_user_id")
-)
-
 POSTGRES_TRIGGERS = [
     (
         "rotation_counts_rotation",
@@ -614,11 +644,13 @@ POSTGRES_TRIGGERS = [
         "FOR EACH STATEMENT EXECUTE FUNCTION rotation_counts_on_rotation_insert()",
     ),
     (
+        # Once per statement (a trigger with transition tables takes no column list, so it
+        # fires for every UPDATE and looks for the rows that moved a count itself).
         "rotation_counts_rotation_update",
         "rotation_rotation",
-        "AFTER UPDATE OF status, created_at, finished_at, pam_user_id ON rotation_rotation "
-        f"FOR EACH ROW WHEN ({_PG_ROTATION_CHANGED}) "
-        "EXECUTE FUNCTION rotation_counts_on_rotation()",
+        "AFTER UPDATE ON rotation_rotation "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION rotation_counts_on_rotation_update()",
     ),
     (
         "rotation_counts_pam_user",

@@ -142,7 +142,7 @@ class Churn:
 
     def step(self) -> None:
         rng, records = self.rng, self.records()
-        op = rng.randrange(12)
+        op = rng.randrange(14)
         if op == 0 or not records:
             make_pam_user(rng.choice(self.folders), self.new_title())
         elif op == 1:
@@ -201,11 +201,29 @@ class Churn:
                 record.delete()
             except ProtectedError:
                 pass
-        else:
+        elif op == 11:
             rotation = Rotation.objects.order_by("?").first()
             if rotation and rotation.status not in Rotation.ACTIVE:
                 # A rotation moved to another record (a data fix).
                 Rotation.objects.filter(pk=rotation.pk).update(pam_user=rng.choice(records))
+        elif op == 12:
+            # A gateway's batch: ten or more rotations in one statement, finished ones moving
+            # to another slot or outcome and active ones ending (PostgreSQL recomputes ten
+            # records or more together).
+            ids = list(
+                Rotation.objects.order_by("?").values_list("pk", flat=True)[: rng.randrange(10, 26)]
+            )
+            Rotation.objects.filter(pk__in=ids).update(
+                status=rng.choice(["succeeded", "failed"]), finished_at=self.when()
+            )
+        else:
+            # Several finished rotations moved to one record in one statement (a data fix).
+            ids = list(
+                Rotation.objects.exclude(status__in=Rotation.ACTIVE)
+                .order_by("?")
+                .values_list("pk", flat=True)[: rng.randrange(2, 14)]
+            )
+            Rotation.objects.filter(pk__in=ids).update(pam_user=rng.choice(records))
 
 
 @pytest.mark.django_db
@@ -659,6 +677,62 @@ def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas)
                         Rotation.objects.filter(pk=pk, status="queued").update(
                             status="succeeded", finished_at=timezone.now()
                         )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert _pending_rows() == 0
+    assert_agrees(folders)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batch_updates_on_the_same_records_keep_exact_counts(personas):
+    """Six writers each own rotations of records they all share (each record has a rotation of
+    every writer's), and end or re-finish 10 to 30 of them per statement, each statement its own
+    transaction: a gateway's claims and finishes of batches whose records meet. The statement-level trigger locks a statement's records in id order, so no two
+    statements wait for each other in opposite orders; every statement must commit and the
+    counts be exact."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has one writer at a time")
+    folders = [personas.folder, personas.other_folder]
+    configs = {f.pk: make_configuration(f, personas.gateway) for f in folders}
+    shared = [make_pam_user(folders[n % 2], f"B-{n}") for n in range(30)]
+    writers, rounds = 6, 15
+    owned = []
+    for _ in range(writers):
+        made = Rotation.objects.bulk_create(
+            Rotation(
+                pam_user_id=record.pk,
+                configuration=configs[record.folder_id],
+                gateway_name="default",
+                trigger="scheduled",
+                status="succeeded",
+                finished_at=timezone.now(),
+            )
+            for record in shared
+        )
+        owned.append([rotation.pk for rotation in made])
+    errors: list[BaseException] = []
+    start = threading.Barrier(writers)
+
+    def writer(w: int) -> None:
+        rng = random.Random(200 + w)
+        try:
+            start.wait()
+            for _ in range(rounds):
+                chosen = rng.sample(owned[w], rng.randrange(10, 31))
+                Rotation.objects.filter(pk__in=chosen).update(
+                    status=rng.choice(["succeeded", "failed"]),
+                    finished_at=timezone.now() - timedelta(minutes=rng.randrange(0, 120)),
+                )
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
