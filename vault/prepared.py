@@ -153,7 +153,10 @@ class PreparedQuery:
             _param(values[s.name], connection) if isinstance(s, _Slot) else s
             for s in compiled.slots
         ]
-        with connection.cursor() as cursor:
+        # On PostgreSQL a gateway's connection prepares it on the server too: planned once
+        # per connection, not at each run (vault/dbbackend/base.py).
+        prepared_cursor = getattr(connection, "prepared_cursor", connection.cursor)
+        with prepared_cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         return [compiled.instance(row, connection, using) for row in rows]

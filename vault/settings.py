@@ -168,6 +168,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         if "statement_timeout" not in _startup:
             _db_options["options"] = f"{_startup} -c statement_timeout={_statement_ms}".strip()
         _db_options.setdefault("read_timeout", env.float("GATEWAY_DB_READ_TIMEOUT", default=30))
+        # The claim's read planned once per connection (vault/dbbackend/base.py); 0 behind a
+        # pooler that cannot keep prepared statements (docs/deployment.md).
+        _db_options.setdefault(
+            "prepared_statements", env.bool("DB_PREPARED_STATEMENTS", default=True)
+        )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [

@@ -14,6 +14,15 @@ django-q2's task timeout kills them, 15 minutes later.
 psycopg (3.3) sends every blocking call of a connection, after the connection is made,
 through ``Connection.wait``, which takes a timeout; the connections this backend makes give it
 one. Connecting has its own limit, libpq's ``connect_timeout``.
+
+A second option, ``prepared_statements`` (settings.py sets it for gateway processes unless
+``DB_PREPARED_STATEMENTS=0``), lets ``prepared_cursor()`` give a cursor whose statements the
+server parses and plans once per connection (psycopg's prepared statements, with parameters
+bound on the server). Django binds parameters on the client, so the server plans every query
+again each time: for a gateway's claim read (seven tables, three EXISTS) that planning was
+8 to 10 ms of the server's CPU per batch, against under 3 ms to run it (issue 10). Every other
+cursor stays Django's: only the reads that ask for it are prepared (vault/prepared.py), and
+never behind a pooler that cannot keep them (DB_PREPARED_STATEMENTS=0; docs/deployment.md).
 """
 
 from __future__ import annotations
@@ -22,10 +31,17 @@ import logging
 
 import psycopg
 from django.db.backends.postgresql import base
+from django.db.backends.postgresql.psycopg_any import register_tzloader
+from django.utils.asyncio import async_unsafe
+from psycopg.pq import Format
 
 logger = logging.getLogger(__name__)
 
 READ_TIMEOUT_OPTION = "read_timeout"
+PREPARED_STATEMENTS_OPTION = "prepared_statements"
+# psycopg prepares a statement after this many runs, or when a cursor asks (prepare=True); None,
+# Django's default, refuses even when asked. So large that only asking prepares.
+_ONLY_WHEN_ASKED = 2**31 - 1
 
 
 class DeadlineConnection(psycopg.Connection):
@@ -54,11 +70,39 @@ class DeadlineConnection(psycopg.Connection):
             ) from None
 
 
+class PreparingCursor(psycopg.Cursor):
+    """Binds parameters on the server and prepares every statement it runs (once per
+    connection: psycopg keeps the names, and forgets them on a rollback)."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
         params.pop(READ_TIMEOUT_OPTION, None)  # ours, not libpq's
+        params.pop(PREPARED_STATEMENTS_OPTION, None)
         return params
+
+    @async_unsafe
+    def prepared_cursor(self):
+        """A cursor (wrapped as Django wraps its own: execute wrappers, query logging, error
+        translation) whose statements are prepared on the server, when this connection's
+        options allow it; otherwise Django's cursor."""
+        if not self.settings_dict["OPTIONS"].get(PREPARED_STATEMENTS_OPTION):
+            return self.cursor()
+        # As Django's _cursor() and create_cursor() make theirs, with another cursor class.
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            if self.connection.prepare_threshold is None:
+                self.connection.prepare_threshold = _ONLY_WHEN_ASKED
+            cursor = PreparingCursor(self.connection)
+            loader = self.connection.adapters.get_loader(base.TIMESTAMPTZ_OID, Format.TEXT)
+            if self.timezone != loader.timezone:
+                register_tzloader(self.timezone, cursor)
+            return self._prepare_cursor(cursor)
 
     def get_new_connection(self, conn_params: dict) -> psycopg.Connection:
         connection = super().get_new_connection(conn_params)
