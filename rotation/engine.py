@@ -453,6 +453,11 @@ def rotations_claim_batch(*, gateway_name: str, limit: int) -> list[Rotation] | 
     return [_claimed(rotation, now) for rotation in rows if rotation.pk in won]
 
 
+def rotations_queued_count(*, gateway_name: str, cap: int) -> int:
+    """How many of the gateway's rotations are queued, counted up to ``cap``."""
+    return Rotation.objects.filter(gateway_name=gateway_name, status=Rotation.QUEUED)[:cap].count()
+
+
 # A drain's read of its batch, compiled once per process and batch size (vault/prepared.py):
 # building and compiling it cost a worker a tenth of its CPU (issue 10's profile).
 _OLDEST_CLAIMABLE: dict[int, PreparedQuery] = {}

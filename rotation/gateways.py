@@ -146,8 +146,21 @@ def gateway_drain(*, gateway_name: str, budget_seconds: float = 60.0) -> int:
             done.clear()
             _run_hooks(DRAIN_HOOKS)
 
+    workers = settings.Q_CLUSTER.get("workers", 2)
+    limit = dispatch.DRAIN_BATCH
+
     def claim() -> list[Rotation] | None:
-        return engine.rotations_claim_batch(gateway_name=gateway_name, limit=dispatch.DRAIN_BATCH)
+        nonlocal limit
+        claimed = engine.rotations_claim_batch(gateway_name=gateway_name, limit=limit)
+        # A full batch: the queue may be deep, and the next batch larger (counted only then:
+        # a short batch means the queue is nearly empty).
+        if claimed is not None and len(claimed) == limit:
+            cap = dispatch.drain_batch_count_cap(workers)
+            queued = engine.rotations_queued_count(gateway_name=gateway_name, cap=cap)
+            limit = dispatch.drain_batch_size(queued, workers)
+        else:
+            limit = dispatch.DRAIN_BATCH
+        return claimed
 
     started, ran, spent = time.monotonic(), 0, False
     # Claimed and not yet recorded: a failing database hands them back at once (their leases

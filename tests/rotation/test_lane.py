@@ -181,3 +181,25 @@ def test_leaving_the_lane_cancels_what_has_not_started():
             threading.Timer(0.2, release.set).start()
             raise RuntimeError("the worker failed")
     assert ran == [1]  # the running one finished; the queued one never ran
+
+
+def test_a_drain_claims_larger_batches_while_the_queue_is_deep(world, monkeypatch, settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 1}
+    monkeypatch.setattr(dispatch, "DRAIN_BATCH", 2)
+    monkeypatch.setattr(dispatch, "DRAIN_BATCH_SIZES", (2, 4))
+    monkeypatch.setattr(dispatch, "DRAIN_TURNS_AHEAD", 1)
+    records = [world.user(f"deep-{n}") for n in range(11)]
+    engine.rotation_request_many(records=records, trigger="cli")
+    limits: list[int] = []
+    real_claim = engine.rotations_claim_batch
+
+    def claim(**kwargs):
+        limits.append(kwargs["limit"])
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(engine, "rotations_claim_batch", claim)
+    assert gateways.gateway_drain(gateway_name="default") == 11
+
+    # 2 claimed (9 left: 4 next), 4 (5 left: 4), 4 (1 left: 2), then the last one and none.
+    assert limits == [2, 4, 4, 2, 2]
+    assert set(Rotation.objects.values_list("status", flat=True)) == {Rotation.SUCCEEDED}

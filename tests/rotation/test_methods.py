@@ -199,6 +199,24 @@ def test_a_batch_request_gives_the_same_reasons_as_a_single_one(world, personas)
 # --- how many drains a gateway gets -------------------------------------------------------------
 
 
+def test_a_deep_queue_is_claimed_in_larger_batches_and_its_tail_in_the_smallest():
+    # Larger only while each worker would still have DRAIN_TURNS_AHEAD such batches after it.
+    assert dispatch.DRAIN_TURNS_AHEAD == 2 and dispatch.DRAIN_BATCH_SIZES == (20, 50, 100)
+    assert dispatch.drain_batch_size(0, workers=2) == 20
+    assert dispatch.drain_batch_size(199, workers=2) == 20
+    assert dispatch.drain_batch_size(200, workers=2) == 50
+    assert dispatch.drain_batch_size(399, workers=2) == 50
+    assert dispatch.drain_batch_size(400, workers=2) == 100
+    assert dispatch.drain_batch_size(10**6, workers=2) == 100
+    assert dispatch.drain_batch_size(100, workers=1) == 50
+    assert dispatch.drain_batch_size(1000, workers=0) == 100  # no worker count: as one
+
+
+def test_counting_the_queue_can_stop_where_the_largest_batch_is_reached():
+    cap = dispatch.drain_batch_count_cap(workers=3)
+    assert dispatch.drain_batch_size(cap, workers=3) == max(dispatch.DRAIN_BATCH_SIZES)
+
+
 def test_one_drain_per_batch_a_drain_claims_up_to_the_workers():
     batch = dispatch.DRAIN_BATCH
     assert dispatch.drain_task_count(1, workers=4) == 1
