@@ -17,6 +17,10 @@ gateway: compiling that read was a tenth of a worker's CPU). A datetime placehol
 the parameters as the database takes a datetime (`adapt_datetimefield_value`), so a
 comparison with the clock is prepared with the time as a placeholder.
 
+On a gateway's PostgreSQL connection the SQL is also prepared on the server, so the server
+plans it once per connection rather than at each run (vault/dbbackend/base.py,
+``prepared_cursor``); elsewhere it runs through Django's own cursor.
+
 It refuses, when it compiles, what it could not run faithfully: `prefetch_related`, a related
 manager's queryset, `values()` and `select_for_update()`, a query with no SQL (an empty IN
 list), a placeholder that does not reach the parameters as itself (a LIKE pattern, a value the
