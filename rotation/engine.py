@@ -36,7 +36,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -438,19 +438,31 @@ def rotation_claim_with_pending(*, rotation_id: int) -> Rotation | None:
 def rotations_claim_batch(*, gateway_name: str, limit: int) -> list[Rotation] | None:
     """Claim up to ``limit`` of the gateway's oldest queued rotations, each with its pending
     secret committed, in one read and one UPDATE. None when none is queued; an empty list
-    when another worker claimed them first."""
-    rows = _oldest_claimable(limit).run(gateway_name=gateway_name, now=timezone.now())
-    if not rows:
-        return None
-    # One authority check per gateway, configuration and folder for the whole batch, read
-    # at this claim: the batch's rotations share a few of each.
-    memo: dict = {}
-    claims = [_prepare_claim(rotation, memo) for rotation in rows]
-    # The leases start when the claim is written, not before the batch was prepared (which
-    # may have asked AWS for a password policy).
-    now = timezone.now()
-    won = _claim_all(claims, now)
+    when another worker claimed them first.
+
+    On PostgreSQL the read locks the rows it returns and skips those another worker's claim
+    holds, until this claim commits: two workers reading the oldest queued rotations at once
+    would otherwise read the same ones, and one of them would prepare its whole batch (the
+    authority check, a new password for each) for nothing. Measured with two workers and
+    batches of 20 to 100: 28 % of the rows read were lost that way (issue 10). SQLite has one
+    writer and no row locks; there the conditional UPDATE alone settles it."""
+    with transaction.atomic() if _claims_skip_locked() else nullcontext():
+        rows = _oldest_claimable(limit).run(gateway_name=gateway_name, now=timezone.now())
+        if not rows:
+            return None
+        # One authority check per gateway, configuration and folder for the whole batch, read
+        # at this claim: the batch's rotations share a few of each.
+        memo: dict = {}
+        claims = [_prepare_claim(rotation, memo) for rotation in rows]
+        # The leases start when the claim is written, not before the batch was prepared
+        # (which may have asked AWS for a password policy).
+        now = timezone.now()
+        won = _claim_all(claims, now)
     return [_claimed(rotation, now) for rotation in rows if rotation.pk in won]
+
+
+def _claims_skip_locked() -> bool:
+    return db_connection.features.has_select_for_update_skip_locked
 
 
 def rotations_queued_count(*, gateway_name: str, cap: int) -> int:
@@ -469,6 +481,7 @@ def _oldest_claimable(limit: int) -> PreparedQuery:
             lambda gateway_name, now: (
                 _claimable(now)
                 .filter(gateway_name=gateway_name)
+                .select_for_update(skip_locked=True, of=("self",))  # no effect on SQLite
                 .order_by("created_at", "id")[:limit]
             ),
             gateway_name=str,

@@ -21,8 +21,12 @@ On a gateway's PostgreSQL connection the SQL is also prepared on the server, so 
 plans it once per connection rather than at each run (vault/dbbackend/base.py,
 ``prepared_cursor``); elsewhere it runs through Django's own cursor.
 
+A read that locks its rows (`select_for_update`, where the database has row locks) runs only
+inside a transaction, as Django's own refuses to run outside one (a gateway's claim locks its
+batch and skips the rows another worker's claim holds).
+
 It refuses, when it compiles, what it could not run faithfully: `prefetch_related`, a related
-manager's queryset, `values()` and `select_for_update()`, a query with no SQL (an empty IN
+manager's queryset, `values()`, a query with no SQL (an empty IN
 list), a placeholder that does not reach the parameters as itself (a LIKE pattern, a value the
 field converts) or not at all, and any other parameter that changes from one build to the next
 (the clock read inside the builder). It builds twice, with different stand-in values, to tell
@@ -40,6 +44,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
+from django.db.transaction import TransactionManagementError
 
 # Stand-in values the builder is called with, twice, each time a different set: a parameter
 # that differs between the two builds is a placeholder's slot (it must equal that placeholder's
@@ -80,13 +85,12 @@ class PreparedQuery:
 
     def _queryset(self, stand_ins: dict, using: str) -> QuerySet:
         queryset = self._build(**stand_ins).using(using)
-        query = queryset.query
         if queryset._prefetch_related_lookups or queryset._known_related_objects:
             raise ValueError(
                 "a prepared query builds plain instances: no prefetch, no related manager"
             )
-        if queryset._iterable_class is not ModelIterable or query.select_for_update:
-            raise ValueError("a prepared query reads model instances, without locking them")
+        if queryset._iterable_class is not ModelIterable:
+            raise ValueError("a prepared query reads model instances")
         return queryset
 
     def _sql(self, stand_ins: dict, using: str) -> tuple:
@@ -126,6 +130,9 @@ class PreparedQuery:
         select = compiler.select
         positions = compiler.klass_info["select_fields"]
         return _Compiled(
+            locks=bool(
+                compiler.query.select_for_update and connection.features.has_select_for_update
+            ),
             model=compiler.klass_info["model"],
             sql=sql,
             slots=slots,
@@ -153,6 +160,11 @@ class PreparedQuery:
                 compiled = self._compiled.get(using) or self._compile(using)
                 self._compiled[using] = compiled
         connection = connections[using]
+        if compiled.locks and connection.get_autocommit():
+            # Django's own check, which compiling made only the first time.
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
         params = [
             _param(values[s.name], connection) if isinstance(s, _Slot) else s
             for s in compiled.slots
@@ -168,6 +180,7 @@ class PreparedQuery:
 
 @dataclass(frozen=True)
 class _Compiled:
+    locks: bool  # SELECT ... FOR UPDATE: only inside a transaction
     model: type[Model]
     sql: str
     slots: list

@@ -156,3 +156,47 @@ def test_workers_claiming_the_same_batch_at_once_each_rotation_goes_to_one_of_th
         stored = Rotation.objects.get(pk=pk)
         assert (stored.status, stored.attempts) == (Rotation.RUNNING, 1)
         assert stored.get_secret("pending_password") == secret
+
+
+@pytest.mark.postgres
+def test_two_workers_claiming_at_once_get_different_rotations(world, monkeypatch):
+    """Two drains read the oldest queued rotations at the same moment. On PostgreSQL the
+    first one's read locks its rows until its claim commits and the second's skips them, so
+    the second claims the next ones instead of preparing the same batch (a new password for
+    each) and then losing every row of it to the first."""
+    if not engine._claims_skip_locked():
+        pytest.skip("PostgreSQL only: SQLite has no row locks (one writer at a time)")
+    records = [world.user(f"claim-{n}") for n in range(10)]
+    with mock.patch("rotation.dispatch.async_task"):
+        engine.rotation_request_many(records=records, trigger="cli")
+    first_has_read, second_claimed = threading.Event(), threading.Event()
+    real_prepare = engine._prepare_claim
+
+    def prepare(rotation, memo=None):
+        if threading.current_thread().name == "first" and not first_has_read.is_set():
+            first_has_read.set()  # its rows are read (and, on PostgreSQL, locked)
+            second_claimed.wait(timeout=10)
+        return real_prepare(rotation, memo)
+
+    monkeypatch.setattr(engine, "_prepare_claim", prepare)
+    claimed: dict[str, list] = {}
+
+    def worker(name: str) -> None:
+        try:
+            if name == "second":
+                first_has_read.wait(timeout=10)
+            claimed[name] = engine.rotations_claim_batch(gateway_name="default", limit=5)
+            if name == "second":
+                second_claimed.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(n,), name=n) for n in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    first, second = ({r.pk for r in claimed[n]} for n in ("first", "second"))
+    assert len(first) == len(second) == 5 and not first & second
+    assert Rotation.objects.filter(status=Rotation.RUNNING).count() == 10

@@ -165,11 +165,61 @@ def test_a_value_that_changes_between_builds_is_refused():
     [
         lambda uid: PamUser.objects.filter(uid=uid).prefetch_related("versions"),
         lambda uid: PamUser.objects.filter(uid=uid).values("pk"),
-        lambda uid: PamUser.objects.filter(uid=uid).select_for_update(),
         lambda uid: PamUser.objects.filter(uid=uid, pk__in=[]),
     ],
-    ids=["prefetch", "values", "for update", "no SQL"],
+    ids=["prefetch", "values", "no SQL"],
 )
 def test_querysets_it_could_not_run_as_the_orm_does_are_refused(build):
     with pytest.raises(ValueError, match="prepared query"):
         PreparedQuery(build, uid=str).run(uid="x")
+
+
+def _locked_by_uid(uid):
+    return PamUser.objects.filter(uid=uid).select_for_update(skip_locked=True, of=("self",))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_that_locks_runs_only_in_a_transaction_as_the_orms_does(personas, records):
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    prepared = PreparedQuery(_locked_by_uid, uid=str)
+    with transaction.atomic():
+        assert prepared.run(uid=records[0].uid) == [records[0]]
+    if connection.features.has_select_for_update:
+        with pytest.raises(TransactionManagementError):
+            prepared.run(uid=records[0].uid)
+    else:  # SQLite: no row locks, nothing to refuse
+        assert prepared.run(uid=records[0].uid) == [records[0]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_that_skips_locked_rows_skips_those_another_transaction_holds(personas, records):
+    import threading
+
+    from django.db import transaction
+
+    if not connection.features.has_select_for_update_skip_locked:
+        pytest.skip("PostgreSQL only: SQLite has no row locks")
+    held, done = threading.Event(), threading.Event()
+
+    def holder():
+        try:
+            with transaction.atomic():
+                PamUser.objects.select_for_update().get(pk=records[0].pk)
+                held.set()
+                done.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(timeout=10)
+        prepared = PreparedQuery(_locked_by_uid, uid=str)
+        with transaction.atomic():
+            assert prepared.run(uid=records[0].uid) == []
+            assert prepared.run(uid=records[1].uid) == [records[1]]
+    finally:
+        done.set()
+        thread.join(10)
