@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from unittest import mock
 
 import pytest
 from django.test import override_settings
@@ -114,3 +115,39 @@ def test_ciphertext_copied_to_another_row_fails_to_decrypt():
     with pytest.raises(crypto.CryptoError, match="belongs to another record"):
         second.get_secret("password")
     assert first.get_secret("password") == "Alice-Passw0rd!"
+
+
+# --- a secret an instance sealed itself (vault/models.py SecretsMixin) -------------------------
+
+
+@pytest.mark.django_db
+def test_a_secret_the_instance_sealed_is_read_back_without_opening_it_again(monkeypatch):
+    record = make_pam_user(SharedFolder.objects.create(name="F"), "Alice")
+    record.set_secret("password", "New-Passw0rd!")
+    monkeypatch.setattr(crypto, "decrypt", mock.Mock(side_effect=AssertionError("opened")))
+    assert record.get_secret("password") == "New-Passw0rd!"
+
+
+@pytest.mark.django_db
+def test_a_column_that_changed_since_is_opened_as_stored():
+    folder = SharedFolder.objects.create(name="F")
+    record = make_pam_user(folder, "Alice", password="Alice-Passw0rd!")
+    other = make_pam_user(folder, "Bob", password="Bob-Passw0rd!")
+    record.set_secret("password", "Sealed-Passw0rd!")
+    PamUser.objects.filter(pk=record.pk).update(password_enc=other.password_enc)
+    record.refresh_from_db()
+    with pytest.raises(crypto.CryptoError, match="belongs to another record"):
+        record.get_secret("password")  # what the row holds now, not what was sealed
+
+
+@pytest.mark.django_db
+def test_a_pickled_or_copied_instance_carries_no_plaintext():
+    import copy
+    import pickle
+
+    record = make_pam_user(SharedFolder.objects.create(name="F"), "Alice")
+    record.set_secret("password", "Never-Pickled-1!")
+    assert b"Never-Pickled-1!" not in pickle.dumps(record)
+    assert "_sealed_by_this_instance" not in vars(copy.copy(record))
+    assert pickle.loads(pickle.dumps(record)).get_secret("password") == "Never-Pickled-1!"
+    assert record.get_secret("password") == "Never-Pickled-1!"
