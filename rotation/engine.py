@@ -205,15 +205,23 @@ def rotation_request(
     return rotation
 
 
+# Records a batch request queues per transaction (rotation_request_many).
+REQUEST_CHUNK = 500
+
+
 def rotation_request_many(
     *, records: list[PamUser], trigger: str, requested_by=None
 ) -> tuple[dict[str, Rotation], dict[str, str]]:
-    """Queue one rotation for each record that has none active, in one transaction.
+    """Queue one rotation for each record that has none active, REQUEST_CHUNK records to a
+    transaction.
 
     Returns ({record uid: its active rotation (new, or the one already in progress)},
     {record uid: why it cannot be rotated}). The work goes to each gateway as a few drain
     tasks rather than one task per record: a task costs the queue far more than a rotation
-    costs the database, so a folder of hundreds rotates at the speed of AWS.
+    costs the database, so a folder of hundreds rotates at the speed of AWS. Each chunk's
+    drains start when it commits, so the gateways rotate the first records while the next
+    are being queued (5,000 records in one transaction took 1 to 1.3 s before the first claim,
+    a twentieth of the whole run: issue 10).
     """
     all_settings = {
         rs.pam_user_id: rs for rs in RotationSettings.objects.filter(pam_user__in=records)
@@ -236,7 +244,9 @@ def rotation_request_many(
         else:
             wanted.append((record, rs))
     actor = requested_by if getattr(requested_by, "pk", None) else None
-    active = _queue_many(wanted, trigger, actor)
+    active: dict[str, Rotation] = {}
+    for start in range(0, len(wanted), REQUEST_CHUNK):
+        active.update(_queue_many(wanted[start : start + REQUEST_CHUNK], trigger, actor))
     for record, _ in wanted:
         if record.uid not in active:  # finished between our insert and the read
             problems[record.uid] = JUST_FINISHED

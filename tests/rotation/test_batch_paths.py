@@ -54,6 +54,26 @@ def test_request_many_queues_one_rotation_per_record_and_says_why_not_for_the_re
     assert "not set up" in problems[unset.uid]
 
 
+def test_request_many_commits_in_chunks_and_hands_each_to_the_gateway_as_it_commits(
+    world, monkeypatch, enqueued, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(engine, "REQUEST_CHUNK", 2)
+    records = [world.user(f"chunk-{n}") for n in range(5)]
+    with django_capture_on_commit_callbacks(execute=True):
+        busy = engine.rotation_request(record=records[3], trigger="on_demand")
+    enqueued.reset_mock()
+
+    with django_capture_on_commit_callbacks(execute=True) as commits:
+        active, problems = engine.rotation_request_many(records=records, trigger="cli")
+
+    assert len(commits) == 3  # 2 + 2 + 1 records: one commit, and one handover, each
+    new = Rotation.objects.filter(trigger="cli", status=Rotation.QUEUED)
+    handed = [c.args[1] for c in enqueued.call_args_list]  # at most `workers`: one task each
+    assert sorted(handed) == sorted(new.values_list("pk", flat=True)) and len(handed) == 4
+    assert set(active) == {r.uid for r in records} and not problems
+    assert active[records[3].uid] == busy
+
+
 def test_request_many_names_what_to_share_when_the_folder_is_not_shared(world, personas):
     record = world.user()
     personas.application.folders.clear()
