@@ -555,6 +555,29 @@ def test_manage_py_rotation_counts_checks_and_rebuilds(personas, capsys):
 # --- PostgreSQL: concurrent transactions ---------------------------------------------------------
 
 
+def run_together(writer, count: int) -> list[BaseException]:
+    """``writer(0)`` to ``writer(count - 1)``, each on its own thread and database connection,
+    started at the same moment; what they raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(w: int) -> None:
+        try:
+            start.wait()
+            writer(w)
+        except BaseException as exc:  # noqa: BLE001 - returned
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return errors
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_rotations_keep_exact_counts_without_deadlocks(personas):
@@ -572,51 +595,39 @@ def test_concurrent_rotations_keep_exact_counts_without_deadlocks(personas):
     for w in range(writers):
         records = [make_pam_user(folders[n % 2], f"W{w}-{n}") for n in range(per_writer)]
         owned.append([r.pk for r in records])
-    errors: list[BaseException] = []
-    start = threading.Barrier(writers)
 
     def writer(w: int) -> None:
         rng = random.Random(w)
-        try:
-            start.wait()
-            for _ in range(rounds):
-                batch = rng.sample(owned[w], rng.randrange(2, 7))
-                with transaction.atomic():
-                    for pk in batch:  # request, claim or finish each, in one transaction
-                        active = Rotation.objects.filter(
-                            pam_user_id=pk, status__in=Rotation.ACTIVE
-                        ).first()
-                        folder_id = PamUser.objects.values_list("folder_id", flat=True).get(pk=pk)
-                        config = configs[0] if folder_id == folders[0].pk else configs[1]
-                        if active is None:
-                            Rotation.objects.create(
-                                pam_user_id=pk,
-                                configuration=config,
-                                gateway_name="default",
-                                trigger="scheduled",
-                            )
-                        elif active.status == "queued":
-                            Rotation.objects.filter(pk=active.pk).update(status="running")
-                        else:
-                            Rotation.objects.filter(pk=active.pk).update(
-                                status=rng.choice(["succeeded", "failed"]),
-                                finished_at=timezone.now(),
-                            )
-                    if rng.random() < 0.2:
-                        pk = rng.choice(owned[w])
-                        PamUser.objects.filter(pk=pk).update(
-                            folder_id=rng.choice([f.pk for f in folders])
+        for _ in range(rounds):
+            batch = rng.sample(owned[w], rng.randrange(2, 7))
+            with transaction.atomic():
+                for pk in batch:  # request, claim or finish each, in one transaction
+                    active = Rotation.objects.filter(
+                        pam_user_id=pk, status__in=Rotation.ACTIVE
+                    ).first()
+                    folder_id = PamUser.objects.values_list("folder_id", flat=True).get(pk=pk)
+                    config = configs[0] if folder_id == folders[0].pk else configs[1]
+                    if active is None:
+                        Rotation.objects.create(
+                            pam_user_id=pk,
+                            configuration=config,
+                            gateway_name="default",
+                            trigger="scheduled",
                         )
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+                    elif active.status == "queued":
+                        Rotation.objects.filter(pk=active.pk).update(status="running")
+                    else:
+                        Rotation.objects.filter(pk=active.pk).update(
+                            status=rng.choice(["succeeded", "failed"]),
+                            finished_at=timezone.now(),
+                        )
+                if rng.random() < 0.2:
+                    pk = rng.choice(owned[w])
+                    PamUser.objects.filter(pk=pk).update(
+                        folder_id=rng.choice([f.pk for f in folders])
+                    )
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    errors = run_together(writer, writers)
     assert not errors, errors
     assert Rotation.objects.count() > writers * rounds
     assert _pending_rows() == 0
@@ -637,8 +648,6 @@ def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas)
     configs = {f.pk: make_configuration(f, personas.gateway) for f in folders}
     shared = [make_pam_user(folders[n % 2], f"S-{n}") for n in range(40)]
     writers, rounds = 6, 15
-    errors: list[BaseException] = []
-    start = threading.Barrier(writers)
 
     def rotation(record, status) -> Rotation:
         finished = timezone.now() if status in ("succeeded", "failed") else None
@@ -653,40 +662,30 @@ def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas)
 
     def writer(w: int) -> None:
         rng = random.Random(100 + w)
-        try:
-            start.wait()
-            for _ in range(rounds):
-                chosen = rng.sample(shared, rng.randrange(12, 30))
-                op = rng.randrange(3)
-                if op == 0:
-                    Rotation.objects.bulk_create(
-                        [rotation(r, rng.choice(["succeeded", "failed"])) for r in chosen]
+        for _ in range(rounds):
+            chosen = rng.sample(shared, rng.randrange(12, 30))
+            op = rng.randrange(3)
+            if op == 0:
+                Rotation.objects.bulk_create(
+                    [rotation(r, rng.choice(["succeeded", "failed"])) for r in chosen]
+                )
+            elif op == 1:
+                # In record order, as the scheduler inserts them: two inserts that wait
+                # for each other's rows in the one-active-rotation index in opposite
+                # orders would deadlock there, whatever the triggers do.
+                chosen.sort(key=lambda r: r.pk)
+                Rotation.objects.bulk_create(
+                    [rotation(r, "queued") for r in chosen], ignore_conflicts=True
+                )
+            else:
+                for pk in Rotation.objects.filter(
+                    pam_user__in=chosen[:5], status="queued"
+                ).values_list("pk", flat=True):
+                    Rotation.objects.filter(pk=pk, status="queued").update(
+                        status="succeeded", finished_at=timezone.now()
                     )
-                elif op == 1:
-                    # In record order, as the scheduler inserts them: two inserts that wait
-                    # for each other's rows in the one-active-rotation index in opposite
-                    # orders would deadlock there, whatever the triggers do.
-                    chosen.sort(key=lambda r: r.pk)
-                    Rotation.objects.bulk_create(
-                        [rotation(r, "queued") for r in chosen], ignore_conflicts=True
-                    )
-                else:
-                    for pk in Rotation.objects.filter(
-                        pam_user__in=chosen[:5], status="queued"
-                    ).values_list("pk", flat=True):
-                        Rotation.objects.filter(pk=pk, status="queued").update(
-                            status="succeeded", finished_at=timezone.now()
-                        )
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    errors = run_together(writer, writers)
     assert not errors, errors
     assert _pending_rows() == 0
     assert_agrees(folders)
@@ -697,7 +696,8 @@ def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas)
 def test_concurrent_batch_updates_on_the_same_records_keep_exact_counts(personas):
     """Six writers each own rotations of records they all share (each record has a rotation of
     every writer's), and end or re-finish 10 to 30 of them per statement, each statement its own
-    transaction: a gateway's claims and finishes of batches whose records meet. The statement-level trigger locks a statement's records in id order, so no two
+    transaction: a gateway's claims and finishes of batches whose records meet. The
+    statement-level trigger locks a statement's records in id order, so no two
     statements wait for each other in opposite orders; every statement must commit and the
     counts be exact."""
     if connection.vendor != "postgresql":
@@ -720,29 +720,17 @@ def test_concurrent_batch_updates_on_the_same_records_keep_exact_counts(personas
             for record in shared
         )
         owned.append([rotation.pk for rotation in made])
-    errors: list[BaseException] = []
-    start = threading.Barrier(writers)
 
     def writer(w: int) -> None:
         rng = random.Random(200 + w)
-        try:
-            start.wait()
-            for _ in range(rounds):
-                chosen = rng.sample(owned[w], rng.randrange(10, 31))
-                Rotation.objects.filter(pk__in=chosen).update(
-                    status=rng.choice(["succeeded", "failed"]),
-                    finished_at=timezone.now() - timedelta(minutes=rng.randrange(0, 120)),
-                )
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
+        for _ in range(rounds):
+            chosen = rng.sample(owned[w], rng.randrange(10, 31))
+            Rotation.objects.filter(pk__in=chosen).update(
+                status=rng.choice(["succeeded", "failed"]),
+                finished_at=timezone.now() - timedelta(minutes=rng.randrange(0, 120)),
+            )
 
-    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    errors = run_together(writer, writers)
     assert not errors, errors
     assert _pending_rows() == 0
     assert_agrees(folders)
