@@ -453,7 +453,7 @@ def cpu_seconds(process: Process) -> float:
     """CPU time (user + system) used so far by every live process in the child's group."""
     if process.proc is None:
         return 0.0
-    return _cpu_seconds_where(lambda name, group: group == process.proc.pid)
+    return sum(_cpu_seconds_by_pid(lambda name, group: group == process.proc.pid).values())
 
 
 class ServerCpu:
@@ -489,10 +489,6 @@ class ServerCpu:
 
     def _read(self) -> dict[int, float]:
         return _cpu_seconds_by_pid(lambda name, group: name in self._names)
-
-
-def _cpu_seconds_where(keep: Callable[[str, int], bool]) -> float:
-    return sum(_cpu_seconds_by_pid(keep).values())
 
 
 def _cpu_seconds_by_pid(keep: Callable[[str, int], bool]) -> dict[int, float]:

@@ -79,7 +79,7 @@ from datetime import UTC, datetime
 from django.db import connections, transaction
 
 SLOT_SECONDS = 900  # rotation_slot_count's slot: Unix seconds // 900
-VERSION = "rotation-counts v3"  # change when the SQL below changes: migrate reinstalls it
+VERSION = "rotation-counts v4"  # change when the SQL below changes: migrate reinstalls it
 
 
 def slot_of(when: datetime) -> int:
@@ -565,19 +565,17 @@ BEGIN
   END IF;
   SELECT array_agg(r.record_id), array_agg(r.record_folder) INTO rec_ids, rec_folders
   FROM rotation_counts_recompute_many(who) AS r;
+  -- Each changed row twice: as it was (out of its slot) and as it is (into its slot).
   INSERT INTO rotation_count_delta (txid, folder_id, status, slot, n)
-  SELECT txid_current(), rec.folder_id, x.status, rotation_counts_slot(x.finished_at), SUM(x.n)
-  FROM (
-    SELECT o.pam_user_id AS u, o.status, o.finished_at, -1 AS n
-    FROM old_rows o JOIN new_rows n ON n.id = o.id
-    WHERE ({_PG_ROW_CHANGED}) AND {_PG_FINISHED.format("o")}
-    UNION ALL
-    SELECT n.pam_user_id, n.status, n.finished_at, 1
-    FROM old_rows o JOIN new_rows n ON n.id = o.id
-    WHERE ({_PG_ROW_CHANGED}) AND {_PG_FINISHED.format("n")}
-  ) AS x JOIN unnest(rec_ids, rec_folders) AS rec (id, folder_id) ON rec.id = x.u
+  SELECT txid_current(), rec.folder_id, x.status, rotation_counts_slot(x.finished_at), SUM(x.d)
+  FROM old_rows o JOIN new_rows n ON n.id = o.id
+  CROSS JOIN LATERAL (VALUES (o.pam_user_id, o.status, o.finished_at, -1),
+                             (n.pam_user_id, n.status, n.finished_at, 1))
+    AS x (u, status, finished_at, d)
+  JOIN unnest(rec_ids, rec_folders) AS rec (id, folder_id) ON rec.id = x.u
+  WHERE ({_PG_ROW_CHANGED}) AND {_PG_FINISHED.format("x")}
   GROUP BY rec.folder_id, x.status, rotation_counts_slot(x.finished_at)
-  HAVING SUM(x.n) <> 0;
+  HAVING SUM(x.d) <> 0;
   IF FOUND THEN
     PERFORM rotation_counts_apply_at_commit();
   END IF;
