@@ -634,6 +634,28 @@ def test_concurrent_rotations_keep_exact_counts_without_deadlocks(personas):
     assert_agrees(folders)
 
 
+def shared_records(personas, prefix: str, count: int):
+    """Records that concurrent writers share, alternating between two folders, each folder
+    with a configuration: (folders, {folder id: configuration}, records)."""
+    folders = [personas.folder, personas.other_folder]
+    configs = {f.pk: make_configuration(f, personas.gateway) for f in folders}
+    records = [make_pam_user(folders[n % 2], f"{prefix}-{n}") for n in range(count)]
+    return folders, configs, records
+
+
+def scheduled_rotation(record, configs: dict, status: str) -> Rotation:
+    """A scheduled rotation of `record` (unsaved), finished now when its status says so."""
+    finished = timezone.now() if status in ("succeeded", "failed") else None
+    return Rotation(
+        pam_user_id=record.pk,
+        configuration=configs[record.folder_id],
+        gateway_name="default",
+        trigger="scheduled",
+        status=status,
+        finished_at=finished,
+    )
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas):
@@ -644,21 +666,8 @@ def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas)
     other in opposite orders; every statement must commit and the counts be exact."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only: SQLite has one writer at a time")
-    folders = [personas.folder, personas.other_folder]
-    configs = {f.pk: make_configuration(f, personas.gateway) for f in folders}
-    shared = [make_pam_user(folders[n % 2], f"S-{n}") for n in range(40)]
+    folders, configs, shared = shared_records(personas, "S", 40)
     writers, rounds = 6, 15
-
-    def rotation(record, status) -> Rotation:
-        finished = timezone.now() if status in ("succeeded", "failed") else None
-        return Rotation(
-            pam_user_id=record.pk,
-            configuration=configs[record.folder_id],
-            gateway_name="default",
-            trigger="scheduled",
-            status=status,
-            finished_at=finished,
-        )
 
     def writer(w: int) -> None:
         rng = random.Random(100 + w)
@@ -667,7 +676,10 @@ def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas)
             op = rng.randrange(3)
             if op == 0:
                 Rotation.objects.bulk_create(
-                    [rotation(r, rng.choice(["succeeded", "failed"])) for r in chosen]
+                    [
+                        scheduled_rotation(r, configs, rng.choice(["succeeded", "failed"]))
+                        for r in chosen
+                    ]
                 )
             elif op == 1:
                 # In record order, as the scheduler inserts them: two inserts that wait
@@ -675,7 +687,8 @@ def test_concurrent_bulk_inserts_on_the_same_records_keep_exact_counts(personas)
                 # orders would deadlock there, whatever the triggers do.
                 chosen.sort(key=lambda r: r.pk)
                 Rotation.objects.bulk_create(
-                    [rotation(r, "queued") for r in chosen], ignore_conflicts=True
+                    [scheduled_rotation(r, configs, "queued") for r in chosen],
+                    ignore_conflicts=True,
                 )
             else:
                 for pk in Rotation.objects.filter(
@@ -702,22 +715,12 @@ def test_concurrent_batch_updates_on_the_same_records_keep_exact_counts(personas
     counts be exact."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only: SQLite has one writer at a time")
-    folders = [personas.folder, personas.other_folder]
-    configs = {f.pk: make_configuration(f, personas.gateway) for f in folders}
-    shared = [make_pam_user(folders[n % 2], f"B-{n}") for n in range(30)]
+    folders, configs, shared = shared_records(personas, "B", 30)
     writers, rounds = 6, 15
     owned = []
     for _ in range(writers):
         made = Rotation.objects.bulk_create(
-            Rotation(
-                pam_user_id=record.pk,
-                configuration=configs[record.folder_id],
-                gateway_name="default",
-                trigger="scheduled",
-                status="succeeded",
-                finished_at=timezone.now(),
-            )
-            for record in shared
+            scheduled_rotation(record, configs, "succeeded") for record in shared
         )
         owned.append([rotation.pk for rotation in made])
 
